@@ -1,0 +1,293 @@
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use lyceum_platform::auth::require_principal;
+use lyceum_platform::convert::{parse_id, timestamp};
+use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::{ApiError, Violations};
+use lyceum_proto::identity::v1 as pb;
+use lyceum_proto::identity::v1::auth_service_server::AuthService;
+use rand::RngCore;
+use tonic::{Request, Response, Status};
+
+use super::tokens::hash_refresh_token;
+use super::{IdentityApi, wire};
+use crate::domain::{Email, PasswordHash, Slug, UserStatus};
+use crate::store::{credentials, service_accounts, sessions, signing_keys, users};
+
+const BAD_CREDENTIALS: &str = "invalid email or password";
+const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
+
+async fn verify_off_thread(hash: PasswordHash, candidate: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || hash.matches(&candidate))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn key_message(row: signing_keys::KeyRow, active: bool) -> pb::SigningKey {
+    pb::SigningKey {
+        kid: row.kid,
+        algorithm: lyceum_platform::auth::ALGORITHM.to_owned(),
+        public_key: row.public_key,
+        create_time: Some(timestamp(row.created_at)),
+        active,
+    }
+}
+
+impl IdentityApi {
+    async fn authenticate_(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<pb::AuthenticateResponse, ApiError> {
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let email = v.check("email", Email::parse(&req.email));
+        if req.password.is_empty() {
+            v.add("password", "is required");
+        }
+        v.into_result()?;
+        let email = email.expect("parsed when there are no violations");
+
+        // Sign-in happens before there is a principal: the service acts for itself.
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let user = users::find_by_email(&mut tx, email.as_str()).await?;
+        let stored = match &user {
+            Some(u) => credentials::password_hash(&mut tx, u.id).await?,
+            None => None,
+        };
+        // Unknown emails cost the same hashing time as wrong passwords.
+        let hash = stored
+            .clone()
+            .unwrap_or_else(|| PasswordHash::dummy().clone());
+        let matches = verify_off_thread(hash, req.password).await? && stored.is_some();
+        let Some(user) = user.filter(|_| matches) else {
+            return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
+        };
+        if user.status != UserStatus::Active.as_str() {
+            return Err(ApiError::Unauthenticated(format!(
+                "the account is {}",
+                user.status
+            )));
+        }
+        let tokens = self
+            .open_session(&mut tx, user.id, user.organization_id)
+            .await?;
+        tx.commit().await?;
+        Ok(pb::AuthenticateResponse {
+            tokens: Some(tokens),
+            user: Some(wire::user(user)),
+        })
+    }
+
+    async fn refresh_token_(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> Result<pb::RefreshTokenResponse, ApiError> {
+        let token = request.into_inner().refresh_token;
+        if token.is_empty() {
+            return Err(ApiError::invalid("refresh_token", "is required"));
+        }
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let presented = sessions::find_and_lock(&mut tx, &hash_refresh_token(&token))
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
+        if presented.rotated_at.is_some() {
+            // A rotated token came back: someone holds a copy. End the whole session.
+            if presented.session_revoked_at.is_none() {
+                tracing::warn!(session = %presented.session_id, "refresh token reuse detected; revoking the session");
+                sessions::revoke_session(&mut tx, presented.session_id, "reuse_detected").await?;
+                tx.commit().await?;
+            }
+            return Err(ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()));
+        }
+        if presented.session_revoked_at.is_some() || presented.session_expires_at <= Utc::now() {
+            return Err(ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()));
+        }
+        let user = users::get(&mut tx, presented.user_id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
+        if user.status != UserStatus::Active.as_str() {
+            sessions::revoke_session(&mut tx, presented.session_id, "user_suspended").await?;
+            tx.commit().await?;
+            return Err(ApiError::Unauthenticated(format!(
+                "the account is {}",
+                user.status
+            )));
+        }
+        sessions::mark_rotated(&mut tx, presented.token_id).await?;
+        let tokens = self
+            .next_token_pair(
+                &mut tx,
+                user.id,
+                user.organization_id,
+                presented.session_id,
+                presented.session_expires_at,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(pb::RefreshTokenResponse {
+            tokens: Some(tokens),
+        })
+    }
+
+    async fn revoke_token_(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<pb::RevokeTokenResponse, ApiError> {
+        let token = request.into_inner().refresh_token;
+        if token.is_empty() {
+            return Err(ApiError::invalid("refresh_token", "is required"));
+        }
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        // Like OAuth token revocation (RFC 7009), an unknown token is not an error.
+        if let Some(presented) =
+            sessions::find_and_lock(&mut tx, &hash_refresh_token(&token)).await?
+        {
+            sessions::revoke_session(&mut tx, presented.session_id, "logout").await?;
+        }
+        tx.commit().await?;
+        Ok(pb::RevokeTokenResponse {})
+    }
+
+    async fn get_signing_keys_(&self) -> Result<pb::GetSigningKeysResponse, ApiError> {
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let rows = signing_keys::unretired(&mut tx).await?;
+        tx.commit().await?;
+        Ok(pb::GetSigningKeysResponse {
+            keys: rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, row)| key_message(row, i == 0))
+                .collect(),
+        })
+    }
+
+    async fn rotate_signing_key_(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<pb::RotateSigningKeyResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
+            return Err(ApiError::permission_denied());
+        }
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
+            .execute(&mut *tx)
+            .await?;
+        let row = signing_keys::rotate(&mut tx, self.keys.sealer()).await?;
+        tx.commit().await?;
+        Ok(pb::RotateSigningKeyResponse {
+            key: Some(key_message(row, true)),
+        })
+    }
+
+    async fn create_service_account_(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<pb::CreateServiceAccountResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let name = request.into_inner().name;
+        let mut v = Violations::new();
+        let name = v.check("name", Slug::parse(&name));
+        v.into_result()?;
+        let name = name.expect("parsed when there are no violations");
+        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
+            return Err(ApiError::permission_denied());
+        }
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let to_hash = secret.clone();
+        let hash = tokio::task::spawn_blocking(move || PasswordHash::of_secret(&to_hash))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let row =
+            service_accounts::insert(&mut tx, name.as_str(), &hash.0, principal.subject).await?;
+        tx.commit().await?;
+        Ok(pb::CreateServiceAccountResponse {
+            service_account: Some(pb::ServiceAccount {
+                id: row.id.to_string(),
+                name: row.name,
+                create_time: Some(timestamp(row.created_at)),
+            }),
+            client_secret: secret,
+        })
+    }
+
+    async fn authenticate_service_account_(
+        &self,
+        request: Request<pb::AuthenticateServiceAccountRequest>,
+    ) -> Result<pb::AuthenticateServiceAccountResponse, ApiError> {
+        let req = request.into_inner();
+        let id = parse_id("service_account_id", &req.service_account_id)?;
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let account = service_accounts::get(&mut tx, id).await?;
+        let hash = account
+            .as_ref()
+            .map(|a| PasswordHash(a.client_secret_hash.clone()))
+            .unwrap_or_else(|| PasswordHash::dummy().clone());
+        let matches = verify_off_thread(hash, req.client_secret).await?;
+        let Some(account) = account.filter(|a| matches && a.disabled_at.is_none()) else {
+            return Err(ApiError::Unauthenticated(
+                "invalid service account credentials".into(),
+            ));
+        };
+        let (access_token, expires) = self.issue_service_access_token(&mut tx, account.id).await?;
+        tx.commit().await?;
+        Ok(pb::AuthenticateServiceAccountResponse {
+            tokens: Some(pb::TokenPair {
+                access_token,
+                access_token_expire_time: Some(timestamp(expires)),
+                refresh_token: String::new(),
+                refresh_token_expire_time: None,
+            }),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for IdentityApi {
+    async fn authenticate(
+        &self,
+        r: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        Ok(Response::new(self.authenticate_(r).await?))
+    }
+    async fn refresh_token(
+        &self,
+        r: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        Ok(Response::new(self.refresh_token_(r).await?))
+    }
+    async fn revoke_token(
+        &self,
+        r: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        Ok(Response::new(self.revoke_token_(r).await?))
+    }
+    async fn get_signing_keys(
+        &self,
+        _: Request<pb::GetSigningKeysRequest>,
+    ) -> Result<Response<pb::GetSigningKeysResponse>, Status> {
+        Ok(Response::new(self.get_signing_keys_().await?))
+    }
+    async fn rotate_signing_key(
+        &self,
+        r: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        Ok(Response::new(self.rotate_signing_key_(r).await?))
+    }
+    async fn create_service_account(
+        &self,
+        r: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        Ok(Response::new(self.create_service_account_(r).await?))
+    }
+    async fn authenticate_service_account(
+        &self,
+        r: Request<pb::AuthenticateServiceAccountRequest>,
+    ) -> Result<Response<pb::AuthenticateServiceAccountResponse>, Status> {
+        Ok(Response::new(self.authenticate_service_account_(r).await?))
+    }
+}

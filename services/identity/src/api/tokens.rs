@@ -1,0 +1,167 @@
+//! Issuing access and refresh tokens, and telling whether an access token still stands.
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::auth::{Claims, GrantedRole, ISSUER, PrincipalKind, RevocationCheck};
+use lyceum_platform::convert::timestamp;
+use lyceum_platform::db::{TenantContext, begin};
+use lyceum_proto::identity::v1 as pb;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::IdentityApi;
+use crate::store::{Tx, grants, service_accounts, sessions};
+
+/// A fresh opaque refresh token and the hash under which it is stored.
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl IdentityApi {
+    /// Signs an access token carrying the user's unexpired grants.
+    pub(super) async fn issue_user_access_token(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        organization_id: Option<Uuid>,
+        session_id: Uuid,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let roles = grants::active_grants(tx, user_id)
+            .await?
+            .into_iter()
+            .map(|g| GrantedRole {
+                role: g.role,
+                org: g.organization_id,
+            })
+            .collect();
+        self.sign(
+            tx,
+            user_id,
+            PrincipalKind::User,
+            organization_id,
+            roles,
+            Some(session_id),
+        )
+        .await
+    }
+
+    pub(super) async fn issue_service_access_token(
+        &self,
+        tx: &mut Tx,
+        service_account_id: Uuid,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        self.sign(
+            tx,
+            service_account_id,
+            PrincipalKind::Service,
+            None,
+            vec![],
+            None,
+        )
+        .await
+    }
+
+    async fn sign(
+        &self,
+        tx: &mut Tx,
+        subject: Uuid,
+        kind: PrincipalKind,
+        org: Option<Uuid>,
+        roles: Vec<GrantedRole>,
+        sid: Option<Uuid>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let now = Utc::now();
+        let expires = now + self.lifetimes.access;
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: subject,
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+            jti: Uuid::now_v7(),
+            kind,
+            org,
+            roles,
+            sid,
+        };
+        let signer = self.keys.active_signer(tx).await?;
+        Ok((signer.sign(&claims), expires))
+    }
+
+    /// Starts a session for the user and returns its first token pair.
+    pub(super) async fn open_session(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        organization_id: Option<Uuid>,
+    ) -> Result<pb::TokenPair, ApiError> {
+        let refresh_expires = Utc::now() + self.lifetimes.refresh;
+        let session_id = sessions::create_session(tx, user_id, refresh_expires).await?;
+        self.next_token_pair(tx, user_id, organization_id, session_id, refresh_expires)
+            .await
+    }
+
+    pub(super) async fn next_token_pair(
+        &self,
+        tx: &mut Tx,
+        user_id: Uuid,
+        organization_id: Option<Uuid>,
+        session_id: Uuid,
+        session_expires: DateTime<Utc>,
+    ) -> Result<pb::TokenPair, ApiError> {
+        let (refresh_token, hash) = new_refresh_token();
+        sessions::insert_refresh_token(tx, session_id, user_id, &hash).await?;
+        let (access_token, access_expires) = self
+            .issue_user_access_token(tx, user_id, organization_id, session_id)
+            .await?;
+        Ok(pb::TokenPair {
+            access_token,
+            access_token_expire_time: Some(timestamp(access_expires)),
+            refresh_token,
+            refresh_token_expire_time: Some(timestamp(session_expires)),
+        })
+    }
+}
+
+/// Identity's own verifier asks this before accepting a token: the session must be live
+/// and the user active (or the service account enabled), so a revoked session or a
+/// suspended user is refused at once, not only when the access token expires.
+pub struct SessionRevocationCheck {
+    pool: PgPool,
+}
+
+impl SessionRevocationCheck {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl RevocationCheck for SessionRevocationCheck {
+    async fn is_revoked(&self, claims: &Claims) -> anyhow::Result<bool> {
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let live = match (claims.kind, claims.sid) {
+            (PrincipalKind::User, Some(sid)) => {
+                sessions::session_is_live(&mut tx, sid, claims.sub).await?
+            }
+            (PrincipalKind::User, None) => false,
+            (PrincipalKind::Service, _) => {
+                service_accounts::is_enabled(&mut tx, claims.sub).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(!live)
+    }
+}

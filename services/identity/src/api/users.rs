@@ -1,0 +1,537 @@
+use std::collections::HashSet;
+
+use chrono::Utc;
+use lyceum_platform::auth::{Principal, optional_principal, require_principal};
+use lyceum_platform::convert::{
+    bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
+    update_mask,
+};
+use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::{ApiError, Violations};
+use lyceum_proto::identity::v1 as pb;
+use lyceum_proto::identity::v1::user_service_server::UserService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::organizations::paginate;
+use super::{IdentityApi, wire};
+use crate::domain::{BoundedText, Email, OptionalName, Password, Role, UserStatus};
+use crate::store::grants::NewGrant;
+use crate::store::users::{NewUser, UserChanges, UserRow};
+use crate::store::{Tx, credentials, grants, sessions, users};
+
+type AvatarUrl = BoundedText<2048, false>;
+const MAX_BATCH: usize = 1000;
+
+/// Who may see a user: themselves, members of the same organization, its admins, and
+/// anyone with platform access.
+fn can_see_user(principal: &Principal, user: &UserRow) -> bool {
+    principal.is_user(user.id)
+        || principal.has_platform_access()
+        || user
+            .organization_id
+            .is_some_and(|org| principal.organization_id == Some(org) || principal.administers(org))
+}
+
+fn can_manage_user(principal: &Principal, user: &UserRow) -> bool {
+    principal.has_platform_access()
+        || user
+            .organization_id
+            .is_some_and(|org| principal.administers(org))
+}
+
+/// Who may grant or revoke `role` in `org`: platform admins anything; org admins the
+/// organization-scoped roles of their own organization.
+fn can_grant(principal: &Principal, role: Role, org: Option<Uuid>) -> bool {
+    match org {
+        _ if principal.has_platform_access() => true,
+        Some(org) => !role.is_platform_wide() && principal.administers(org),
+        None => false,
+    }
+}
+
+impl IdentityApi {
+    async fn visible_user(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<UserRow, ApiError> {
+        users::get(tx, id)
+            .await?
+            .filter(|u| can_see_user(principal, u))
+            .ok_or_else(|| ApiError::not_found("user"))
+    }
+
+    async fn create_user_(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<pb::CreateUserResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let email = v.check("email", Email::parse(&req.email));
+        let password = v.check("password", Password::parse(&req.password));
+        let full_name = v.check("full_name", OptionalName::parse(&req.full_name));
+        let organization_id = optional_id(&mut v, "organization_id", &req.organization_id);
+        let avatar_url = v.check("avatar_url", AvatarUrl::parse(&req.avatar_url));
+        let company_name = v.check("company_name", OptionalName::parse(&req.company_name));
+        let metadata = bounded_json(&mut v, "metadata", req.metadata);
+        v.into_result()?;
+        let (
+            Some(email),
+            Some(password),
+            Some(full_name),
+            Some(organization_id),
+            Some(avatar_url),
+            Some(company_name),
+        ) = (
+            email,
+            password,
+            full_name,
+            organization_id,
+            avatar_url,
+            company_name,
+        )
+        else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+
+        // Without a token this is self-registration, which joins no organization.
+        let context = match (&principal, organization_id) {
+            (None, None) => TenantContext::system(),
+            (None, Some(_)) => return Err(ApiError::unauthenticated()),
+            (Some(p), Some(org)) if p.administers(org) => TenantContext::for_principal(p),
+            (Some(p), None) if p.has_platform_access() => TenantContext::for_principal(p),
+            (Some(p), Some(org)) if p.organization_id == Some(org) => {
+                return Err(ApiError::permission_denied());
+            }
+            (Some(_), Some(_)) => return Err(ApiError::not_found("organization")),
+            (Some(_), None) => return Err(ApiError::permission_denied()),
+        };
+        let hash = tokio::task::spawn_blocking(move || password.hash())
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+
+        let mut tx = begin(&self.pool, &context).await?;
+        let user = users::insert(
+            &mut tx,
+            NewUser {
+                organization_id,
+                email: email.as_str().to_owned(),
+                full_name: full_name.into_inner(),
+                avatar_url: avatar_url.into_inner(),
+                company_name: company_name.into_inner(),
+                metadata,
+            },
+        )
+        .await?;
+        credentials::set_password(&mut tx, user.id, &hash).await?;
+        let granted_by = principal.as_ref().map(|p| p.subject);
+        grants::grant(
+            &mut tx,
+            NewGrant {
+                user_id: user.id,
+                role: Role::User.as_str(),
+                organization_id: None,
+                expires_at: None,
+                granted_by,
+            },
+        )
+        .await?;
+        if let Some(org) = organization_id {
+            grants::grant(
+                &mut tx,
+                NewGrant {
+                    user_id: user.id,
+                    role: Role::Member.as_str(),
+                    organization_id: Some(org),
+                    expires_at: None,
+                    granted_by,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(pb::CreateUserResponse {
+            user: Some(wire::user(user)),
+        })
+    }
+
+    async fn get_user_(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<pb::GetUserResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let user = self.visible_user(&mut tx, &principal, id).await?;
+        tx.commit().await?;
+        Ok(pb::GetUserResponse {
+            user: Some(wire::user(user)),
+        })
+    }
+
+    async fn list_users_(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<pb::ListUsersResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let org = optional_id(&mut v, "organization_id", &req.organization_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
+        v.into_result()?;
+        let org = org.expect("parsed when there are no violations");
+        match org {
+            None if !principal.has_platform_access() => {
+                return Err(ApiError::invalid("organization_id", "is required"));
+            }
+            Some(org) if principal.organization_id != Some(org) && !principal.administers(org) => {
+                return Err(ApiError::not_found("organization"));
+            }
+            _ => {}
+        }
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let rows = users::list(&mut tx, org, after, limit + 1).await?;
+        tx.commit().await?;
+        let (rows, next) = paginate(rows, limit, |r| r.id);
+        Ok(pb::ListUsersResponse {
+            users: rows.into_iter().map(wire::user).collect(),
+            next_page_token: next,
+        })
+    }
+
+    async fn update_user_(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<pb::UpdateUserResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let user = req.user.unwrap_or_default();
+        let id = required_id(&mut v, "user.id", &user.id);
+        let paths: HashSet<String> = update_mask(
+            &mut v,
+            req.update_mask,
+            &[
+                "full_name",
+                "avatar_url",
+                "company_name",
+                "metadata",
+                "status",
+            ],
+        );
+        let mut changes = UserChanges::default();
+        if paths.contains("full_name") {
+            changes.full_name = v
+                .check("user.full_name", OptionalName::parse(&user.full_name))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("avatar_url") {
+            changes.avatar_url = v
+                .check("user.avatar_url", AvatarUrl::parse(&user.avatar_url))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("company_name") {
+            changes.company_name = v
+                .check("user.company_name", OptionalName::parse(&user.company_name))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("metadata") {
+            changes.metadata = Some(bounded_json(&mut v, "user.metadata", user.metadata));
+        }
+        let status = if paths.contains("status") {
+            v.check("user.status", UserStatus::from_proto(user.status))
+        } else {
+            None
+        };
+        changes.status = status.map(UserStatus::as_str);
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let existing = self.visible_user(&mut tx, &principal, id).await?;
+        let managing = can_manage_user(&principal, &existing);
+        if !(managing || principal.is_user(id)) || (status.is_some() && !managing) {
+            return Err(ApiError::permission_denied());
+        }
+        let updated = users::update(&mut tx, id, changes)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        if status.is_some_and(|s| s != UserStatus::Active) {
+            sessions::revoke_user_sessions(&mut tx, id, "user_suspended").await?;
+        }
+        tx.commit().await?;
+        Ok(pb::UpdateUserResponse {
+            user: Some(wire::user(updated)),
+        })
+    }
+
+    async fn batch_get_users_(
+        &self,
+        request: Request<pb::BatchGetUsersRequest>,
+    ) -> Result<pb::BatchGetUsersResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        if req.ids.len() > MAX_BATCH {
+            v.add("ids", format!("at most {MAX_BATCH} ids per call"));
+        }
+        let ids: Vec<Uuid> = req
+            .ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, raw)| required_id(&mut v, &format!("ids[{i}]"), raw))
+            .collect();
+        v.into_result()?;
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let rows = users::batch_get(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(pb::BatchGetUsersResponse {
+            users: rows
+                .into_iter()
+                .filter(|u| can_see_user(&principal, u))
+                .map(wire::user)
+                .collect(),
+        })
+    }
+
+    async fn change_password_(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<pb::ChangePasswordResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "user_id", &req.user_id);
+        let password = v.check("new_password", Password::parse(&req.new_password));
+        v.into_result()?;
+        let (Some(id), Some(password)) = (id, password) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let user = self.visible_user(&mut tx, &principal, id).await?;
+        if principal.is_user(id) {
+            // Users prove they know the current password; admins resetting it do not.
+            let current = credentials::password_hash(&mut tx, id).await?;
+            let candidate = req.current_password.clone();
+            let matches =
+                tokio::task::spawn_blocking(move || current.is_some_and(|h| h.matches(&candidate)))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.into()))?;
+            if !matches {
+                return Err(ApiError::invalid("current_password", "does not match"));
+            }
+        } else if !can_manage_user(&principal, &user) {
+            return Err(ApiError::permission_denied());
+        }
+        let hash = tokio::task::spawn_blocking(move || password.hash())
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        credentials::set_password(&mut tx, id, &hash).await?;
+        sessions::revoke_user_sessions(&mut tx, id, "password_changed").await?;
+        tx.commit().await?;
+        Ok(pb::ChangePasswordResponse {})
+    }
+
+    async fn grant_role_(
+        &self,
+        request: Request<pb::GrantRoleRequest>,
+    ) -> Result<pb::GrantRoleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let role = v.check("role", Role::from_proto(req.role));
+        let org = optional_id(&mut v, "organization_id", &req.organization_id);
+        let expires_at = match &req.expire_time {
+            None => Some(None),
+            Some(ts) => match from_timestamp(ts) {
+                Ok(t) if t > Utc::now() => Some(Some(t)),
+                Ok(_) => {
+                    v.add("expire_time", "must be in the future");
+                    None
+                }
+                Err(e) => {
+                    v.add("expire_time", e);
+                    None
+                }
+            },
+        };
+        if let (Some(role), Some(org)) = (role, org) {
+            if role.requires_organization() && org.is_none() {
+                v.add(
+                    "organization_id",
+                    format!("is required for role {}", role.as_str()),
+                );
+            }
+            if role.is_platform_wide() && org.is_some() {
+                v.add(
+                    "organization_id",
+                    format!("must be empty for role {}", role.as_str()),
+                );
+            }
+        }
+        v.into_result()?;
+        let (Some(user_id), Some(role), Some(org), Some(expires_at)) =
+            (user_id, role, org, expires_at)
+        else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let user = self.visible_user(&mut tx, &principal, user_id).await?;
+        if !can_grant(&principal, role, org) {
+            return Err(ApiError::permission_denied());
+        }
+        // Org admins grant roles in their organization to its own members only.
+        if !principal.has_platform_access() && user.organization_id != org {
+            return Err(ApiError::not_found("user"));
+        }
+        let row = grants::grant(
+            &mut tx,
+            NewGrant {
+                user_id,
+                role: role.as_str(),
+                organization_id: org,
+                expires_at,
+                granted_by: Some(principal.subject),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pb::GrantRoleResponse {
+            grant: Some(wire::grant(row)),
+        })
+    }
+
+    async fn revoke_role_(
+        &self,
+        request: Request<pb::RevokeRoleRequest>,
+    ) -> Result<pb::RevokeRoleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("grant_id", &request.get_ref().grant_id)?;
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let grant = grants::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("grant"))?;
+        let role =
+            Role::from_db(&grant.role).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        if !can_grant(&principal, role, grant.organization_id) {
+            return Err(ApiError::permission_denied());
+        }
+        grants::revoke(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(pb::RevokeRoleResponse {})
+    }
+
+    async fn has_role_(
+        &self,
+        request: Request<pb::HasRoleRequest>,
+    ) -> Result<pb::HasRoleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let role = v.check("role", Role::from_proto(req.role));
+        let org = optional_id(&mut v, "organization_id", &req.organization_id);
+        v.into_result()?;
+        let (Some(user_id), Some(role), Some(org)) = (user_id, role, org) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let user = self.visible_user(&mut tx, &principal, user_id).await?;
+        if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
+            return Err(ApiError::permission_denied());
+        }
+        // Evaluated as the service: the caller may ask about grants it cannot list itself.
+        tx.commit().await?;
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let has_role = grants::has_role(&mut tx, user_id, role.as_str(), org).await?;
+        tx.commit().await?;
+        Ok(pb::HasRoleResponse { has_role })
+    }
+
+    async fn list_user_roles_(
+        &self,
+        request: Request<pb::ListUserRolesRequest>,
+    ) -> Result<pb::ListUserRolesResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let user_id = parse_id("user_id", &request.get_ref().user_id)?;
+        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let user = self.visible_user(&mut tx, &principal, user_id).await?;
+        if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
+            return Err(ApiError::permission_denied());
+        }
+        let rows = grants::active_grants(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(pb::ListUserRolesResponse {
+            grants: rows.into_iter().map(wire::grant).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for IdentityApi {
+    async fn create_user(
+        &self,
+        r: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        Ok(Response::new(self.create_user_(r).await?))
+    }
+    async fn get_user(
+        &self,
+        r: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        Ok(Response::new(self.get_user_(r).await?))
+    }
+    async fn list_users(
+        &self,
+        r: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        Ok(Response::new(self.list_users_(r).await?))
+    }
+    async fn update_user(
+        &self,
+        r: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
+        Ok(Response::new(self.update_user_(r).await?))
+    }
+    async fn batch_get_users(
+        &self,
+        r: Request<pb::BatchGetUsersRequest>,
+    ) -> Result<Response<pb::BatchGetUsersResponse>, Status> {
+        Ok(Response::new(self.batch_get_users_(r).await?))
+    }
+    async fn change_password(
+        &self,
+        r: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        Ok(Response::new(self.change_password_(r).await?))
+    }
+    async fn grant_role(
+        &self,
+        r: Request<pb::GrantRoleRequest>,
+    ) -> Result<Response<pb::GrantRoleResponse>, Status> {
+        Ok(Response::new(self.grant_role_(r).await?))
+    }
+    async fn revoke_role(
+        &self,
+        r: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+        Ok(Response::new(self.revoke_role_(r).await?))
+    }
+    async fn has_role(
+        &self,
+        r: Request<pb::HasRoleRequest>,
+    ) -> Result<Response<pb::HasRoleResponse>, Status> {
+        Ok(Response::new(self.has_role_(r).await?))
+    }
+    async fn list_user_roles(
+        &self,
+        r: Request<pb::ListUserRolesRequest>,
+    ) -> Result<Response<pb::ListUserRolesResponse>, Status> {
+        Ok(Response::new(self.list_user_roles_(r).await?))
+    }
+}

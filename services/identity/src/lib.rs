@@ -1,0 +1,164 @@
+//! The identity and tenancy service: organizations, teams, users, role grants, tokens,
+//! signing keys and service accounts.
+//!
+//! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL).
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use lyceum_platform::auth::TokenVerifier;
+use lyceum_platform::crypto::SecretBox;
+use lyceum_platform::db::{ServiceSchema, TenantContext, begin};
+use lyceum_platform::server::{ServerLimits, ServiceModule};
+use lyceum_proto::identity::v1::auth_service_server::AuthServiceServer;
+use lyceum_proto::identity::v1::organization_service_server::OrganizationServiceServer;
+use lyceum_proto::identity::v1::user_service_server::UserServiceServer;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tonic::service::RoutesBuilder;
+use uuid::Uuid;
+
+pub use api::{IdentityApi, TokenLifetimes};
+use domain::{Email, Password, Role};
+use store::signing_keys::{KeyRing, ensure_signing_key};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
+
+/// The identity schema and its migrations.
+pub const SCHEMA: ServiceSchema = ServiceSchema {
+    name: "identity",
+    migrator: &MIGRATOR,
+};
+
+pub const GRPC_SERVICES: [&str; 3] = [
+    "lyceum.identity.v1.OrganizationService",
+    "lyceum.identity.v1.UserService",
+    "lyceum.identity.v1.AuthService",
+];
+
+/// The identity service, ready to be added to a server.
+pub struct IdentityModule {
+    pool: PgPool,
+    api: IdentityApi,
+}
+
+impl IdentityModule {
+    /// Makes sure a signing key exists and builds the handlers.
+    pub async fn start(
+        pool: PgPool,
+        sealer: SecretBox,
+        lifetimes: TokenLifetimes,
+    ) -> anyhow::Result<Self> {
+        ensure_signing_key(&pool, &sealer)
+            .await
+            .context("preparing the signing keys")?;
+        let keys = Arc::new(KeyRing::new(sealer));
+        Ok(Self {
+            api: IdentityApi::new(pool.clone(), keys, lifetimes),
+            pool,
+        })
+    }
+
+    /// A verifier that reads keys from identity's own table and refuses tokens of revoked
+    /// sessions, suspended users and disabled service accounts at once.
+    pub fn token_verifier(&self) -> TokenVerifier {
+        TokenVerifier::new(Arc::new(store::signing_keys::DbKeySource::new(
+            self.pool.clone(),
+        )))
+        .with_revocation_check(Arc::new(api::SessionRevocationCheck::new(
+            self.pool.clone(),
+        )))
+    }
+}
+
+#[async_trait]
+impl ServiceModule for IdentityModule {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn grpc_service_names(&self) -> Vec<&'static str> {
+        GRPC_SERVICES.to_vec()
+    }
+
+    fn add_routes(&self, routes: &mut RoutesBuilder, limits: &ServerLimits) {
+        let max = limits.max_message_bytes;
+        routes.add_service(
+            OrganizationServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            UserServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            AuthServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+
+    async fn is_ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Creates the first platform admin (or makes an existing user one). Refuses when an
+/// admin already exists, so the command cannot be used to take over a running platform.
+pub async fn bootstrap_platform_admin(
+    pool: &PgPool,
+    email: &str,
+    password: &str,
+    full_name: &str,
+) -> anyhow::Result<Uuid> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    let password = Password::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
+    let mut tx = begin(pool, &TenantContext::system()).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.bootstrap'))")
+        .execute(&mut *tx)
+        .await?;
+    anyhow::ensure!(
+        !store::users::platform_admin_exists(&mut tx).await?,
+        "a platform admin already exists; grant further admins through UserService.GrantRole"
+    );
+    let user = match store::users::find_by_email(&mut tx, email.as_str()).await? {
+        Some(user) => user,
+        None => store::users::insert(
+            &mut tx,
+            store::users::NewUser {
+                organization_id: None,
+                email: email.as_str().to_owned(),
+                full_name: full_name.to_owned(),
+                avatar_url: String::new(),
+                company_name: String::new(),
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))?,
+    };
+    store::credentials::set_password(&mut tx, user.id, &password.hash()).await?;
+    for role in [Role::User, Role::Admin] {
+        store::grants::grant(
+            &mut tx,
+            store::grants::NewGrant {
+                user_id: user.id,
+                role: role.as_str(),
+                organization_id: None,
+                expires_at: None,
+                granted_by: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("granting {}: {e}", role.as_str()))?;
+    }
+    tx.commit().await?;
+    Ok(user.id)
+}

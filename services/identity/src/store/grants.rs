@@ -1,0 +1,101 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GrantRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    pub organization_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewGrant {
+    pub user_id: Uuid,
+    pub role: &'static str,
+    pub organization_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub granted_by: Option<Uuid>,
+}
+
+/// Grants a role. Granting a role the user already holds in that scope replaces the
+/// earlier grant's expiry, so that re-granting an expired role renews it.
+pub async fn grant(tx: &mut Tx, new: NewGrant) -> Result<GrantRow, ApiError> {
+    sqlx::query_as::<_, GrantRow>(
+        "INSERT INTO role_grants (id, user_id, role, organization_id, expires_at, granted_by)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id, role, coalesce(organization_id, '00000000-0000-0000-0000-000000000000'))
+         DO UPDATE SET expires_at = EXCLUDED.expires_at, granted_by = EXCLUDED.granted_by
+         RETURNING id, user_id, role, organization_id, expires_at, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(new.user_id)
+    .bind(new.role)
+    .bind(new.organization_id)
+    .bind(new.expires_at)
+    .bind(new.granted_by)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|error| match pg_error_code(&error).as_deref() {
+        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user or organization"),
+        Some(UNIQUE_VIOLATION) => ApiError::already_exists("role", "the role is already granted"),
+        _ => error.into(),
+    })
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "SELECT id, user_id, role, organization_id, expires_at, created_at
+         FROM role_grants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn revoke(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM role_grants WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The seeds' `get_user_roles`: grants that have not expired.
+pub async fn active_grants(tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantRow>, sqlx::Error> {
+    sqlx::query_as::<_, GrantRow>(
+        "SELECT id, user_id, role, organization_id, expires_at, created_at
+         FROM role_grants
+         WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > now())
+         ORDER BY role, organization_id NULLS FIRST",
+    )
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The seeds' `has_role`: an unexpired grant, platform-wide or in `organization_id`.
+pub async fn has_role(
+    tx: &mut Tx,
+    user_id: Uuid,
+    role: &str,
+    organization_id: Option<Uuid>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+           SELECT 1 FROM role_grants
+           WHERE user_id = $1 AND role = $2
+             AND (organization_id IS NULL OR $3::uuid IS NULL OR organization_id = $3)
+             AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .bind(user_id)
+    .bind(role)
+    .bind(organization_id)
+    .fetch_one(&mut **tx)
+    .await
+}

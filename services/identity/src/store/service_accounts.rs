@@ -1,0 +1,57 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::error::{UNIQUE_VIOLATION, pg_error_code};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ServiceAccountRow {
+    pub id: Uuid,
+    pub name: String,
+    pub client_secret_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    name: &str,
+    secret_hash: &str,
+    created_by: Uuid,
+) -> Result<ServiceAccountRow, ApiError> {
+    sqlx::query_as::<_, ServiceAccountRow>(
+        "INSERT INTO service_accounts (id, name, client_secret_hash, created_by) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, client_secret_hash, created_at, disabled_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(secret_hash)
+    .bind(created_by)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|error| match pg_error_code(&error).as_deref() {
+        Some(UNIQUE_VIOLATION) => {
+            ApiError::already_exists("name", "a service account with this name already exists")
+        }
+        _ => error.into(),
+    })
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
+    sqlx::query_as::<_, ServiceAccountRow>(
+        "SELECT id, name, client_secret_hash, created_at, disabled_at FROM service_accounts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn is_enabled(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+}

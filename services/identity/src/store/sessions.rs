@@ -1,0 +1,126 @@
+//! Sessions (refresh-token families) and their refresh tokens.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PresentedToken {
+    pub token_id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub session_expires_at: DateTime<Utc>,
+    pub session_revoked_at: Option<DateTime<Utc>>,
+}
+
+pub async fn create_session(
+    tx: &mut Tx,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+pub async fn insert_refresh_token(
+    tx: &mut Tx,
+    session_id: Uuid,
+    user_id: Uuid,
+    token_hash: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(session_id)
+    .bind(user_id)
+    .bind(token_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Finds a presented refresh token and locks it, so that two concurrent refreshes with
+/// the same token cannot both rotate it.
+pub async fn find_and_lock(
+    tx: &mut Tx,
+    token_hash: &[u8],
+) -> Result<Option<PresentedToken>, sqlx::Error> {
+    sqlx::query_as::<_, PresentedToken>(
+        "SELECT t.id AS token_id, t.session_id, t.user_id, t.rotated_at,
+                s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+         WHERE t.token_hash = $1
+         FOR UPDATE OF t, s",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn mark_rotated(tx: &mut Tx, token_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1")
+        .bind(token_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_session(
+    tx: &mut Tx,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_user_sessions(
+    tx: &mut Tx,
+    user_id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether an access token's session and user still stand: the session is neither
+/// revoked nor expired and the user is active.
+pub async fn session_is_live(
+    tx: &mut Tx,
+    session_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+           SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+           WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
+             AND s.expires_at > now() AND u.status = 'active')",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await
+}

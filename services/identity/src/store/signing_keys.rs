@@ -1,0 +1,146 @@
+//! Signing keys: Ed25519 key pairs whose private halves are sealed with the data key.
+//! The newest unretired key signs; every unretired key verifies.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use lyceum_platform::auth::{KeySource, PublicKey, TokenSigner};
+use lyceum_platform::crypto::SecretBox;
+use lyceum_platform::db::{TenantContext, begin};
+use rand::RngCore;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+    pub private_key_encrypted: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Keys that still verify, newest (the signing one) first.
+pub async fn unretired(tx: &mut Tx) -> Result<Vec<KeyRow>, sqlx::Error> {
+    sqlx::query_as::<_, KeyRow>(
+        "SELECT kid, public_key, private_key_encrypted, created_at FROM signing_keys
+         WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Generates a key pair, stores it as the newest key and retires all but the previous
+/// one, which keeps verifying the tokens it signed until they expire.
+pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Error> {
+    let mut seed = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let row = sqlx::query_as::<_, KeyRow>(
+        "INSERT INTO signing_keys (kid, public_key, private_key_encrypted) VALUES ($1, $2, $3)
+         RETURNING kid, public_key, private_key_encrypted, created_at",
+    )
+    .bind(Uuid::now_v7().simple().to_string())
+    .bind(key.verifying_key().as_bytes().as_slice())
+    .bind(sealer.encrypt(&seed))
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = now()
+         WHERE retired_at IS NULL
+           AND kid NOT IN (SELECT kid FROM signing_keys WHERE retired_at IS NULL
+                           ORDER BY created_at DESC, kid DESC LIMIT 2)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(row)
+}
+
+/// Creates the first key if there is none. Replicas starting together serialize on an
+/// advisory lock so that exactly one creates it.
+pub async fn ensure_signing_key(pool: &PgPool, sealer: &SecretBox) -> anyhow::Result<()> {
+    let mut tx = begin(pool, &TenantContext::system()).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
+        .execute(&mut *tx)
+        .await?;
+    if unretired(&mut tx).await?.is_empty() {
+        rotate(&mut tx, sealer).await?;
+        tracing::info!("created the first signing key");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Hands out the signer of the newest key, decrypting a key once per process.
+pub struct KeyRing {
+    sealer: SecretBox,
+    cached: Mutex<Option<TokenSigner>>,
+}
+
+impl KeyRing {
+    pub fn new(sealer: SecretBox) -> Self {
+        Self {
+            sealer,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn sealer(&self) -> &SecretBox {
+        &self.sealer
+    }
+
+    pub async fn active_signer(&self, tx: &mut Tx) -> anyhow::Result<TokenSigner> {
+        let newest = unretired(tx)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no signing key exists"))?;
+        let mut cached = self.cached.lock().await;
+        if let Some(signer) = cached.as_ref().filter(|s| s.kid() == newest.kid) {
+            return Ok(signer.clone());
+        }
+        let seed: [u8; 32] = self
+            .sealer
+            .decrypt(&newest.private_key_encrypted)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("sealed signing key has the wrong length"))?;
+        let signer = TokenSigner::new(newest.kid, SigningKey::from_bytes(&seed));
+        *cached = Some(signer.clone());
+        Ok(signer)
+    }
+}
+
+/// The key source of identity's own verifier: its table, no network hop.
+pub struct DbKeySource {
+    pool: PgPool,
+}
+
+impl DbKeySource {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl KeySource for DbKeySource {
+    async fn fetch_keys(&self) -> anyhow::Result<Vec<PublicKey>> {
+        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let rows = unretired(&mut tx).await?;
+        tx.commit().await?;
+        rows.into_iter().map(public_key).collect()
+    }
+}
+
+pub fn public_key(row: KeyRow) -> anyhow::Result<PublicKey> {
+    let bytes: [u8; 32] = row
+        .public_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("public key {} has the wrong length", row.kid))?;
+    Ok(PublicKey {
+        kid: row.kid,
+        key: VerifyingKey::from_bytes(&bytes)?,
+    })
+}

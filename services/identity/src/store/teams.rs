@@ -1,0 +1,161 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeamRow {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub team_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+fn write_error(error: sqlx::Error) -> ApiError {
+    match pg_error_code(&error).as_deref() {
+        Some(UNIQUE_VIOLATION) => ApiError::already_exists(
+            "name",
+            "a team with this name already exists in the organization",
+        ),
+        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("organization"),
+        _ => error.into(),
+    }
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    organization_id: Uuid,
+    name: String,
+    description: String,
+) -> Result<TeamRow, ApiError> {
+    sqlx::query_as::<_, TeamRow>(
+        "INSERT INTO teams (id, organization_id, name, description) VALUES ($1, $2, $3, $4)
+         RETURNING id, organization_id, name, description, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(organization_id)
+    .bind(name)
+    .bind(description)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(write_error)
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<TeamRow>, sqlx::Error> {
+    sqlx::query_as::<_, TeamRow>(
+        "SELECT id, organization_id, name, description, created_at, updated_at
+         FROM teams WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    organization_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<TeamRow>, sqlx::Error> {
+    sqlx::query_as::<_, TeamRow>(
+        "SELECT id, organization_id, name, description, created_at, updated_at
+         FROM teams WHERE organization_id = $1 AND ($2::uuid IS NULL OR id > $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(organization_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    id: Uuid,
+    name: Option<String>,
+    description: Option<String>,
+) -> Result<Option<TeamRow>, ApiError> {
+    sqlx::query_as::<_, TeamRow>(
+        "UPDATE teams SET name = coalesce($2, name), description = coalesce($3, description),
+                          updated_at = now()
+         WHERE id = $1
+         RETURNING id, organization_id, name, description, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(description)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(write_error)
+}
+
+pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM teams WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Adds a member, or changes the role of one already in the team.
+pub async fn upsert_member(
+    tx: &mut Tx,
+    team: &TeamRow,
+    user_id: Uuid,
+    role: &'static str,
+) -> Result<MemberRow, ApiError> {
+    sqlx::query_as::<_, MemberRow>(
+        "INSERT INTO team_members (team_id, user_id, organization_id, role) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role
+         RETURNING team_id, user_id, role, joined_at",
+    )
+    .bind(team.id)
+    .bind(user_id)
+    .bind(team.organization_id)
+    .bind(role)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|error| match pg_error_code(&error).as_deref() {
+        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user"),
+        _ => error.into(),
+    })
+}
+
+pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn list_members(
+    tx: &mut Tx,
+    team_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as::<_, MemberRow>(
+        "SELECT team_id, user_id, role, joined_at FROM team_members
+         WHERE team_id = $1 AND ($2::uuid IS NULL OR user_id > $2)
+         ORDER BY user_id LIMIT $3",
+    )
+    .bind(team_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}

@@ -1,0 +1,160 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub email: String,
+    pub full_name: String,
+    pub avatar_url: String,
+    pub company_name: String,
+    pub metadata: serde_json::Value,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct NewUser {
+    pub organization_id: Option<Uuid>,
+    pub email: String,
+    pub full_name: String,
+    pub avatar_url: String,
+    pub company_name: String,
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Default)]
+pub struct UserChanges {
+    pub full_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub company_name: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub status: Option<&'static str>,
+}
+
+fn write_error(error: sqlx::Error) -> ApiError {
+    match pg_error_code(&error).as_deref() {
+        Some(UNIQUE_VIOLATION) => {
+            ApiError::already_exists("email", "a user with this email already exists")
+        }
+        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("organization"),
+        _ => error.into(),
+    }
+}
+
+pub async fn insert(tx: &mut Tx, new: NewUser) -> Result<UserRow, ApiError> {
+    sqlx::query_as::<_, UserRow>(
+        "INSERT INTO users (id, organization_id, email, full_name, avatar_url, company_name, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                   status, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(new.organization_id)
+    .bind(new.email)
+    .bind(new.full_name)
+    .bind(new.avatar_url)
+    .bind(new.company_name)
+    .bind(new.metadata)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(write_error)
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                status, created_at, updated_at
+         FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Looks a user up by email, ignoring letter case (served by `users_email_key`).
+pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                status, created_at, updated_at
+         FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    organization_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                status, created_at, updated_at
+         FROM users
+         WHERE ($1::uuid IS NULL OR organization_id = $1) AND ($2::uuid IS NULL OR id > $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(organization_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn batch_get(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                status, created_at, updated_at
+         FROM users WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn update(
+    tx: &mut Tx,
+    id: Uuid,
+    changes: UserChanges,
+) -> Result<Option<UserRow>, ApiError> {
+    sqlx::query_as::<_, UserRow>(
+        "UPDATE users SET
+           full_name = coalesce($2, full_name),
+           avatar_url = coalesce($3, avatar_url),
+           company_name = coalesce($4, company_name),
+           metadata = coalesce($5, metadata),
+           status = coalesce($6, status),
+           updated_at = now()
+         WHERE id = $1
+         RETURNING id, organization_id, email, full_name, avatar_url, company_name, metadata,
+                   status, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(changes.full_name)
+    .bind(changes.avatar_url)
+    .bind(changes.company_name)
+    .bind(changes.metadata)
+    .bind(changes.status)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(write_error)
+}
+
+/// Whether any user holds an unexpired platform admin grant (for the bootstrap command).
+pub async fn platform_admin_exists(tx: &mut Tx) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM role_grants
+                        WHERE role = 'admin' AND organization_id IS NULL
+                          AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .fetch_one(&mut **tx)
+    .await
+}

@@ -1,0 +1,203 @@
+//! Database access bound to one service's schema and role.
+//!
+//! Each bounded context owns one PostgreSQL schema. Migrations run as the schema's owner
+//! role (`lyceum_<schema>_owner`, which cannot log in); the running service connects as
+//! `lyceum_<schema>`, a role that owns nothing, is not a superuser, has no BYPASSRLS and is
+//! granted data privileges on its own schema only. Every request runs in a transaction that
+//! first sets the tenant context read by the row-level security policies.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+
+/// What the kit needs to know of a service's schema.
+#[derive(Clone, Copy)]
+pub struct ServiceSchema {
+    /// Schema name, also the stem of the role names: `identity`, `learning`, ...
+    pub name: &'static str,
+    pub migrator: &'static Migrator,
+}
+
+impl ServiceSchema {
+    pub fn runtime_role(&self) -> String {
+        format!("lyceum_{}", self.name)
+    }
+
+    pub fn owner_role(&self) -> String {
+        format!("lyceum_{}_owner", self.name)
+    }
+}
+
+/// The connection URL of a service: the explicit one when given, otherwise the shared
+/// `DATABASE_URL` with the user replaced by the service's runtime role.
+pub fn service_connect_options(
+    database_url: &str,
+    explicit_service_url: Option<&str>,
+    schema: &ServiceSchema,
+) -> anyhow::Result<PgConnectOptions> {
+    let options = match explicit_service_url {
+        Some(url) => PgConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL for the {} service", schema.name))?,
+        None => PgConnectOptions::from_str(database_url)
+            .context("invalid DATABASE_URL")?
+            .username(&schema.runtime_role()),
+    };
+    Ok(options
+        .options([("search_path", schema.name)])
+        .application_name(&format!("lyceum-{}", schema.name)))
+}
+
+/// Opens the service's pool and checks that the database answers, naming the URL when not.
+pub async fn connect_service_pool(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let target = describe(&options);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {target}"))
+}
+
+/// `host:port/database as user`, without the password.
+pub fn describe(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// Creates the roles and the schema of a service (if missing), runs its migrations as the
+/// owner role and grants the runtime role what it needs. Idempotent and safe to run from
+/// several processes at once.
+pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(admin_url).context("invalid admin database URL")?;
+    let target = describe(&options);
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {target}"))?;
+
+    let owner = schema.owner_role();
+    let runtime = schema.runtime_role();
+    let name = schema.name;
+    // Identifiers come from compile-time constants, never from input.
+    let provision = format!(
+        r#"
+        DO $$ BEGIN CREATE ROLE {owner} NOLOGIN;
+          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+        DO $$ BEGIN CREATE ROLE {runtime} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+        ALTER ROLE {runtime} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        CREATE SCHEMA IF NOT EXISTS {name} AUTHORIZATION {owner};
+        GRANT USAGE ON SCHEMA {name} TO {runtime};
+        "#
+    );
+    // Two migrators racing on CREATE SCHEMA can still collide; a retry sees the winner's work.
+    for attempt in 0.. {
+        match sqlx::raw_sql(AssertSqlSafe(provision.clone()))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if attempt < 3 && crate::error::pg_error_code(&error).is_some() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error).context("provisioning schema and roles"),
+        }
+    }
+
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET ROLE {owner}; SET search_path TO {name};"
+    )))
+    .execute(&mut conn)
+    .await?;
+    schema
+        .migrator
+        .run(&mut conn)
+        .await
+        .with_context(|| format!("running the {name} migrations"))?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        r#"
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {runtime};
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {name} TO {runtime};
+        REVOKE ALL ON TABLE {name}._sqlx_migrations FROM {runtime};
+        RESET ROLE;
+        RESET search_path;
+        "#
+    )))
+    .execute(&mut conn)
+    .await
+    .context("granting the runtime role its privileges")?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Who is acting, as the row-level security policies see it.
+#[derive(Debug, Clone, Default)]
+pub struct TenantContext {
+    pub user_id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    /// Role names that apply in `org_id` (platform-wide grants and grants in that org).
+    pub roles: Vec<String>,
+}
+
+impl TenantContext {
+    /// The context of an authenticated caller.
+    pub fn for_principal(principal: &Principal) -> Self {
+        Self {
+            user_id: Some(principal.subject),
+            org_id: principal.organization_id,
+            roles: principal.roles_in_home_organization(),
+        }
+    }
+
+    /// The service acting on its own behalf (sign-in, event handlers, jobs): the policies'
+    /// equivalent of Supabase's service role. Only code paths that authenticate by other
+    /// means may use it.
+    pub fn system() -> Self {
+        Self {
+            user_id: None,
+            org_id: None,
+            roles: vec!["system".to_owned()],
+        }
+    }
+
+    /// An anonymous caller: sees only what policies make public.
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+}
+
+/// Begins a transaction and sets the tenant context for its duration only
+/// (`set_config(..., true)`), so a pooled connection never carries one caller's
+/// identity into another's transaction.
+pub async fn begin(
+    pool: &PgPool,
+    context: &TenantContext,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('lyceum.user_id', $1, true),
+                set_config('lyceum.org_id', $2, true),
+                set_config('lyceum.roles', $3, true)",
+    )
+    .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
+    .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
+    .bind(context.roles.join(","))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}

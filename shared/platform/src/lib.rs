@@ -1,0 +1,24 @@
+//! The platform kit: everything the six services share, written once.
+//!
+//! - [`config`]: flags with environment fallbacks
+//! - [`telemetry`]: logs, OTLP traces and metrics, W3C trace context over gRPC
+//! - [`db`]: the pool bound to a service's schema and role, migrations, tenant transactions
+//! - [`auth`]: Ed25519 JWT verification, the `Principal`, the tower layer
+//! - [`error`]: domain errors to canonical gRPC codes with field details
+//! - [`server`]: health, reflection, limits and graceful shutdown
+//! - [`convert`]: wire types to domain types, page tokens
+//! - [`crypto`]: secrets at rest
+//! - [`nats`]: the broker connection
+
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod crypto;
+pub mod db;
+pub mod enums;
+pub mod error;
+pub mod nats;
+pub mod server;
+pub mod telemetry;
+
+pub use error::{ApiError, FieldViolation, Violations};

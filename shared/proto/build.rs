@@ -1,0 +1,21 @@
+//! Generates the Rust code of every Lyceum protobuf package, with a vendored `protoc`
+//! so that no system-wide installation is needed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // Build scripts run single-threaded, so changing our own environment is sound here.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let protos = [root.join("lyceum/identity/v1/identity.proto")];
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("lyceum_descriptor.bin"))
+        .compile_protos(&protos, &[root.clone()])?;
+
+    println!("cargo:rerun-if-changed={}", root.display());
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Generated code for every Lyceum protobuf package. No other crate runs codegen.
+
+/// Encoded `FileDescriptorSet` of every package, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/lyceum_descriptor.bin"));
+
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("lyceum.identity.v1");
+    }
+}

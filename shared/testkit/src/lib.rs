@@ -1,0 +1,169 @@
+//! Test support: a fresh database per test, migrated like production, and services
+//! started in-process on `127.0.0.1:0` behind the same server assembly the binary uses.
+//!
+//! Each test is independent: its own database (dropped afterwards) and its own port.
+//! `TEST_LOG=1` shows the services' logs; otherwise tests are silent.
+
+use std::sync::Arc;
+
+use lyceum_platform::auth::TokenVerifier;
+use lyceum_platform::db::{
+    ServiceSchema, connect_service_pool, migrate_service, service_connect_options,
+};
+use lyceum_platform::server::{GrpcServer, ServerLimits, ServiceModule};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The server every test database is created on; a maintenance database URL.
+pub fn admin_url() -> String {
+    std::env::var("LYCEUM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A database of its own for one test, dropped when the value is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        lyceum_platform::telemetry::init_for_tests();
+        let admin = admin_url();
+        let name = format!("lyceum_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e}"));
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&admin, &name);
+        Self { name, url }
+    }
+
+    /// Runs a service's migrations exactly as `lyceum migrate` does.
+    pub async fn migrate(&self, schema: &ServiceSchema) {
+        migrate_service(&self.url, schema)
+            .await
+            .unwrap_or_else(|e| panic!("migrating {}: {e:#}", schema.name));
+    }
+
+    /// A pool connected as the service's own runtime role, like the running service.
+    pub async fn service_pool(&self, schema: &ServiceSchema) -> PgPool {
+        let options = service_connect_options(&self.url, None, schema).expect("service options");
+        connect_service_pool(options, 10)
+            .await
+            .expect("service pool")
+    }
+
+    /// A connection as the superuser that created the database.
+    pub async fn admin_connection(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("admin connection")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = admin_url();
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee; a short-lived one of its own does the work.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                        let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    use std::str::FromStr;
+    let options = PgConnectOptions::from_str(url).expect("valid admin URL");
+    let user = options.get_username();
+    let host = options.get_host();
+    let port = options.get_port();
+    format!("postgres://{user}@{host}:{port}/{database}")
+}
+
+/// A server running in this process until the value is dropped.
+pub struct RunningServer {
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningServer {
+    pub async fn start(modules: Vec<Arc<dyn ServiceModule>>, verifier: Arc<TokenVerifier>) -> Self {
+        Self::start_with_limits(modules, verifier, ServerLimits::default()).await
+    }
+
+    pub async fn start_with_limits(
+        modules: Vec<Arc<dyn ServiceModule>>,
+        verifier: Arc<TokenVerifier>,
+        limits: ServerLimits,
+    ) -> Self {
+        let server = GrpcServer::bind(
+            "127.0.0.1:0".parse().expect("address"),
+            modules,
+            verifier,
+            limits,
+        )
+        .await
+        .expect("bind test server");
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to test server");
+        Self {
+            addr,
+            channel,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
