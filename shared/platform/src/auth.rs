@@ -283,7 +283,7 @@ impl TokenVerifier {
         let signature =
             Signature::from_slice(&signature_bytes).map_err(|_| TokenError::Malformed)?;
         let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-        key.verify_strict(token[..signing_input_len].as_bytes(), &signature)
+        key.verify_strict(&token.as_bytes()[..signing_input_len], &signature)
             .map_err(|_| TokenError::BadSignature)?;
 
         let claims: Claims = decode_json(payload_b64)?;

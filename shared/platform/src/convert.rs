@@ -174,6 +174,35 @@ pub fn decode_page_token<T: DeserializeOwned>(
     decoded
 }
 
+/// The paths of an `update_mask`, each checked against the fields the RPC may change.
+/// A missing or empty mask is a violation: updates never change fields by accident.
+pub fn update_mask(
+    violations: &mut Violations,
+    mask: Option<prost_types::FieldMask>,
+    allowed: &[&str],
+) -> std::collections::HashSet<String> {
+    let paths = mask.map(|m| m.paths).unwrap_or_default();
+    if paths.is_empty() {
+        violations.add(
+            "update_mask",
+            format!("is required; allowed paths: {}", allowed.join(", ")),
+        );
+    }
+    for path in &paths {
+        if !allowed.contains(&path.as_str()) {
+            violations.add(
+                "update_mask",
+                format!(
+                    "'{}' cannot be updated; allowed paths: {}",
+                    truncate(path, 64),
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    paths.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,33 +233,4 @@ mod tests {
         assert_eq!(decode_page_token::<(String, i32)>(&mut v, "!!"), None);
         assert!(!v.is_empty());
     }
-}
-
-/// The paths of an `update_mask`, each checked against the fields the RPC may change.
-/// A missing or empty mask is a violation: updates never change fields by accident.
-pub fn update_mask(
-    violations: &mut Violations,
-    mask: Option<prost_types::FieldMask>,
-    allowed: &[&str],
-) -> std::collections::HashSet<String> {
-    let paths = mask.map(|m| m.paths).unwrap_or_default();
-    if paths.is_empty() {
-        violations.add(
-            "update_mask",
-            format!("is required; allowed paths: {}", allowed.join(", ")),
-        );
-    }
-    for path in &paths {
-        if !allowed.contains(&path.as_str()) {
-            violations.add(
-                "update_mask",
-                format!(
-                    "'{}' cannot be updated; allowed paths: {}",
-                    truncate(path, 64),
-                    allowed.join(", ")
-                ),
-            );
-        }
-    }
-    paths.into_iter().collect()
 }

@@ -189,6 +189,17 @@ pub async fn begin(
     context: &TenantContext,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    set_context(&mut tx, context).await?;
+    Ok(tx)
+}
+
+/// Replaces the tenant context for the rest of the transaction. Used after the caller's
+/// own writes have passed the policies, for bookkeeping rows the caller could not write
+/// directly (the credentials and default grants of a user an org admin creates).
+pub async fn set_context(
+    tx: &mut Transaction<'static, Postgres>,
+    context: &TenantContext,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "SELECT set_config('lyceum.user_id', $1, true),
                 set_config('lyceum.org_id', $2, true),
@@ -197,7 +208,7 @@ pub async fn begin(
     .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
     .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
     .bind(context.roles.join(","))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    Ok(tx)
+    Ok(())
 }

@@ -121,10 +121,14 @@ impl GrpcServer {
             module.add_routes(&mut routes, &self.limits);
         }
 
+        // Health answers from the first request on: check once before serving.
+        let ready = all_ready(&self.modules).await;
+        set_all(&reporter, &service_names, status_of(ready)).await;
         let readiness = tokio::spawn(watch_readiness(
             self.modules.clone(),
             service_names.clone(),
             reporter.clone(),
+            ready,
         ));
 
         let limits = self.limits;
@@ -167,26 +171,34 @@ async fn watch_readiness(
     modules: Vec<Arc<dyn ServiceModule>>,
     names: Vec<&'static str>,
     reporter: HealthReporter,
+    mut last: bool,
 ) {
-    let mut last = None;
     loop {
-        let mut ready = true;
-        for module in &modules {
-            if !module.is_ready().await {
-                tracing::warn!(module = module.name(), "dependencies unavailable");
-                ready = false;
-            }
-        }
-        let status = if ready {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(ready) {
-            set_all(&reporter, &names, status).await;
-            last = Some(ready);
-        }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let ready = all_ready(&modules).await;
+        if ready != last {
+            set_all(&reporter, &names, status_of(ready)).await;
+            last = ready;
+        }
+    }
+}
+
+async fn all_ready(modules: &[Arc<dyn ServiceModule>]) -> bool {
+    let mut ready = true;
+    for module in modules {
+        if !module.is_ready().await {
+            tracing::warn!(module = module.name(), "dependencies unavailable");
+            ready = false;
+        }
+    }
+    ready
+}
+
+fn status_of(ready: bool) -> ServingStatus {
+    if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
     }
 }
 

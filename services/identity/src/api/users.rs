@@ -6,7 +6,7 @@ use lyceum_platform::convert::{
     bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
     update_mask,
 };
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::{TenantContext, begin, set_context};
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::user_service_server::UserService;
@@ -126,6 +126,9 @@ impl IdentityApi {
             },
         )
         .await?;
+        // The user row passed the caller's policies; its credentials and default grants
+        // are the service's own bookkeeping.
+        set_context(&mut tx, &TenantContext::system()).await?;
         credentials::set_password(&mut tx, user.id, &hash).await?;
         let granted_by = principal.as_ref().map(|p| p.subject);
         grants::grant(
@@ -253,8 +256,10 @@ impl IdentityApi {
 
         let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
         let existing = self.visible_user(&mut tx, &principal, id).await?;
+        // Users edit their own profile; only those who manage them change their status.
         let managing = can_manage_user(&principal, &existing);
-        if !(managing || principal.is_user(id)) || (status.is_some() && !managing) {
+        let editing_self = principal.is_user(id) && status.is_none();
+        if !managing && !editing_self {
             return Err(ApiError::permission_denied());
         }
         let updated = users::update(&mut tx, id, changes)

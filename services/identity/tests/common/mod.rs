@@ -1,0 +1,176 @@
+//! Spawns the identity service against a fresh database and gives typed clients.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lyceum_identity::{IdentityModule, SCHEMA, TokenLifetimes};
+use lyceum_platform::auth::Claims;
+use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
+use lyceum_platform::crypto::SecretBox;
+use lyceum_proto::identity::v1 as pb;
+use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
+use lyceum_proto::identity::v1::organization_service_client::OrganizationServiceClient;
+use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
+use lyceum_testkit::{RunningServer, TestDatabase};
+use sqlx::PgPool;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub const ADMIN_EMAIL: &str = "root@lyceum.test";
+pub const PASSWORD: &str = "Correct-Horse-42";
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub pool: PgPool,
+    pub server: RunningServer,
+    pub sealer: SecretBox,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let db = TestDatabase::create().await;
+        db.migrate(&SCHEMA).await;
+        let pool = db.service_pool(&SCHEMA).await;
+        let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap();
+        let module = IdentityModule::start(pool.clone(), sealer.clone(), TokenLifetimes::default())
+            .await
+            .expect("identity starts");
+        let verifier = Arc::new(module.token_verifier());
+        let server = RunningServer::start(vec![Arc::new(module)], verifier).await;
+        Self {
+            db,
+            pool,
+            server,
+            sealer,
+        }
+    }
+
+    pub fn orgs(&self) -> OrganizationServiceClient<Channel> {
+        OrganizationServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.server.channel.clone())
+    }
+
+    /// Bootstraps the platform admin and returns their access token.
+    pub async fn admin_token(&self) -> String {
+        lyceum_identity::bootstrap_platform_admin(&self.pool, ADMIN_EMAIL, PASSWORD, "Root")
+            .await
+            .expect("bootstrap admin");
+        self.login(ADMIN_EMAIL, PASSWORD).await.access_token
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> pb::TokenPair {
+        self.auth()
+            .authenticate(pb::AuthenticateRequest {
+                email: email.into(),
+                password: password.into(),
+            })
+            .await
+            .expect("login succeeds")
+            .into_inner()
+            .tokens
+            .expect("tokens")
+    }
+
+    pub async fn create_org(&self, admin: &str, slug: &str) -> pb::Organization {
+        self.orgs()
+            .create_organization(authed(
+                pb::CreateOrganizationRequest {
+                    name: format!("Org {slug}"),
+                    slug: slug.into(),
+                    ..Default::default()
+                },
+                admin,
+            ))
+            .await
+            .expect("create organization")
+            .into_inner()
+            .organization
+            .expect("organization")
+    }
+
+    pub async fn create_user(&self, token: Option<&str>, email: &str, org: &str) -> pb::User {
+        let message = pb::CreateUserRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+            full_name: format!("User {email}"),
+            organization_id: org.into(),
+            ..Default::default()
+        };
+        let request = match token {
+            Some(token) => authed(message, token),
+            None => Request::new(message),
+        };
+        self.users()
+            .create_user(request)
+            .await
+            .expect("create user")
+            .into_inner()
+            .user
+            .expect("user")
+    }
+
+    /// Makes `user` an org admin of `org` and returns their fresh access token.
+    pub async fn org_admin_token(
+        &self,
+        admin: &str,
+        org: &pb::Organization,
+        email: &str,
+    ) -> (pb::User, String) {
+        let user = self.create_user(Some(admin), email, &org.id).await;
+        self.users()
+            .grant_role(authed(
+                pb::GrantRoleRequest {
+                    user_id: user.id.clone(),
+                    role: pb::Role::OrgAdmin as i32,
+                    organization_id: org.id.clone(),
+                    expire_time: None,
+                },
+                admin,
+            ))
+            .await
+            .expect("grant org_admin");
+        let token = self.login(email, PASSWORD).await.access_token;
+        (user, token)
+    }
+}
+
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    lyceum_platform::auth::with_bearer(Request::new(message), token)
+}
+
+/// The claims of a token, read without verification (the tests inspect what was issued).
+pub fn claims_of(token: &str) -> Claims {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// The field paths of a status's `BadRequest` details.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got success: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
