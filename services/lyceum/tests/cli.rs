@@ -1,0 +1,200 @@
+//! The `lyceum` binary as an operator runs it: migrate, serve, healthcheck, shut down,
+//! and fail loudly when a dependency is missing.
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lyceum_testkit::{TestDatabase, nats_url};
+
+fn lyceum() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
+    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    command
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn migrate_then_serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let migrate = lyceum()
+        .args(["migrate", "all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+    assert!(text(&migrate).contains("migrated identity"));
+    // Migrating again is a no-op.
+    let again = lyceum()
+        .args(["migrate", "identity", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+
+    let port = free_port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut server = lyceum()
+        .args(["serve", "All", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &db.url, "--nats-url", &nats_url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let output = lyceum()
+            .args(["healthcheck", "--addr", &addr])
+            .output()
+            .unwrap();
+        if output.status.success() || Instant::now() > deadline {
+            break output;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(health.status.success(), "{}", text(&health));
+    assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "SERVING");
+
+    let service = lyceum()
+        .args([
+            "healthcheck",
+            "--addr",
+            &addr,
+            "--service",
+            "lyceum.identity.v1.AuthService",
+        ])
+        .output()
+        .unwrap();
+    assert!(service.status.success(), "{}", text(&service));
+
+    // SIGTERM: graceful shutdown, exit status 0.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn serve_names_the_unreachable_database_and_exits_non_zero() {
+    let port = free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/lyceum");
+    let output = lyceum()
+        .args([
+            "serve",
+            "identity",
+            "--database-url",
+            &url,
+            "--nats-url",
+            &nats_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("PostgreSQL"), "{message}");
+}
+
+#[test]
+fn serve_names_the_unreachable_nats_server_and_exits_non_zero() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let output = lyceum()
+        .args(["serve", "identity", "--nats-url", &url])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(
+        message.contains(&url) && message.contains("NATS"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_services_are_refused_with_the_valid_names() {
+    let output = lyceum().args(["serve", "billing"]).output().unwrap();
+    assert!(!output.status.success());
+    let message = text(&output);
+    assert!(message.contains("valid values: all, identity"), "{message}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["healthcheck", "--help"],
+        vec!["admin", "bootstrap", "--help"],
+    ] {
+        let output = lyceum().args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_admin_bootstrap_command_creates_the_first_admin_once() {
+    let db = TestDatabase::create().await;
+    let migrate = lyceum()
+        .args(["migrate", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+    let bootstrap = |email: &str| {
+        lyceum()
+            .args([
+                "admin",
+                "bootstrap",
+                "--email",
+                email,
+                "--database-url",
+                &db.url,
+            ])
+            .env("LYCEUM_ADMIN_PASSWORD", "Correct-Horse-42")
+            .output()
+            .unwrap()
+    };
+    let first = bootstrap("root@lyceum.test");
+    assert!(first.status.success(), "{}", text(&first));
+    let second = bootstrap("other@lyceum.test");
+    assert!(!second.status.success());
+    assert!(
+        text(&second).contains("already exists"),
+        "{}",
+        text(&second)
+    );
+}
