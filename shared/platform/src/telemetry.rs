@@ -188,3 +188,39 @@ impl tonic::service::Interceptor for TraceContextInterceptor {
         Ok(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::service::Interceptor;
+
+    use super::*;
+
+    #[test]
+    fn the_callers_trace_continues_through_the_server_span_to_outgoing_calls() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+            let incoming = http::Request::builder()
+                .uri("/lyceum.identity.v1.UserService/GetUser")
+                .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+                .body(())
+                .unwrap();
+            let span = server_span(&incoming);
+            let _entered = span.enter();
+            let outgoing = TraceContextInterceptor
+                .call(tonic::Request::new(()))
+                .unwrap();
+            let traceparent = outgoing
+                .metadata()
+                .get("traceparent")
+                .expect("trace context injected")
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(traceparent.contains(trace_id), "{traceparent}");
+            assert!(!traceparent.contains("00f067aa0ba902b7"), "a child span, not the caller's");
+        });
+    }
+}
