@@ -9,12 +9,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let protos = [root.join("lyceum/identity/v1/identity.proto")];
+    let protos = [
+        root.join("lyceum/identity/v1/identity.proto"),
+        root.join("lyceum/events/v1/envelope.proto"),
+        root.join("lyceum/events/v1/identity.proto"),
+    ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
+    // Type names let event payloads be packed into `google.protobuf.Any`.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("lyceum_descriptor.bin"))
-        .compile_protos(&protos, std::slice::from_ref(&root))?;
+        .compile_with_config(config, &protos, std::slice::from_ref(&root))?;
 
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())

@@ -1,10 +1,12 @@
 //! The identity and tenancy service: organizations, teams, users, role grants, tokens,
 //! signing keys and service accounts.
 //!
-//! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL).
+//! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
+//! (what it publishes).
 
 pub mod api;
 pub mod domain;
+pub mod events;
 pub mod store;
 
 use std::sync::Arc;
@@ -13,12 +15,11 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use lyceum_platform::auth::TokenVerifier;
 use lyceum_platform::crypto::SecretBox;
-use lyceum_platform::db::{ServiceSchema, TenantContext, begin};
+use lyceum_platform::db::{Database, ServiceSchema, TenantContext};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_proto::identity::v1::auth_service_server::AuthServiceServer;
 use lyceum_proto::identity::v1::organization_service_server::OrganizationServiceServer;
 use lyceum_proto::identity::v1::user_service_server::UserServiceServer;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use uuid::Uuid;
@@ -43,24 +44,24 @@ pub const GRPC_SERVICES: [&str; 3] = [
 
 /// The identity service, ready to be added to a server.
 pub struct IdentityModule {
-    pool: PgPool,
+    db: Database,
     api: IdentityApi,
 }
 
 impl IdentityModule {
     /// Makes sure a signing key exists and builds the handlers.
     pub async fn start(
-        pool: PgPool,
+        db: Database,
         sealer: SecretBox,
         lifetimes: TokenLifetimes,
     ) -> anyhow::Result<Self> {
-        ensure_signing_key(&pool, &sealer)
+        ensure_signing_key(&db, &sealer)
             .await
             .context("preparing the signing keys")?;
         let keys = Arc::new(KeyRing::new(sealer));
         Ok(Self {
-            api: IdentityApi::new(pool.clone(), keys, lifetimes),
-            pool,
+            api: IdentityApi::new(db.clone(), keys, lifetimes),
+            db,
         })
     }
 
@@ -68,11 +69,9 @@ impl IdentityModule {
     /// sessions, suspended users and disabled service accounts at once.
     pub fn token_verifier(&self) -> TokenVerifier {
         TokenVerifier::new(Arc::new(store::signing_keys::DbKeySource::new(
-            self.pool.clone(),
+            self.db.clone(),
         )))
-        .with_revocation_check(Arc::new(api::SessionRevocationCheck::new(
-            self.pool.clone(),
-        )))
+        .with_revocation_check(Arc::new(api::SessionRevocationCheck::new(self.db.clone())))
     }
 }
 
@@ -105,24 +104,31 @@ impl ServiceModule for IdentityModule {
         );
     }
 
+    fn database(&self) -> &Database {
+        &self.db
+    }
+
     async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        sqlx::query("SELECT 1")
+            .execute(self.db.pool())
+            .await
+            .is_ok()
     }
 }
 
 /// Creates the first platform admin (or makes an existing user one). Refuses when an
 /// admin already exists, so the command cannot be used to take over a running platform.
 pub async fn bootstrap_platform_admin(
-    pool: &PgPool,
+    db: &Database,
     email: &str,
     password: &str,
     full_name: &str,
 ) -> anyhow::Result<Uuid> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
-    let mut tx = begin(pool, &TenantContext::system()).await?;
+    let mut tx = db.begin(&TenantContext::system()).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.bootstrap'))")
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     anyhow::ensure!(
         !store::users::platform_admin_exists(&mut tx).await?,
@@ -130,23 +136,27 @@ pub async fn bootstrap_platform_admin(
     );
     let user = match store::users::find_by_email(&mut tx, email.as_str()).await? {
         Some(user) => user,
-        None => store::users::insert(
-            &mut tx,
-            store::users::NewUser {
-                organization_id: None,
-                email: email.as_str().to_owned(),
-                full_name: full_name.to_owned(),
-                avatar_url: String::new(),
-                company_name: String::new(),
-                metadata: serde_json::json!({}),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))?,
+        None => {
+            let user = store::users::insert(
+                &mut tx,
+                store::users::NewUser {
+                    organization_id: None,
+                    email: email.as_str().to_owned(),
+                    full_name: full_name.to_owned(),
+                    avatar_url: String::new(),
+                    company_name: String::new(),
+                    metadata: serde_json::json!({}),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the admin user: {e}"))?;
+            tx.publish(events::user_created(&user)).await?;
+            user
+        }
     };
     store::credentials::set_password(&mut tx, user.id, &password.hash()).await?;
     for role in [Role::User, Role::Admin] {
-        store::grants::grant(
+        let grant = store::grants::grant(
             &mut tx,
             store::grants::NewGrant {
                 user_id: user.id,
@@ -158,6 +168,7 @@ pub async fn bootstrap_platform_admin(
         )
         .await
         .map_err(|e| anyhow::anyhow!("granting {}: {e}", role.as_str()))?;
+        tx.publish(events::role_granted(&grant)).await?;
     }
     tx.commit().await?;
     Ok(user.id)

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use lyceum_identity::SCHEMA;
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::TenantContext;
 use lyceum_proto::identity::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
@@ -324,14 +324,14 @@ async fn row_level_security_hides_other_tenants_from_the_service_role() {
     let org_b: Uuid = t.org_b.id.parse().unwrap();
     let alice: Uuid = t.alice.id.parse().unwrap();
     // The pool connects as lyceum_identity, exactly like the running service.
-    let pool = t.app.db.service_pool(&SCHEMA).await;
+    let db = t.app.db.service_database(&SCHEMA).await;
     let as_alice = TenantContext {
         user_id: Some(alice),
         org_id: Some(org_a),
         roles: vec!["org_admin".into(), "user".into()],
     };
 
-    let mut tx = begin(&pool, &as_alice).await.unwrap();
+    let mut tx = db.begin(&as_alice).await.unwrap();
     for (table, column) in [
         ("users", "organization_id"),
         ("teams", "organization_id"),
@@ -342,35 +342,35 @@ async fn row_level_security_hides_other_tenants_from_the_service_role() {
             "SELECT count(*) FROM {table} WHERE {column} = $1"
         )))
         .bind(org_b)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await
         .unwrap();
         assert_eq!(count, 0, "{table} leaks rows of organization B");
     }
     let updated = sqlx::query("UPDATE users SET full_name = 'x' WHERE organization_id = $1")
         .bind(org_b)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await
         .unwrap()
         .rows_affected();
     assert_eq!(updated, 0);
     let own: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE organization_id = $1")
         .bind(org_a)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await
         .unwrap();
     assert_eq!(own, 1, "the control: Alice sees her own organization");
     tx.rollback().await.unwrap();
 
     // Without any context, nothing at all is visible.
-    let mut tx = begin(&pool, &TenantContext::anonymous()).await.unwrap();
+    let mut tx = db.begin(&TenantContext::anonymous()).await.unwrap();
     let any: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await
         .unwrap();
     assert_eq!(any, 0);
     let secrets: i64 = sqlx::query_scalar("SELECT count(*) FROM password_credentials")
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await
         .unwrap();
     assert_eq!(secrets, 0);

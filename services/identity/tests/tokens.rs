@@ -346,7 +346,7 @@ async fn the_admin_bootstrap_is_refused_once_an_admin_exists() {
     let app = TestApp::spawn().await;
     app.admin_token().await;
     let error = lyceum_identity::bootstrap_platform_admin(
-        &app.pool,
+        &app.database,
         "second@lyceum.test",
         PASSWORD,
         "Second",

@@ -10,10 +10,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use lyceum_platform::auth::{GrpcKeySource, TokenVerifier};
 use lyceum_platform::config::{DatabaseArgs, NatsArgs, SecretArgs, TelemetryArgs};
-use lyceum_platform::db::{self, ServiceSchema};
+use lyceum_platform::db::{self, Database, ServiceSchema};
+use lyceum_platform::events::relay::RelaySettings;
+use lyceum_platform::runtime::Runtime;
 use lyceum_platform::server::{GrpcServer, ServerLimits, ServiceModule, shutdown_signal};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use uuid::Uuid;
 
 use crate::services::{ServiceName, ServiceSelector};
 
@@ -98,14 +101,43 @@ fn schema_of(service: ServiceName) -> ServiceSchema {
     }
 }
 
-async fn service_pool(database: &DatabaseArgs, service: ServiceName) -> anyhow::Result<PgPool> {
+async fn service_database(
+    database: &DatabaseArgs,
+    service: ServiceName,
+) -> anyhow::Result<Database> {
     let schema = schema_of(service);
     let explicit = database.service_url(service.as_str());
     let options =
         db::service_connect_options(&database.database_url, explicit.as_deref(), &schema)?;
-    db::connect_service_pool(options, database.database_max_connections)
+    let pool = db::connect_service_pool(options, database.database_max_connections)
         .await
-        .with_context(|| format!("the {service} service (has `lyceum migrate` run?)"))
+        .with_context(|| format!("the {service} service (has `lyceum migrate` run?)"))?;
+    Ok(Database::new(pool, schema.name))
+}
+
+/// Connects each selected service's database and builds its module.
+async fn start_modules(
+    services: &[ServiceName],
+    database: &DatabaseArgs,
+    secrets: &SecretArgs,
+    lifetimes: lyceum_identity::TokenLifetimes,
+) -> anyhow::Result<(Vec<Arc<dyn ServiceModule>>, Option<TokenVerifier>)> {
+    let mut modules: Vec<Arc<dyn ServiceModule>> = Vec::new();
+    let mut verifier = None;
+    for service in services {
+        let db = service_database(database, *service).await?;
+        match service {
+            ServiceName::Identity => {
+                let module =
+                    lyceum_identity::IdentityModule::start(db, secrets.secret_box()?, lifetimes)
+                        .await
+                        .context("starting the identity service")?;
+                verifier = Some(module.token_verifier());
+                modules.push(Arc::new(module));
+            }
+        }
+    }
+    Ok((modules, verifier))
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -114,38 +146,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(services = ?services, "starting");
 
     // Fail fast and loudly when a dependency is missing: no half-alive process.
-    let _nats = lyceum_platform::nats::connect(&args.nats.nats_url).await?;
-
-    let mut modules: Vec<Arc<dyn ServiceModule>> = Vec::new();
-    let mut verifier = None;
-    for service in &services {
-        match service {
-            ServiceName::Identity => {
-                let pool = service_pool(&args.database, *service).await?;
-                let lifetimes = lyceum_identity::TokenLifetimes {
-                    access: Duration::from_secs(args.access_token_ttl_secs),
-                    refresh: Duration::from_secs(args.refresh_token_ttl_secs),
-                };
-                let module = lyceum_identity::IdentityModule::start(
-                    pool,
-                    args.secrets.secret_box()?,
-                    lifetimes,
-                )
-                .await
-                .context("starting the identity service")?;
-                verifier = Some(module.token_verifier());
-                modules.push(Arc::new(module));
-            }
-        }
-    }
+    let bus = args.nats.connect().await?;
+    let lifetimes = lyceum_identity::TokenLifetimes {
+        access: Duration::from_secs(args.access_token_ttl_secs),
+        refresh: Duration::from_secs(args.refresh_token_ttl_secs),
+    };
+    let (modules, verifier) =
+        start_modules(&services, &args.database, &args.secrets, lifetimes).await?;
     // Without identity in this process, keys come from identity over gRPC.
     let verifier = match verifier {
         Some(verifier) => verifier,
         None => TokenVerifier::new(Arc::new(GrpcKeySource::new(&args.identity_addr)?)),
     };
 
-    let server = GrpcServer::bind(args.listen, modules, Arc::new(verifier), args.limits).await?;
-    server.run_until_stopped(shutdown_signal()).await?;
+    let server = GrpcServer::bind(
+        args.listen,
+        modules.clone(),
+        Arc::new(verifier),
+        args.limits,
+    )
+    .await?;
+    let runtime = Runtime {
+        server,
+        modules,
+        bus,
+        relay: RelaySettings::default(),
+    };
+    runtime.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -229,9 +256,9 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
 pub async fn admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::Bootstrap(args) => {
-            let pool = service_pool(&args.database, ServiceName::Identity).await?;
+            let db = service_database(&args.database, ServiceName::Identity).await?;
             let id = lyceum_identity::bootstrap_platform_admin(
-                &pool,
+                &db,
                 &args.email,
                 &args.password,
                 &args.full_name,
@@ -241,4 +268,132 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters of one service's consumers, or of all.
+    List(DlqListArgs),
+    /// Republish a dead letter on its original subject, once its cause is fixed.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DlqListArgs {
+    #[arg(default_value = "all", value_name = "SERVICE")]
+    service: ServiceSelector,
+    /// Include dead letters that were already replayed.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(clap::Args)]
+pub struct DlqReplayArgs {
+    /// The dead letter's id, as `dlq list` shows it.
+    id: Uuid,
+    #[arg(long, default_value = "all", value_name = "SERVICE")]
+    service: ServiceSelector,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+pub async fn dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
+    use lyceum_platform::events::dlq;
+    match command {
+        DlqCommand::List(args) => {
+            println!(
+                "{:<36}  {:<24}  {:<36}  {:>5}  {:<20}  error",
+                "id", "consumer", "subject", "tries", "failed at"
+            );
+            for service in ServiceName::expand(&[args.service]) {
+                let db = service_database(&args.database, service).await?;
+                for letter in dlq::list(&db, args.all).await? {
+                    println!(
+                        "{:<36}  {:<24}  {:<36}  {:>5}  {:<20}  {}{}",
+                        letter.id,
+                        letter.consumer,
+                        letter.subject,
+                        letter.deliveries,
+                        letter.failed_at.format("%Y-%m-%d %H:%M:%S"),
+                        letter.error,
+                        if letter.replayed_at.is_some() {
+                            " (replayed)"
+                        } else {
+                            ""
+                        },
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Replay(args) => {
+            let bus = args.nats.connect().await?;
+            for service in ServiceName::expand(&[args.service]) {
+                let db = service_database(&args.database, service).await?;
+                if dlq::replay(&db, &bus, args.id).await? {
+                    println!("replayed dead letter {} of {service}", args.id);
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            anyhow::bail!("no dead letter with id {}", args.id)
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[arg(default_value = "all", value_name = "SERVICE")]
+    service: ServiceSelector,
+    /// Write the recomputed values where they drifted.
+    #[arg(long)]
+    repair: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    secrets: SecretArgs,
+}
+
+/// Recomputes every derived statistic from its source and reports drift; exits 1 when
+/// drift was found and not repaired.
+pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let services = ServiceName::expand(&[args.service]);
+    let (modules, _) =
+        start_modules(&services, &args.database, &args.secrets, Default::default()).await?;
+    let mut drifted = false;
+    for module in modules {
+        let checks = module.reconciliations();
+        if checks.is_empty() {
+            println!("{}: no derived statistics", module.name());
+            continue;
+        }
+        for report in lyceum_platform::verify::run(module.database(), &checks, args.repair).await? {
+            match (report.drift.len(), report.repaired) {
+                (0, _) => println!("{}: {} ok", module.name(), report.name),
+                (n, Some(fixed)) => println!(
+                    "{}: {} drifted in {n} places; repaired {fixed}",
+                    module.name(),
+                    report.name
+                ),
+                (n, None) => {
+                    drifted = true;
+                    println!("{}: {} drifted in {n} places:", module.name(), report.name);
+                    for drift in report.drift.iter().take(20) {
+                        println!(
+                            "  {}: stored {}, expected {}",
+                            drift.subject, drift.stored, drift.expected
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(if drifted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -24,6 +24,11 @@ enum Command {
     /// Administrative tasks.
     #[command(subcommand)]
     Admin(commands::AdminCommand),
+    /// Inspect and replay dead letters of the event consumers.
+    #[command(subcommand)]
+    Dlq(commands::DlqCommand),
+    /// Recompute derived statistics from their sources and report (or repair) drift.
+    Verify(commands::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +49,8 @@ fn main() -> std::process::ExitCode {
             Command::Migrate(args) => commands::migrate(args).await,
             Command::Healthcheck(args) => commands::healthcheck(args).await,
             Command::Admin(command) => commands::admin(command).await,
+            Command::Dlq(command) => commands::dlq(command).await,
+            Command::Verify(args) => commands::verify(args).await,
         }
     });
     match result {

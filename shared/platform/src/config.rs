@@ -38,6 +38,21 @@ pub struct NatsArgs {
     /// NATS server URL (JetStream enabled).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// First token of every event subject and stream name (`lyceum.identity.user.created`,
+    /// `LYCEUM_IDENTITY`); lets several deployments share one NATS server.
+    #[arg(long, env = "LYCEUM_EVENT_PREFIX", default_value = "lyceum")]
+    pub event_prefix: String,
+}
+
+impl NatsArgs {
+    /// Connects and returns the bus, naming the URL when the server cannot be reached.
+    pub async fn connect(&self) -> anyhow::Result<crate::events::EventBus> {
+        let client = crate::nats::connect(&self.nats_url).await?;
+        Ok(crate::events::EventBus::new(
+            client,
+            self.event_prefix.clone(),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -124,6 +124,10 @@ pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow:
     )))
     .execute(&mut conn)
     .await?;
+    kit_migrator()
+        .run(&mut conn)
+        .await
+        .with_context(|| format!("running the platform kit migrations in {name}"))?;
     schema
         .migrator
         .run(&mut conn)
@@ -134,6 +138,7 @@ pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow:
         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {runtime};
         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {name} TO {runtime};
         REVOKE ALL ON TABLE {name}._sqlx_migrations FROM {runtime};
+        REVOKE ALL ON TABLE {name}._lyceum_kit_migrations FROM {runtime};
         RESET ROLE;
         RESET search_path;
         "#
@@ -143,6 +148,16 @@ pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow:
     .context("granting the runtime role its privileges")?;
     conn.close().await?;
     Ok(())
+}
+
+static KIT_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/platform");
+
+/// The kit's own tables (outbox, inbox, dead letters), tracked apart from the service's
+/// migrations so that both can evolve independently.
+fn kit_migrator() -> Migrator {
+    let mut migrator = Migrator::with_migrations(KIT_MIGRATIONS.migrations.to_vec());
+    migrator.dangerous_set_table_name("_lyceum_kit_migrations");
+    migrator
 }
 
 /// Who is acting, as the row-level security policies see it.
@@ -181,34 +196,110 @@ impl TenantContext {
     }
 }
 
-/// Begins a transaction and sets the tenant context for its duration only
-/// (`set_config(..., true)`), so a pooled connection never carries one caller's
-/// identity into another's transaction.
-pub async fn begin(
-    pool: &PgPool,
-    context: &TenantContext,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    set_context(&mut tx, context).await?;
-    Ok(tx)
+/// A service's pool, bound to its schema and role.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: PgPool,
+    service: &'static str,
 }
 
-/// Replaces the tenant context for the rest of the transaction. Used after the caller's
-/// own writes have passed the policies, for bookkeeping rows the caller could not write
-/// directly (the credentials and default grants of a user an org admin creates).
-pub async fn set_context(
-    tx: &mut Transaction<'static, Postgres>,
-    context: &TenantContext,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "SELECT set_config('lyceum.user_id', $1, true),
-                set_config('lyceum.org_id', $2, true),
-                set_config('lyceum.roles', $3, true)",
-    )
-    .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
-    .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
-    .bind(context.roles.join(","))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+impl Database {
+    pub fn new(pool: PgPool, service: &'static str) -> Self {
+        Self { pool, service }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The service name, which is also its schema name and event subject stem.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Begins a transaction and sets the tenant context for its duration only
+    /// (`set_config(..., true)`), so a pooled connection never carries one caller's
+    /// identity into another's transaction.
+    pub async fn begin(&self, context: &TenantContext) -> Result<Tx, sqlx::Error> {
+        let mut tx = Tx {
+            inner: self.pool.begin().await?,
+            service: self.service,
+            context: TenantContext::default(),
+            notify_relay: false,
+        };
+        tx.set_context(context).await?;
+        Ok(tx)
+    }
+}
+
+/// A transaction with its tenant context: the only way services reach their tables, and
+/// the only way they publish events ([`Tx::publish`] writes to the outbox in the same
+/// transaction, so an event exists exactly when its state change does).
+pub struct Tx {
+    inner: Transaction<'static, Postgres>,
+    service: &'static str,
+    context: TenantContext,
+    notify_relay: bool,
+}
+
+impl Tx {
+    /// The connection, for queries.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.inner
+    }
+
+    pub fn context(&self) -> &TenantContext {
+        &self.context
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Replaces the tenant context for the rest of the transaction. Used after the
+    /// caller's own writes have passed the policies, for bookkeeping rows the caller could
+    /// not write directly (the credentials and default grants of a user an org admin
+    /// creates).
+    pub async fn set_context(&mut self, context: &TenantContext) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "SELECT set_config('lyceum.user_id', $1, true),
+                    set_config('lyceum.org_id', $2, true),
+                    set_config('lyceum.roles', $3, true)",
+        )
+        .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
+        .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
+        .bind(context.roles.join(","))
+        .execute(&mut *self.inner)
+        .await?;
+        self.context = context.clone();
+        Ok(())
+    }
+
+    /// Records an event in the outbox, in this transaction.
+    pub async fn publish(&mut self, event: crate::events::Event) -> Result<(), sqlx::Error> {
+        let (id, subject, envelope) = event.into_outbox_row(self.service, &self.context);
+        sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(subject)
+            .bind(envelope)
+            .execute(&mut *self.inner)
+            .await?;
+        if !self.notify_relay {
+            // Delivered at commit, and not at all on rollback.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::events::outbox_channel(self.service))
+                .execute(&mut *self.inner)
+                .await?;
+            self.notify_relay = true;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`convert`]: wire types to domain types, page tokens
 //! - [`crypto`]: secrets at rest
 //! - [`nats`]: the broker connection
+//! - [`events`]: outbox, relay, consumers, dead letters
+//! - [`verify`]: reconciliation of derived statistics
 
 pub mod auth;
 pub mod config;
@@ -17,8 +19,12 @@ pub mod crypto;
 pub mod db;
 pub mod enums;
 pub mod error;
+pub mod events;
+pub mod failpoint;
 pub mod nats;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod verify;
 
 pub use error::{ApiError, FieldViolation, Violations};

@@ -16,6 +16,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthLayer, TokenVerifier};
+use crate::events::consumer::{ConsumerSpec, EventHandler};
 
 /// Limits applied to every RPC of the server.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -57,6 +58,16 @@ pub trait ServiceModule: Send + Sync + 'static {
     fn add_routes(&self, routes: &mut RoutesBuilder, limits: &ServerLimits);
     /// Whether the module's dependencies (database, broker) answer now.
     async fn is_ready(&self) -> bool;
+    /// The module's database: its outbox is relayed to the bus.
+    fn database(&self) -> &crate::db::Database;
+    /// The event consumers the module runs.
+    fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+        Vec::new()
+    }
+    /// The reconciliations of the statistics the module derives (`lyceum verify`).
+    fn reconciliations(&self) -> Vec<Box<dyn crate::verify::Reconciliation>> {
+        Vec::new()
+    }
 }
 
 /// A server bound to its port, ready to run.

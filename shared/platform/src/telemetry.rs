@@ -189,6 +189,28 @@ impl tonic::service::Interceptor for TraceContextInterceptor {
     }
 }
 
+/// The current span's W3C trace context, for an event envelope.
+pub fn current_trace_context() -> lyceum_proto::events::v1::TraceContext {
+    let mut carrier = std::collections::HashMap::new();
+    propagator().inject_context(&tracing::Span::current().context(), &mut carrier);
+    lyceum_proto::events::v1::TraceContext {
+        traceparent: carrier.remove("traceparent").unwrap_or_default(),
+        tracestate: carrier.remove("tracestate").unwrap_or_default(),
+    }
+}
+
+/// Makes `span` a child of the trace an event was produced in.
+pub fn continue_trace(span: &tracing::Span, context: &lyceum_proto::events::v1::TraceContext) {
+    let mut carrier = std::collections::HashMap::new();
+    if !context.traceparent.is_empty() {
+        carrier.insert("traceparent".to_owned(), context.traceparent.clone());
+    }
+    if !context.tracestate.is_empty() {
+        carrier.insert("tracestate".to_owned(), context.tracestate.clone());
+    }
+    let _ = span.set_parent(propagator().extract(&carrier));
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::service::Interceptor;
@@ -220,7 +242,10 @@ mod tests {
                 .unwrap()
                 .to_owned();
             assert!(traceparent.contains(trace_id), "{traceparent}");
-            assert!(!traceparent.contains("00f067aa0ba902b7"), "a child span, not the caller's");
+            assert!(
+                !traceparent.contains("00f067aa0ba902b7"),
+                "a child span, not the caller's"
+            );
         });
     }
 }

@@ -9,3 +9,9 @@ pub mod identity {
         tonic::include_proto!("lyceum.identity.v1");
     }
 }
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("lyceum.events.v1");
+    }
+}

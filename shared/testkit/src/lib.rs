@@ -1,15 +1,19 @@
 //! Test support: a fresh database per test, migrated like production, and services
 //! started in-process on `127.0.0.1:0` behind the same server assembly the binary uses.
 //!
-//! Each test is independent: its own database (dropped afterwards) and its own port.
+//! Each test is independent: its own database (dropped afterwards), its own port and its
+//! own event subject prefix.
 //! `TEST_LOG=1` shows the services' logs; otherwise tests are silent.
 
 use std::sync::Arc;
 
 use lyceum_platform::auth::TokenVerifier;
 use lyceum_platform::db::{
-    ServiceSchema, connect_service_pool, migrate_service, service_connect_options,
+    Database, ServiceSchema, connect_service_pool, migrate_service, service_connect_options,
 };
+use lyceum_platform::events::EventBus;
+use lyceum_platform::events::relay::RelaySettings;
+use lyceum_platform::runtime::Runtime;
 use lyceum_platform::server::{GrpcServer, ServerLimits, ServiceModule};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
@@ -63,6 +67,11 @@ impl TestDatabase {
             .expect("service pool")
     }
 
+    /// The service's [`Database`], connected as its runtime role.
+    pub async fn service_database(&self, schema: &ServiceSchema) -> Database {
+        Database::new(self.service_pool(schema).await, schema.name)
+    }
+
     /// A connection as the superuser that created the database.
     pub async fn admin_connection(&self) -> PgConnection {
         PgConnection::connect(&self.url)
@@ -105,6 +114,25 @@ fn with_database(url: &str, database: &str) -> String {
     format!("postgres://{user}@{host}:{port}/{database}")
 }
 
+/// A bus of the test's own: a unique subject and stream prefix on the shared NATS server,
+/// so tests running in parallel never see each other's events.
+pub async fn test_bus() -> EventBus {
+    let url = nats_url();
+    let client = lyceum_platform::nats::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach NATS at {url}: {e:#}"));
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    EventBus::new(client, prefix)
+}
+
+/// Relay settings for tests: small polling interval so nothing waits for long.
+pub fn test_relay_settings() -> RelaySettings {
+    RelaySettings {
+        poll_interval: std::time::Duration::from_millis(100),
+        ..RelaySettings::default()
+    }
+}
+
 /// A server running in this process until the value is dropped.
 pub struct RunningServer {
     pub addr: std::net::SocketAddr,
@@ -114,26 +142,29 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    pub async fn start(modules: Vec<Arc<dyn ServiceModule>>, verifier: Arc<TokenVerifier>) -> Self {
-        Self::start_with_limits(modules, verifier, ServerLimits::default()).await
-    }
-
-    pub async fn start_with_limits(
+    /// Starts the modules with their outbox relays and consumers on `bus`.
+    pub async fn start(
         modules: Vec<Arc<dyn ServiceModule>>,
         verifier: Arc<TokenVerifier>,
-        limits: ServerLimits,
+        bus: EventBus,
     ) -> Self {
         let server = GrpcServer::bind(
             "127.0.0.1:0".parse().expect("address"),
-            modules,
+            modules.clone(),
             verifier,
-            limits,
+            ServerLimits::default(),
         )
         .await
         .expect("bind test server");
         let addr = server.local_addr();
+        let runtime = Runtime {
+            server,
+            modules,
+            bus,
+            relay: test_relay_settings(),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run_until_stopped(async move {
+        let task = tokio::spawn(runtime.run(async move {
             let _ = stopped.await;
         }));
         let channel = Channel::from_shared(format!("http://{addr}"))

@@ -3,7 +3,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use lyceum_platform::auth::require_principal;
 use lyceum_platform::convert::{parse_id, timestamp};
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::auth_service_server::AuthService;
@@ -49,7 +49,7 @@ impl IdentityApi {
         let email = email.expect("parsed when there are no violations");
 
         // Sign-in happens before there is a principal: the service acts for itself.
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let user = users::find_by_email(&mut tx, email.as_str()).await?;
         let stored = match &user {
             Some(u) => credentials::password_hash(&mut tx, u.id).await?,
@@ -87,7 +87,7 @@ impl IdentityApi {
         if token.is_empty() {
             return Err(ApiError::invalid("refresh_token", "is required"));
         }
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let presented = sessions::find_and_lock(&mut tx, &hash_refresh_token(&token))
             .await?
             .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
@@ -138,7 +138,7 @@ impl IdentityApi {
         if token.is_empty() {
             return Err(ApiError::invalid("refresh_token", "is required"));
         }
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         // Like OAuth token revocation (RFC 7009), an unknown token is not an error.
         if let Some(presented) =
             sessions::find_and_lock(&mut tx, &hash_refresh_token(&token)).await?
@@ -150,7 +150,7 @@ impl IdentityApi {
     }
 
     async fn get_signing_keys_(&self) -> Result<pb::GetSigningKeysResponse, ApiError> {
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let rows = signing_keys::unretired(&mut tx).await?;
         tx.commit().await?;
         Ok(pb::GetSigningKeysResponse {
@@ -170,9 +170,12 @@ impl IdentityApi {
         if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
             return Err(ApiError::permission_denied());
         }
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         let row = signing_keys::rotate(&mut tx, self.keys.sealer()).await?;
         tx.commit().await?;
@@ -201,7 +204,10 @@ impl IdentityApi {
         let hash = tokio::task::spawn_blocking(move || PasswordHash::of_secret(&to_hash))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let row =
             service_accounts::insert(&mut tx, name.as_str(), &hash.0, principal.subject).await?;
         tx.commit().await?;
@@ -221,7 +227,7 @@ impl IdentityApi {
     ) -> Result<pb::AuthenticateServiceAccountResponse, ApiError> {
         let req = request.into_inner();
         let id = parse_id("service_account_id", &req.service_account_id)?;
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let account = service_accounts::get(&mut tx, id).await?;
         let hash = account
             .as_ref()

@@ -10,7 +10,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use lyceum_platform::db::Database;
 
 use crate::store::signing_keys::KeyRing;
 
@@ -35,15 +35,15 @@ impl Default for TokenLifetimes {
 /// The state every handler of the identity service shares.
 #[derive(Clone)]
 pub struct IdentityApi {
-    pool: PgPool,
+    db: Database,
     keys: Arc<KeyRing>,
     lifetimes: TokenLifetimes,
 }
 
 impl IdentityApi {
-    pub fn new(pool: PgPool, keys: Arc<KeyRing>, lifetimes: TokenLifetimes) -> Self {
+    pub fn new(db: Database, keys: Arc<KeyRing>, lifetimes: TokenLifetimes) -> Self {
         Self {
-            pool,
+            db,
             keys,
             lifetimes,
         }

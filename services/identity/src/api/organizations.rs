@@ -3,7 +3,7 @@ use lyceum_platform::convert::{
     bounded_json, decode_page_token, encode_page_token, page_size, parse_id, required_id,
     update_mask,
 };
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::organization_service_server::OrganizationService;
@@ -14,6 +14,7 @@ use super::{IdentityApi, wire};
 use crate::domain::{
     BoundedText, Name, Slug, SubscriptionStatus, SubscriptionTier, TeamMemberRole,
 };
+use crate::events;
 use crate::store::organizations::{NewOrganization, OrganizationChanges};
 use crate::store::{Tx, organizations, teams};
 
@@ -36,7 +37,10 @@ fn deny_for(principal: &Principal, org: Uuid) -> ApiError {
 
 impl IdentityApi {
     async fn tx_for(&self, principal: &Principal) -> Result<Tx, ApiError> {
-        Ok(begin(&self.pool, &TenantContext::for_principal(principal)).await?)
+        Ok(self
+            .db
+            .begin(&TenantContext::for_principal(principal))
+            .await?)
     }
 
     async fn team_for_admin(
@@ -101,6 +105,7 @@ impl IdentityApi {
             },
         )
         .await?;
+        tx.publish(events::organization_created(&row)).await?;
         tx.commit().await?;
         Ok(pb::CreateOrganizationResponse {
             organization: Some(wire::organization(row)),
@@ -221,6 +226,7 @@ impl IdentityApi {
         let row = organizations::update(&mut tx, id, changes)
             .await?
             .ok_or_else(|| ApiError::not_found("organization"))?;
+        tx.publish(events::organization_updated(&row)).await?;
         tx.commit().await?;
         Ok(pb::UpdateOrganizationResponse {
             organization: Some(wire::organization(row)),

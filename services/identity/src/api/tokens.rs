@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
 use lyceum_platform::auth::{Claims, GrantedRole, ISSUER, PrincipalKind, RevocationCheck};
 use lyceum_platform::convert::timestamp;
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::{Database, TenantContext};
 use lyceum_proto::identity::v1 as pb;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::IdentityApi;
@@ -139,19 +138,19 @@ impl IdentityApi {
 /// and the user active (or the service account enabled), so a revoked session or a
 /// suspended user is refused at once, not only when the access token expires.
 pub struct SessionRevocationCheck {
-    pool: PgPool,
+    db: Database,
 }
 
 impl SessionRevocationCheck {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 }
 
 #[async_trait]
 impl RevocationCheck for SessionRevocationCheck {
     async fn is_revoked(&self, claims: &Claims) -> anyhow::Result<bool> {
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let live = match (claims.kind, claims.sid) {
             (PrincipalKind::User, Some(sid)) => {
                 sessions::session_is_live(&mut tx, sid, claims.sub).await?

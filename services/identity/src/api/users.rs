@@ -6,7 +6,7 @@ use lyceum_platform::convert::{
     bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
     update_mask,
 };
-use lyceum_platform::db::{TenantContext, begin, set_context};
+use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::user_service_server::UserService;
@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::organizations::paginate;
 use super::{IdentityApi, wire};
 use crate::domain::{BoundedText, Email, OptionalName, Password, Role, UserStatus};
+use crate::events;
 use crate::store::grants::NewGrant;
 use crate::store::users::{NewUser, UserChanges, UserRow};
 use crate::store::{Tx, credentials, grants, sessions, users};
@@ -113,7 +114,7 @@ impl IdentityApi {
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
 
-        let mut tx = begin(&self.pool, &context).await?;
+        let mut tx = self.db.begin(&context).await?;
         let user = users::insert(
             &mut tx,
             NewUser {
@@ -128,32 +129,28 @@ impl IdentityApi {
         .await?;
         // The user row passed the caller's policies; its credentials and default grants
         // are the service's own bookkeeping.
-        set_context(&mut tx, &TenantContext::system()).await?;
+        tx.set_context(&TenantContext::system()).await?;
         credentials::set_password(&mut tx, user.id, &hash).await?;
+        tx.publish(events::user_created(&user)).await?;
+        // Everyone is a `user`; members of an organization are also its `member`s.
         let granted_by = principal.as_ref().map(|p| p.subject);
-        grants::grant(
-            &mut tx,
-            NewGrant {
-                user_id: user.id,
-                role: Role::User.as_str(),
-                organization_id: None,
-                expires_at: None,
-                granted_by,
-            },
-        )
-        .await?;
+        let mut defaults = vec![(Role::User, None)];
         if let Some(org) = organization_id {
-            grants::grant(
+            defaults.push((Role::Member, Some(org)));
+        }
+        for (role, organization_id) in defaults {
+            let grant = grants::grant(
                 &mut tx,
                 NewGrant {
                     user_id: user.id,
-                    role: Role::Member.as_str(),
-                    organization_id: Some(org),
+                    role: role.as_str(),
+                    organization_id,
                     expires_at: None,
                     granted_by,
                 },
             )
             .await?;
+            tx.publish(events::role_granted(&grant)).await?;
         }
         tx.commit().await?;
         Ok(pb::CreateUserResponse {
@@ -167,7 +164,10 @@ impl IdentityApi {
     ) -> Result<pb::GetUserResponse, ApiError> {
         let principal = require_principal(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let user = self.visible_user(&mut tx, &principal, id).await?;
         tx.commit().await?;
         Ok(pb::GetUserResponse {
@@ -196,7 +196,10 @@ impl IdentityApi {
             }
             _ => {}
         }
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let rows = users::list(&mut tx, org, after, limit + 1).await?;
         tx.commit().await?;
         let (rows, next) = paginate(rows, limit, |r| r.id);
@@ -254,7 +257,10 @@ impl IdentityApi {
         v.into_result()?;
         let id = id.expect("parsed when there are no violations");
 
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let existing = self.visible_user(&mut tx, &principal, id).await?;
         // Users edit their own profile; only those who manage them change their status.
         let managing = can_manage_user(&principal, &existing);
@@ -267,6 +273,12 @@ impl IdentityApi {
             .ok_or_else(|| ApiError::not_found("user"))?;
         if status.is_some_and(|s| s != UserStatus::Active) {
             sessions::revoke_user_sessions(&mut tx, id, "user_suspended").await?;
+        }
+        tx.publish(events::user_updated(&updated)).await?;
+        let newly_suspended = status == Some(UserStatus::Suspended)
+            && existing.status != UserStatus::Suspended.as_str();
+        if newly_suspended {
+            tx.publish(events::user_suspended(&updated)).await?;
         }
         tx.commit().await?;
         Ok(pb::UpdateUserResponse {
@@ -291,7 +303,10 @@ impl IdentityApi {
             .filter_map(|(i, raw)| required_id(&mut v, &format!("ids[{i}]"), raw))
             .collect();
         v.into_result()?;
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let rows = users::batch_get(&mut tx, &ids).await?;
         tx.commit().await?;
         Ok(pb::BatchGetUsersResponse {
@@ -316,7 +331,10 @@ impl IdentityApi {
         let (Some(id), Some(password)) = (id, password) else {
             unreachable!("all fields parsed when there are no violations")
         };
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let user = self.visible_user(&mut tx, &principal, id).await?;
         if principal.is_user(id) {
             // Users prove they know the current password; admins resetting it do not.
@@ -385,7 +403,10 @@ impl IdentityApi {
         else {
             unreachable!("all fields parsed when there are no violations")
         };
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
         if !can_grant(&principal, role, org) {
             return Err(ApiError::permission_denied());
@@ -405,6 +426,7 @@ impl IdentityApi {
             },
         )
         .await?;
+        tx.publish(events::role_granted(&row)).await?;
         tx.commit().await?;
         Ok(pb::GrantRoleResponse {
             grant: Some(wire::grant(row)),
@@ -417,7 +439,10 @@ impl IdentityApi {
     ) -> Result<pb::RevokeRoleResponse, ApiError> {
         let principal = require_principal(&request)?;
         let id = parse_id("grant_id", &request.get_ref().grant_id)?;
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let grant = grants::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("grant"))?;
@@ -427,6 +452,7 @@ impl IdentityApi {
             return Err(ApiError::permission_denied());
         }
         grants::revoke(&mut tx, id).await?;
+        tx.publish(events::role_revoked(&grant)).await?;
         tx.commit().await?;
         Ok(pb::RevokeRoleResponse {})
     }
@@ -445,14 +471,17 @@ impl IdentityApi {
         let (Some(user_id), Some(role), Some(org)) = (user_id, role, org) else {
             unreachable!("all fields parsed when there are no violations")
         };
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
         if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
             return Err(ApiError::permission_denied());
         }
         // Evaluated as the service: the caller may ask about grants it cannot list itself.
         tx.commit().await?;
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let has_role = grants::has_role(&mut tx, user_id, role.as_str(), org).await?;
         tx.commit().await?;
         Ok(pb::HasRoleResponse { has_role })
@@ -464,7 +493,10 @@ impl IdentityApi {
     ) -> Result<pb::ListUserRolesResponse, ApiError> {
         let principal = require_principal(&request)?;
         let user_id = parse_id("user_id", &request.get_ref().user_id)?;
-        let mut tx = begin(&self.pool, &TenantContext::for_principal(&principal)).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
         if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
             return Err(ApiError::permission_denied());

@@ -14,7 +14,7 @@ pub async fn set_password(
     )
     .bind(user_id)
     .bind(&hash.0)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -26,7 +26,7 @@ pub async fn password_hash(
     let hash: Option<String> =
         sqlx::query_scalar("SELECT password_hash FROM password_credentials WHERE user_id = $1")
             .bind(user_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx.conn())
             .await?;
     Ok(hash.map(PasswordHash))
 }

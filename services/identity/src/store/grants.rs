@@ -39,7 +39,7 @@ pub async fn grant(tx: &mut Tx, new: NewGrant) -> Result<GrantRow, ApiError> {
     .bind(new.organization_id)
     .bind(new.expires_at)
     .bind(new.granted_by)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
         Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user or organization"),
@@ -54,14 +54,14 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error>
          FROM role_grants WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
 pub async fn revoke(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
     let result = sqlx::query("DELETE FROM role_grants WHERE id = $1")
         .bind(id)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(result.rows_affected() == 1)
 }
@@ -75,7 +75,7 @@ pub async fn active_grants(tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantRow>, 
          ORDER BY role, organization_id NULLS FIRST",
     )
     .bind(user_id)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -96,6 +96,6 @@ pub async fn has_role(
     .bind(user_id)
     .bind(role)
     .bind(organization_id)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
 }

@@ -10,4 +10,4 @@ pub mod signing_keys;
 pub mod teams;
 pub mod users;
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+pub type Tx = lyceum_platform::db::Tx;

@@ -65,7 +65,7 @@ pub async fn insert(tx: &mut Tx, new: NewOrganization) -> Result<OrganizationRow
     .bind(new.company_size)
     .bind(new.settings)
     .bind(new.branding)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(slug_taken)
 }
@@ -77,7 +77,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<OrganizationRow>, sqlx:
          FROM organizations WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
@@ -95,7 +95,7 @@ pub async fn list(
     )
     .bind(after)
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -126,7 +126,7 @@ pub async fn update(
     .bind(changes.company_size)
     .bind(changes.settings)
     .bind(changes.branding)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
     .map_err(slug_taken)
 }

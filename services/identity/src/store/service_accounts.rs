@@ -28,7 +28,7 @@ pub async fn insert(
     .bind(name)
     .bind(secret_hash)
     .bind(created_by)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
         Some(UNIQUE_VIOLATION) => {
@@ -43,7 +43,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sql
         "SELECT id, name, client_secret_hash, created_at, disabled_at FROM service_accounts WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
@@ -52,6 +52,6 @@ pub async fn is_enabled(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
         "SELECT EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL)",
     )
     .bind(id)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
 }

@@ -25,7 +25,7 @@ pub async fn create_session(
         .bind(id)
         .bind(user_id)
         .bind(expires_at)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(id)
 }
@@ -43,7 +43,7 @@ pub async fn insert_refresh_token(
     .bind(session_id)
     .bind(user_id)
     .bind(token_hash)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -62,14 +62,14 @@ pub async fn find_and_lock(
          FOR UPDATE OF t, s",
     )
     .bind(token_hash)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
 pub async fn mark_rotated(tx: &mut Tx, token_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1")
         .bind(token_id)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -85,7 +85,7 @@ pub async fn revoke_session(
     )
     .bind(session_id)
     .bind(reason)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -101,7 +101,7 @@ pub async fn revoke_user_sessions(
     )
     .bind(user_id)
     .bind(reason)
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(())
 }
@@ -121,6 +121,6 @@ pub async fn session_is_live(
     )
     .bind(session_id)
     .bind(user_id)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
 }

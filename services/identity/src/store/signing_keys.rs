@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use lyceum_platform::auth::{KeySource, PublicKey, TokenSigner};
 use lyceum_platform::crypto::SecretBox;
-use lyceum_platform::db::{TenantContext, begin};
+use lyceum_platform::db::{Database, TenantContext};
 use rand::RngCore;
-use sqlx::PgPool;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -28,7 +27,7 @@ pub async fn unretired(tx: &mut Tx) -> Result<Vec<KeyRow>, sqlx::Error> {
         "SELECT kid, public_key, private_key_encrypted, created_at FROM signing_keys
          WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC",
     )
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -45,7 +44,7 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
     .bind(Uuid::now_v7().simple().to_string())
     .bind(key.verifying_key().as_bytes().as_slice())
     .bind(sealer.encrypt(&seed))
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     sqlx::query(
         "UPDATE signing_keys SET retired_at = now()
@@ -53,17 +52,17 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
            AND kid NOT IN (SELECT kid FROM signing_keys WHERE retired_at IS NULL
                            ORDER BY created_at DESC, kid DESC LIMIT 2)",
     )
-    .execute(&mut **tx)
+    .execute(tx.conn())
     .await?;
     Ok(row)
 }
 
 /// Creates the first key if there is none. Replicas starting together serialize on an
 /// advisory lock so that exactly one creates it.
-pub async fn ensure_signing_key(pool: &PgPool, sealer: &SecretBox) -> anyhow::Result<()> {
-    let mut tx = begin(pool, &TenantContext::system()).await?;
+pub async fn ensure_signing_key(db: &Database, sealer: &SecretBox) -> anyhow::Result<()> {
+    let mut tx = db.begin(&TenantContext::system()).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     if unretired(&mut tx).await?.is_empty() {
         rotate(&mut tx, sealer).await?;
@@ -114,19 +113,19 @@ impl KeyRing {
 
 /// The key source of identity's own verifier: its table, no network hop.
 pub struct DbKeySource {
-    pool: PgPool,
+    db: Database,
 }
 
 impl DbKeySource {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 }
 
 #[async_trait]
 impl KeySource for DbKeySource {
     async fn fetch_keys(&self) -> anyhow::Result<Vec<PublicKey>> {
-        let mut tx = begin(&self.pool, &TenantContext::system()).await?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let rows = unretired(&mut tx).await?;
         tx.commit().await?;
         rows.into_iter().map(public_key).collect()

@@ -48,7 +48,7 @@ pub async fn insert(
     .bind(organization_id)
     .bind(name)
     .bind(description)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(write_error)
 }
@@ -59,7 +59,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<TeamRow>, sqlx::Error> 
          FROM teams WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
@@ -77,7 +77,7 @@ pub async fn list(
     .bind(organization_id)
     .bind(after)
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -96,7 +96,7 @@ pub async fn update(
     .bind(id)
     .bind(name)
     .bind(description)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
     .map_err(write_error)
 }
@@ -104,7 +104,7 @@ pub async fn update(
 pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
     let result = sqlx::query("DELETE FROM teams WHERE id = $1")
         .bind(id)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(result.rows_affected() == 1)
 }
@@ -125,7 +125,7 @@ pub async fn upsert_member(
     .bind(user_id)
     .bind(team.organization_id)
     .bind(role)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
         Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user"),
@@ -137,7 +137,7 @@ pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<
     let result = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
         .bind(team_id)
         .bind(user_id)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(result.rows_affected() == 1)
 }
@@ -156,6 +156,6 @@ pub async fn list_members(
     .bind(team_id)
     .bind(after)
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }

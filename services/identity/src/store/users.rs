@@ -61,7 +61,7 @@ pub async fn insert(tx: &mut Tx, new: NewUser) -> Result<UserRow, ApiError> {
     .bind(new.avatar_url)
     .bind(new.company_name)
     .bind(new.metadata)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
     .map_err(write_error)
 }
@@ -73,7 +73,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> 
          FROM users WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
@@ -85,7 +85,7 @@ pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>, 
          FROM users WHERE lower(email) = lower($1)",
     )
     .bind(email)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
 }
 
@@ -105,7 +105,7 @@ pub async fn list(
     .bind(organization_id)
     .bind(after)
     .bind(limit)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -116,7 +116,7 @@ pub async fn batch_get(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::
          FROM users WHERE id = ANY($1) ORDER BY id",
     )
     .bind(ids)
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn())
     .await
 }
 
@@ -143,7 +143,7 @@ pub async fn update(
     .bind(changes.company_name)
     .bind(changes.metadata)
     .bind(changes.status)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(tx.conn())
     .await
     .map_err(write_error)
 }
@@ -155,6 +155,6 @@ pub async fn platform_admin_exists(tx: &mut Tx) -> Result<bool, sqlx::Error> {
                         WHERE role = 'admin' AND organization_id IS NULL
                           AND (expires_at IS NULL OR expires_at > now()))",
     )
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await
 }

@@ -10,12 +10,13 @@ use lyceum_identity::{IdentityModule, SCHEMA, TokenLifetimes};
 use lyceum_platform::auth::Claims;
 use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
 use lyceum_platform::crypto::SecretBox;
+use lyceum_platform::db::Database;
+use lyceum_platform::events::EventBus;
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
 use lyceum_proto::identity::v1::organization_service_client::OrganizationServiceClient;
 use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
-use lyceum_testkit::{RunningServer, TestDatabase};
-use sqlx::PgPool;
+use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -24,7 +25,8 @@ pub const PASSWORD: &str = "Correct-Horse-42";
 
 pub struct TestApp {
     pub db: TestDatabase,
-    pub pool: PgPool,
+    pub database: Database,
+    pub bus: EventBus,
     pub server: RunningServer,
     pub sealer: SecretBox,
 }
@@ -33,16 +35,19 @@ impl TestApp {
     pub async fn spawn() -> Self {
         let db = TestDatabase::create().await;
         db.migrate(&SCHEMA).await;
-        let pool = db.service_pool(&SCHEMA).await;
+        let database = db.service_database(&SCHEMA).await;
         let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap();
-        let module = IdentityModule::start(pool.clone(), sealer.clone(), TokenLifetimes::default())
-            .await
-            .expect("identity starts");
+        let module =
+            IdentityModule::start(database.clone(), sealer.clone(), TokenLifetimes::default())
+                .await
+                .expect("identity starts");
         let verifier = Arc::new(module.token_verifier());
-        let server = RunningServer::start(vec![Arc::new(module)], verifier).await;
+        let bus = test_bus().await;
+        let server = RunningServer::start(vec![Arc::new(module)], verifier, bus.clone()).await;
         Self {
             db,
-            pool,
+            database,
+            bus,
             server,
             sealer,
         }
@@ -62,7 +67,7 @@ impl TestApp {
 
     /// Bootstraps the platform admin and returns their access token.
     pub async fn admin_token(&self) -> String {
-        lyceum_identity::bootstrap_platform_admin(&self.pool, ADMIN_EMAIL, PASSWORD, "Root")
+        lyceum_identity::bootstrap_platform_admin(&self.database, ADMIN_EMAIL, PASSWORD, "Root")
             .await
             .expect("bootstrap admin");
         self.login(ADMIN_EMAIL, PASSWORD).await.access_token

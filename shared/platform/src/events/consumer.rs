@@ -1,0 +1,313 @@
+//! Durable pull consumers that apply each event exactly once.
+//!
+//! A message is applied in one database transaction that first records its event id in
+//! the inbox: a redelivered message finds its row and is skipped. The message is acked
+//! only after the commit. A failing handler's message is nak'ed with a growing delay, so
+//! later messages keep flowing; after `max_deliveries` it is written to the dead letters
+//! (table and subject) and terminated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_trait::async_trait;
+use futures::StreamExt;
+use prost::Message as _;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::metrics::ConsumerMetrics;
+use super::{EventBus, Shutdown, stopped};
+use crate::db::{Database, TenantContext, Tx};
+use lyceum_proto::events::v1::EventEnvelope;
+
+/// Applies one event inside the consumer's transaction (the inbox row is already written
+/// in it). An error rolls everything back and the message is tried again later.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn handle(&self, tx: &mut Tx, event: &EventEnvelope) -> anyhow::Result<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name, `<service>-<purpose>`: also the inbox and dead-letter key.
+    pub name: String,
+    /// The producing context whose stream is read.
+    pub source_service: String,
+    /// Subject filter relative to the bus prefix, e.g. `identity.user.*` or `learning.>`.
+    pub filter: String,
+    /// Deliveries before a message goes to the dead letters.
+    pub max_deliveries: i64,
+    /// Delay before the n-th redelivery (the last one repeats).
+    pub backoff: Vec<Duration>,
+    /// How long a delivered message may stay unacknowledged before redelivery.
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(
+        name: impl Into<String>,
+        source_service: impl Into<String>,
+        filter: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            source_service: source_service.into(),
+            filter: filter.into(),
+            max_deliveries: 5,
+            backoff: vec![
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    fn delay_after(&self, delivered: i64) -> Duration {
+        let index = usize::try_from(delivered.saturating_sub(1)).unwrap_or(0);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+pub struct Consumer {
+    db: Database,
+    bus: EventBus,
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+    metrics: ConsumerMetrics,
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+}
+
+impl Consumer {
+    pub fn new(
+        db: Database,
+        bus: EventBus,
+        spec: ConsumerSpec,
+        handler: Arc<dyn EventHandler>,
+    ) -> Self {
+        let metrics = ConsumerMetrics::new(&spec.name);
+        Self {
+            db,
+            bus,
+            spec,
+            handler,
+            metrics,
+        }
+    }
+
+    async fn pull_consumer(&self) -> anyhow::Result<async_nats::jetstream::consumer::PullConsumer> {
+        let stream = self.bus.ensure_stream(&self.spec.source_service).await?;
+        self.bus.ensure_dead_letter_stream().await?;
+        let config = pull::Config {
+            durable_name: Some(self.spec.name.clone()),
+            filter_subject: self.bus.subject(&self.spec.filter),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.spec.ack_wait,
+            // Deliveries are counted here, not by the server, so that the last one
+            // lands in the dead letters instead of silently stopping.
+            max_deliver: -1,
+            max_ack_pending: 1024,
+            ..Default::default()
+        };
+        stream
+            .get_or_create_consumer(&self.spec.name, config)
+            .await
+            .with_context(|| format!("creating consumer {}", self.spec.name))
+    }
+
+    /// Runs until shutdown, finishing the message in hand first.
+    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let consumer = self.pull_consumer().await?;
+        let mut messages = consumer.messages().await?;
+        tracing::info!(consumer = %self.spec.name, "consumer started");
+        let mut lag_checked = std::time::Instant::now();
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                _ = stopped(&mut shutdown) => break,
+            };
+            let Some(next) = next else { break };
+            let message = match next {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.spec.name, error = %error, "receiving messages failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            self.process(message).await;
+            if lag_checked.elapsed() > Duration::from_secs(10) {
+                if let Ok(info) = consumer.get_info().await {
+                    self.metrics
+                        .lag
+                        .record(info.num_pending, &self.metrics.labels);
+                }
+                lag_checked = std::time::Instant::now();
+            }
+        }
+        tracing::info!(consumer = %self.spec.name, "consumer stopped");
+        Ok(())
+    }
+
+    async fn process(&self, message: async_nats::jetstream::Message) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        if delivered > 1 {
+            self.metrics.redeliveries.add(1, &self.metrics.labels);
+        }
+        let envelope = match EventEnvelope::decode(message.payload.as_ref()) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                // Undecodable bytes will never decode: no point retrying.
+                self.dead_letter(
+                    &message,
+                    "",
+                    &format!("undecodable envelope: {error}"),
+                    delivered,
+                )
+                .await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "event.consume",
+            otel.name = %format!("consume {}", envelope.event_type),
+            otel.kind = "consumer",
+            consumer = %self.spec.name,
+            event_id = %envelope.event_id,
+            event_type = %envelope.event_type,
+            delivered,
+        );
+        if let Some(context) = &envelope.trace_context {
+            crate::telemetry::continue_trace(&span, context);
+        }
+        async {
+            match self.apply(&envelope).await {
+                Ok(outcome) => {
+                    match outcome {
+                        Outcome::Applied => self.metrics.handled.add(1, &self.metrics.labels),
+                        Outcome::Duplicate => self.metrics.duplicates.add(1, &self.metrics.labels),
+                    }
+                    // An ack lost here means one redelivery, which the inbox absorbs.
+                    if let Err(error) = message.ack().await {
+                        tracing::warn!(error = %error, "ack failed; the message will be redelivered and skipped");
+                    }
+                }
+                Err(error) => {
+                    self.metrics.failures.add(1, &self.metrics.labels);
+                    let reason = format!("{error:#}");
+                    if delivered >= self.spec.max_deliveries {
+                        tracing::error!(error = %reason, "handler failed for the last time; dead-lettering");
+                        self.dead_letter(&message, &envelope.event_id, &reason, delivered).await;
+                    } else {
+                        let delay = self.spec.delay_after(delivered);
+                        tracing::warn!(error = %reason, ?delay, "handler failed; will retry");
+                        if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                            tracing::warn!(error = %error, "nak failed; the ack wait will redeliver");
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply(&self, envelope: &EventEnvelope) -> anyhow::Result<Outcome> {
+        let event_id = Uuid::try_parse(&envelope.event_id)
+            .with_context(|| format!("event id '{}' is not a UUID", envelope.event_id))?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let first_time = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.spec.name)
+        .bind(event_id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            tx.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Keeps the message in the dead-letter table and subject, then terminates it.
+    async fn dead_letter(
+        &self,
+        message: &async_nats::jetstream::Message,
+        event_id: &str,
+        error: &str,
+        delivered: i64,
+    ) {
+        self.metrics.dead_letters.add(1, &self.metrics.labels);
+        let relative_subject = message
+            .subject
+            .as_str()
+            .strip_prefix(&format!("{}.", self.bus.prefix()))
+            .unwrap_or(message.subject.as_str())
+            .to_owned();
+        let stored = async {
+            let mut tx = self.db.begin(&TenantContext::system()).await?;
+            sqlx::query(
+                "INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(&self.spec.name)
+            .bind(&relative_subject)
+            .bind(event_id)
+            .bind(message.payload.as_ref())
+            .bind(error)
+            .bind(delivered)
+            .execute(tx.conn())
+            .await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(store_error) = stored {
+            // Without the row the message must not be dropped: let it come back.
+            tracing::error!(
+                error = format!("{store_error:#}"),
+                "storing a dead letter failed"
+            );
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
+            return;
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Lyceum-Consumer", self.spec.name.as_str());
+        headers.insert("Lyceum-Original-Subject", message.subject.as_str());
+        if let Err(error) = self
+            .bus
+            .jetstream()
+            .publish_with_headers(
+                self.bus.dead_letter_subject(&self.spec.name),
+                headers,
+                message.payload.clone(),
+            )
+            .await
+        {
+            tracing::warn!(error = %error, "publishing to the dead-letter subject failed; the table has it");
+        }
+        if let Err(error) = message.ack_with(AckKind::Term).await {
+            tracing::warn!(error = %error, "terminating a dead-lettered message failed");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Operators' view of dead letters: list them, and replay one once its cause is fixed.
+//!
+//! Replaying republishes the original envelope on its original subject under a fresh
+//! message id. Every consumer of that subject sees it again; those that applied it the
+//! first time skip it through their inbox, the one that failed applies it now.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::EventBus;
+use crate::db::{Database, TenantContext};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub consumer: String,
+    pub subject: String,
+    pub event_id: String,
+    pub error: String,
+    pub deliveries: i64,
+    pub failed_at: DateTime<Utc>,
+    pub replayed_at: Option<DateTime<Utc>>,
+}
+
+/// Dead letters of a service's consumers, newest first.
+pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<DeadLetter>> {
+    let mut tx = db.begin(&TenantContext::system()).await?;
+    let rows = sqlx::query_as::<_, DeadLetter>(
+        "SELECT id, consumer, subject, event_id, error, deliveries, failed_at, replayed_at
+         FROM dead_letters WHERE $1 OR replayed_at IS NULL
+         ORDER BY failed_at DESC LIMIT 1000",
+    )
+    .bind(include_replayed)
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Republishes a dead letter and marks it replayed. Returns false when there is no such
+/// dead letter in this service.
+pub async fn replay(db: &Database, bus: &EventBus, id: Uuid) -> anyhow::Result<bool> {
+    let mut tx = db.begin(&TenantContext::system()).await?;
+    let row: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT subject, payload FROM dead_letters WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+    let Some((subject, payload)) = row else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    let publish = async_nats::jetstream::message::PublishMessage::build()
+        .message_id(format!("replay-{id}-{}", Uuid::now_v7()))
+        .payload(payload.into());
+    bus.jetstream()
+        .send_publish(bus.subject(&subject), publish)
+        .await?
+        .await?;
+    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
