@@ -9,7 +9,10 @@ use lyceum_testkit::{TestDatabase, nats_url};
 
 fn lyceum() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
-    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    command
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .env("LYCEUM_EVENT_PREFIX", format!("cli{}", std::process::id()));
     command
 }
 

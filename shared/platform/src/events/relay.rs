@@ -119,6 +119,13 @@ impl Relay {
         Ok(())
     }
 
+    /// Makes sure the stream exists and publishes one batch: the relay driven step by
+    /// step, without its loop (tools and tests).
+    pub async fn publish_once(&self) -> anyhow::Result<usize> {
+        self.bus.ensure_stream(self.db.service()).await?;
+        self.publish_batch().await
+    }
+
     /// Publishes one batch; returns how many rows were published.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.db.begin(&TenantContext::system()).await?;

@@ -1,0 +1,258 @@
+//! Shared pieces of the event tests: a sink consumer with its own schema, a NATS server
+//! of a test's own, and the `lyceum` binary as a child process.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lyceum_platform::db::{Database, ServiceSchema, TenantContext, Tx};
+use lyceum_platform::events::EventBus;
+use lyceum_platform::events::consumer::{Consumer, ConsumerSpec, EventHandler};
+use lyceum_proto::events::v1::EventEnvelope;
+use sqlx::migrate::Migrator;
+use tokio::sync::watch;
+
+static SINK_MIGRATOR: Migrator = sqlx::migrate!("tests/sink_migrations");
+
+/// The schema of the test consumer.
+pub const SINK: ServiceSchema = ServiceSchema {
+    name: "sink",
+    migrator: &SINK_MIGRATOR,
+};
+
+/// Records every event it applies; fails on purpose for the event ids it is told to.
+#[derive(Default)]
+pub struct SinkHandler {
+    pub failing: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl EventHandler for SinkHandler {
+    async fn handle(&self, tx: &mut Tx, event: &EventEnvelope) -> anyhow::Result<()> {
+        if self.failing.lock().unwrap().contains(&event.event_id) {
+            anyhow::bail!("the sink refuses {}", event.event_id);
+        }
+        sqlx::query("INSERT INTO sink_events (event_id, event_type) VALUES ($1::uuid, $2)")
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .execute(tx.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Runs a sink consumer until the returned sender is dropped or set.
+pub fn spawn_sink(
+    db: Database,
+    bus: EventBus,
+    spec: ConsumerSpec,
+    handler: Arc<SinkHandler>,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let task = tokio::spawn(Consumer::new(db, bus, spec, handler).run(stopping));
+    (stop, task)
+}
+
+/// (rows, distinct event ids) applied by the sink, optionally of one event type.
+pub async fn sink_counts(db: &Database, event_type: Option<&str>) -> (i64, i64) {
+    let mut tx = db.begin(&TenantContext::system()).await.unwrap();
+    let counts = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT event_id) FROM sink_events
+         WHERE $1::text IS NULL OR event_type = $1",
+    )
+    .bind(event_type)
+    .fetch_one(tx.conn())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    counts
+}
+
+/// Polls until `check` holds, failing the test with `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn unique_prefix(stem: &str) -> String {
+    format!("{stem}{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// A `nats-server` of the test's own (JetStream, free port, temporary store), so that
+/// stopping it disturbs no other test. Stopped when dropped.
+pub struct NatsServer {
+    pub port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let store = std::env::temp_dir().join(unique_prefix("lyceum-nats-"));
+        std::fs::create_dir_all(&store).unwrap();
+        let mut server = Self {
+            port: free_port(),
+            store,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn binary() -> String {
+        if let Ok(path) = std::env::var("NATS_SERVER_BIN") {
+            return path;
+        }
+        for candidate in [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ] {
+            if std::path::Path::new(candidate).exists() {
+                return candidate.to_owned();
+            }
+        }
+        "nats-server".to_owned()
+    }
+
+    /// Starts (again) on the same port with the same store.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts (install the nats-server package)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// `lyceum serve` as a child process.
+pub struct ServiceProcess {
+    pub port: u16,
+    child: Child,
+}
+
+impl ServiceProcess {
+    pub async fn start(
+        services: &str,
+        database_url: &str,
+        nats_url: &str,
+        prefix: &str,
+        failpoint: Option<&str>,
+    ) -> Self {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
+        command
+            .args(["serve", services, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", database_url, "--nats-url", nats_url])
+            .env("LYCEUM_EVENT_PREFIX", prefix)
+            .env("RUST_LOG", "warn")
+            .env_remove("LYCEUM_FAILPOINT")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        if let Some(name) = failpoint {
+            command.env("LYCEUM_FAILPOINT", name);
+        }
+        let child = command.spawn().expect("lyceum starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "lyceum serve did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { port, child }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no flush, like a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit on its own (a failpoint aborting it).
+    pub async fn wait_for_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the process did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

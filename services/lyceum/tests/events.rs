@@ -1,0 +1,230 @@
+//! The event backbone in one process against the real PostgreSQL and NATS: duplicate
+//! deliveries, poison messages and dead letters, competing relays, identity's events.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::events::consumer::ConsumerSpec;
+use lyceum_platform::events::relay::{Relay, RelaySettings};
+use lyceum_platform::events::{EventBus, dlq};
+use lyceum_proto::events::v1 as pb;
+use lyceum_testkit::{TestDatabase, test_bus};
+use prost::Message;
+use uuid::Uuid;
+
+async fn sink() -> (TestDatabase, Database, EventBus) {
+    let db = TestDatabase::create().await;
+    db.migrate(&SINK).await;
+    let sink_db = db.service_database(&SINK).await;
+    let bus = test_bus().await;
+    bus.ensure_stream("sink").await.unwrap();
+    (db, sink_db, bus)
+}
+
+fn envelope(id: Uuid) -> pb::EventEnvelope {
+    pb::EventEnvelope {
+        event_id: id.to_string(),
+        event_type: "lyceum.sink.thing.happened".into(),
+        source_service: "sink".into(),
+        payload: Some(
+            prost_types::Any::from_msg(&pb::RoleRevoked {
+                grant_id: id.to_string(),
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// Publishes an envelope under an explicit message id (bypassing JetStream's
+/// de-duplication, as a redelivery would).
+async fn publish_raw(bus: &EventBus, envelope: &pb::EventEnvelope, message_id: &str) {
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .message_id(message_id)
+        .payload(envelope.encode_to_vec().into());
+    bus.jetstream()
+        .send_publish(bus.subject("sink.thing.happened"), message)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+fn fast_spec(name: &str) -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new(name, "sink", "sink.>");
+    spec.max_deliveries = 3;
+    spec.backoff = vec![Duration::from_millis(50)];
+    spec
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_is_applied_once() {
+    let (_db, sink_db, bus) = sink().await;
+    let event = envelope(Uuid::now_v7());
+    publish_raw(&bus, &event, "first").await;
+    publish_raw(&bus, &event, "second").await;
+    let marker = envelope(Uuid::now_v7());
+    publish_raw(&bus, &marker, "marker").await;
+
+    let (_stop, _task) = spawn_sink(
+        sink_db.clone(),
+        bus,
+        fast_spec("sink-twice"),
+        Arc::default(),
+    );
+    // Messages are applied in order: once the marker is in, both copies were seen.
+    eventually("the marker", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await.1 == 2
+    })
+    .await;
+    assert_eq!(sink_counts(&sink_db, None).await, (2, 2));
+}
+
+#[tokio::test]
+async fn a_failing_handler_dead_letters_after_n_tries_while_later_messages_flow_and_replay_applies_it()
+ {
+    let (_db, sink_db, bus) = sink().await;
+    let poison = envelope(Uuid::now_v7());
+    let handler = Arc::new(SinkHandler::default());
+    handler
+        .failing
+        .lock()
+        .unwrap()
+        .insert(poison.event_id.clone());
+    publish_raw(&bus, &poison, &poison.event_id).await;
+    for _ in 0..5 {
+        let good = envelope(Uuid::now_v7());
+        publish_raw(&bus, &good, &good.event_id).await;
+    }
+
+    let (_stop, _task) = spawn_sink(
+        sink_db.clone(),
+        bus.clone(),
+        fast_spec("sink-poison"),
+        handler.clone(),
+    );
+    eventually("the later messages", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await.1 == 5
+    })
+    .await;
+    eventually("the dead letter", Duration::from_secs(20), || async {
+        !dlq::list(&sink_db, false).await.unwrap().is_empty()
+    })
+    .await;
+
+    let letters = dlq::list(&sink_db, false).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.event_id, poison.event_id);
+    assert_eq!(letter.consumer, "sink-poison");
+    assert_eq!(letter.deliveries, 3);
+    assert!(letter.error.contains("refuses"), "{}", letter.error);
+    let mut dlq_stream = bus
+        .jetstream()
+        .get_stream(bus.stream_name("dlq"))
+        .await
+        .unwrap();
+    assert_eq!(dlq_stream.info().await.unwrap().state.messages, 1);
+
+    // The cause is fixed; the operator replays.
+    handler.failing.lock().unwrap().clear();
+    assert!(dlq::replay(&sink_db, &bus, letter.id).await.unwrap());
+    eventually("the replayed message", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await.1 == 6
+    })
+    .await;
+    assert_eq!(sink_counts(&sink_db, None).await, (6, 6));
+    assert!(dlq::list(&sink_db, false).await.unwrap().is_empty());
+    assert!(!dlq::replay(&sink_db, &bus, Uuid::now_v7()).await.unwrap());
+}
+
+/// Publishes batches until writing is over and the outbox stayed empty for a while;
+/// returns how many events this relay published.
+async fn drain(relay: &Relay, writing_done: &AtomicBool) -> usize {
+    let mut published = 0;
+    let mut idle_rounds = 0;
+    while !(writing_done.load(Ordering::SeqCst) && idle_rounds >= 5) {
+        match relay.publish_batch().await.unwrap() {
+            0 => {
+                idle_rounds += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            n => {
+                idle_rounds = 0;
+                published += n;
+            }
+        }
+    }
+    published
+}
+
+async fn write_events(db: &Database, count: usize) {
+    for chunk in 0..count / 100 {
+        let mut tx = db.begin(&TenantContext::system()).await.unwrap();
+        for i in 0..100 {
+            let payload = pb::RoleRevoked {
+                grant_id: format!("{chunk}-{i}"),
+                ..Default::default()
+            };
+            tx.publish(lyceum_platform::events::Event::new(
+                "sink.thing.happened",
+                None,
+                &payload,
+            ))
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_relays_at_once_publish_every_event_exactly_once() {
+    let (_db, sink_db, bus) = sink().await;
+    write_events(&sink_db, 1500).await;
+    let settings = RelaySettings {
+        batch_size: 64,
+        ..RelaySettings::default()
+    };
+    let relays = [
+        Relay::new(sink_db.clone(), bus.clone(), settings),
+        Relay::new(sink_db.clone(), bus.clone(), settings),
+    ];
+    // Both relays drain the outbox while more events are committed.
+    let writing_done = AtomicBool::new(false);
+    let write = async {
+        write_events(&sink_db, 1500).await;
+        writing_done.store(true, Ordering::SeqCst);
+    };
+    let (a, b, ()) = tokio::join!(
+        drain(&relays[0], &writing_done),
+        drain(&relays[1], &writing_done),
+        write
+    );
+    assert_eq!(a + b, 3000, "published {a} + {b}");
+    assert!(a > 0 && b > 0, "both relays took part: {a} + {b}");
+
+    let mut stream = bus
+        .jetstream()
+        .get_stream(bus.stream_name("sink"))
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3000);
+    let (_stop, _task) = spawn_sink(
+        sink_db.clone(),
+        bus,
+        fast_spec("sink-relays"),
+        Arc::default(),
+    );
+    eventually("all 3000 events", Duration::from_secs(60), || async {
+        sink_counts(&sink_db, None).await.1 == 3000
+    })
+    .await;
+    assert_eq!(sink_counts(&sink_db, None).await, (3000, 3000));
+}
