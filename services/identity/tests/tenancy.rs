@@ -395,7 +395,7 @@ async fn the_service_role_is_neither_superuser_nor_owner_and_cannot_bypass_rls()
     assert_eq!(owned, 0);
     let without_rls: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'identity' AND c.relkind = 'r' AND NOT c.relrowsecurity AND c.relname <> '_sqlx_migrations'",
+         WHERE n.nspname = 'identity' AND c.relkind = 'r' AND NOT c.relrowsecurity AND c.relname NOT IN ('_sqlx_migrations', '_lyceum_kit_migrations')",
     )
     .fetch_all(&mut conn)
     .await
@@ -406,7 +406,8 @@ async fn the_service_role_is_neither_superuser_nor_owner_and_cannot_bypass_rls()
     );
     let (creates_in_public, reads_migrations): (bool, bool) = sqlx::query_as(
         "SELECT has_schema_privilege('lyceum_identity', 'public', 'CREATE'),
-                has_table_privilege('lyceum_identity', 'identity._sqlx_migrations', 'SELECT')",
+                has_table_privilege('lyceum_identity', 'identity._sqlx_migrations', 'SELECT')
+                OR has_table_privilege('lyceum_identity', 'identity._lyceum_kit_migrations', 'SELECT')",
     )
     .fetch_one(&mut conn)
     .await

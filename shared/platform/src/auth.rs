@@ -247,7 +247,14 @@ pub struct TokenVerifier {
     revocation: Option<Arc<dyn RevocationCheck>>,
     keys: RwLock<HashMap<String, VerifyingKey>>,
     last_refresh: Mutex<Option<Instant>>,
+    /// Tokens whose signature already checked out: a client sends the same token with
+    /// every call for minutes, and an Ed25519 verification per call is the largest CPU
+    /// cost of a cheap RPC. Cleared whenever the key set changes.
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
+
+/// Bound on remembered tokens; past it the memory is cleared and refilled.
+const VERIFIED_CACHE_CAPACITY: usize = 10_000;
 
 impl TokenVerifier {
     pub fn new(source: Arc<dyn KeySource>) -> Self {
@@ -256,6 +263,7 @@ impl TokenVerifier {
             revocation: None,
             keys: RwLock::new(HashMap::new()),
             last_refresh: Mutex::new(None),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -266,6 +274,30 @@ impl TokenVerifier {
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let now = chrono::Utc::now().timestamp();
+        let remembered = self
+            .verified
+            .lock()
+            .expect("token cache")
+            .get(token)
+            .cloned();
+        let claims = match remembered {
+            Some(claims) if claims.exp + LEEWAY_SECONDS > now => claims,
+            _ => self.verify_signature(token, now).await?,
+        };
+        if let Some(check) = &self.revocation {
+            match check.is_revoked(&claims).await {
+                Ok(false) => {}
+                Ok(true) => return Err(TokenError::Revoked),
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "revocation check failed");
+                    return Err(TokenError::KeysUnavailable);
+                }
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -293,16 +325,11 @@ impl TokenVerifier {
         if claims.exp + LEEWAY_SECONDS <= now || claims.iat - LEEWAY_SECONDS > now {
             return Err(TokenError::Expired);
         }
-        if let Some(check) = &self.revocation {
-            match check.is_revoked(&claims).await {
-                Ok(false) => {}
-                Ok(true) => return Err(TokenError::Revoked),
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "revocation check failed");
-                    return Err(TokenError::KeysUnavailable);
-                }
-            }
+        let mut verified = self.verified.lock().expect("token cache");
+        if verified.len() >= VERIFIED_CACHE_CAPACITY {
+            verified.clear();
         }
+        verified.insert(token.to_owned(), claims.clone());
         Ok(claims)
     }
 
@@ -330,6 +357,8 @@ impl TokenVerifier {
             TokenError::KeysUnavailable
         })?;
         *self.keys.write().await = fetched.into_iter().map(|k| (k.kid, k.key)).collect();
+        // A retired key must stop vouching for the tokens it signed.
+        self.verified.lock().expect("token cache").clear();
         *last = Some(Instant::now());
         Ok(())
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -154,6 +154,10 @@ impl GrpcServer {
 
         let addr = self.local_addr();
         tracing::info!(%addr, services = ?service_names, "serving gRPC");
+        // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms).
+        let incoming = TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let result = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(limits.request_timeout_secs))
             .trace_fn(crate::telemetry::server_span)
@@ -162,7 +166,7 @@ impl GrpcServer {
             ))
             .layer(AuthLayer::new(self.verifier.clone()))
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), graceful)
+            .serve_with_incoming_shutdown(incoming, graceful)
             .await;
         readiness.abort();
         result.context("gRPC server failed")

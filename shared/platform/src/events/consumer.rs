@@ -1,8 +1,9 @@
 //! Durable pull consumers that apply each event exactly once.
 //!
-//! A message is applied in one database transaction that first records its event id in
-//! the inbox: a redelivered message finds its row and is skipped. The message is acked
-//! only after the commit. A failing handler's message is nak'ed with a growing delay, so
+//! A message is applied in a database transaction that first records its event id in the
+//! inbox: a redelivered message finds its row and is skipped. Messages that arrive
+//! together are applied in one transaction, each in a savepoint, and acked only after the
+//! commit. A failing handler's message is nak'ed with a growing delay, so
 //! later messages keep flowing; after `max_deliveries` it is written to the dead letters
 //! (table and subject) and terminated.
 
@@ -44,6 +45,8 @@ pub struct ConsumerSpec {
     pub backoff: Vec<Duration>,
     /// How long a delivered message may stay unacknowledged before redelivery.
     pub ack_wait: Duration,
+    /// Most messages applied in one transaction.
+    pub batch_size: usize,
 }
 
 impl ConsumerSpec {
@@ -64,6 +67,7 @@ impl ConsumerSpec {
                 Duration::from_secs(30),
             ],
             ack_wait: Duration::from_secs(30),
+            batch_size: 256,
         }
     }
 
@@ -127,27 +131,34 @@ impl Consumer {
             .with_context(|| format!("creating consumer {}", self.spec.name))
     }
 
-    /// Runs until shutdown, finishing the message in hand first.
+    /// Runs until shutdown, finishing the batch in hand first.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let consumer = self.pull_consumer().await?;
-        let mut messages = consumer.messages().await?;
+        // Whatever has arrived is applied together, in one transaction: one commit per
+        // batch instead of one per message.
+        let mut batches = consumer
+            .messages()
+            .await?
+            .ready_chunks(self.spec.batch_size);
         tracing::info!(consumer = %self.spec.name, "consumer started");
         let mut lag_checked = std::time::Instant::now();
         loop {
-            let next = tokio::select! {
-                next = messages.next() => next,
+            let batch = tokio::select! {
+                batch = batches.next() => batch,
                 _ = stopped(&mut shutdown) => break,
             };
-            let Some(next) = next else { break };
-            let message = match next {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::warn!(consumer = %self.spec.name, error = %error, "receiving messages failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+            let Some(batch) = batch else { break };
+            let mut messages = Vec::with_capacity(batch.len());
+            for next in batch {
+                match next {
+                    Ok(message) => messages.push(message),
+                    Err(error) => {
+                        tracing::warn!(consumer = %self.spec.name, error = %error, "receiving messages failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
-            };
-            self.process(message).await;
+            }
+            self.process_batch(messages).await;
             if lag_checked.elapsed() > Duration::from_secs(10) {
                 if let Ok(info) = consumer.get_info().await {
                     self.metrics
@@ -161,39 +172,40 @@ impl Consumer {
         Ok(())
     }
 
-    async fn process(&self, message: async_nats::jetstream::Message) {
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-        if delivered > 1 {
-            self.metrics.redeliveries.add(1, &self.metrics.labels);
-        }
-        let envelope = match EventEnvelope::decode(message.payload.as_ref()) {
-            Ok(envelope) => envelope,
-            Err(error) => {
+    async fn process_batch(&self, messages: Vec<async_nats::jetstream::Message>) {
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in messages {
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            if delivered > 1 {
+                self.metrics.redeliveries.add(1, &self.metrics.labels);
+            }
+            match EventEnvelope::decode(message.payload.as_ref()) {
+                Ok(envelope) => decoded.push((message, envelope, delivered)),
                 // Undecodable bytes will never decode: no point retrying.
-                self.dead_letter(
-                    &message,
-                    "",
-                    &format!("undecodable envelope: {error}"),
-                    delivered,
-                )
-                .await;
+                Err(error) => {
+                    let reason = format!("undecodable envelope: {error}");
+                    self.dead_letter(&message, "", &reason, delivered).await;
+                }
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let outcomes = match self.apply_batch(&decoded).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                // The transaction itself failed (database unavailable, commit refused):
+                // nothing was applied, everything comes back later.
+                tracing::warn!(consumer = %self.spec.name, error = format!("{error:#}"), "applying a batch failed");
+                for (message, _, delivered) in &decoded {
+                    let delay = self.spec.delay_after(*delivered);
+                    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                }
                 return;
             }
         };
-        let span = tracing::info_span!(
-            "event.consume",
-            otel.name = %format!("consume {}", envelope.event_type),
-            otel.kind = "consumer",
-            consumer = %self.spec.name,
-            event_id = %envelope.event_id,
-            event_type = %envelope.event_type,
-            delivered,
-        );
-        if let Some(context) = &envelope.trace_context {
-            crate::telemetry::continue_trace(&span, context);
-        }
-        async {
-            match self.apply(&envelope).await {
+        for ((message, envelope, delivered), outcome) in decoded.iter().zip(outcomes) {
+            match outcome {
                 Ok(outcome) => {
                     match outcome {
                         Outcome::Applied => self.metrics.handled.add(1, &self.metrics.labels),
@@ -204,15 +216,15 @@ impl Consumer {
                         tracing::warn!(error = %error, "ack failed; the message will be redelivered and skipped");
                     }
                 }
-                Err(error) => {
+                Err(reason) => {
                     self.metrics.failures.add(1, &self.metrics.labels);
-                    let reason = format!("{error:#}");
-                    if delivered >= self.spec.max_deliveries {
-                        tracing::error!(error = %reason, "handler failed for the last time; dead-lettering");
-                        self.dead_letter(&message, &envelope.event_id, &reason, delivered).await;
+                    if *delivered >= self.spec.max_deliveries {
+                        tracing::error!(event_id = %envelope.event_id, error = %reason, "handler failed for the last time; dead-lettering");
+                        self.dead_letter(message, &envelope.event_id, &reason, *delivered)
+                            .await;
                     } else {
-                        let delay = self.spec.delay_after(delivered);
-                        tracing::warn!(error = %reason, ?delay, "handler failed; will retry");
+                        let delay = self.spec.delay_after(*delivered);
+                        tracing::warn!(event_id = %envelope.event_id, error = %reason, ?delay, "handler failed; will retry");
                         if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
                             tracing::warn!(error = %error, "nak failed; the ack wait will redeliver");
                         }
@@ -220,14 +232,55 @@ impl Consumer {
                 }
             }
         }
-        .instrument(span)
-        .await
     }
 
-    async fn apply(&self, envelope: &EventEnvelope) -> anyhow::Result<Outcome> {
+    /// Applies a batch in one transaction, each event inside a savepoint so that a failing
+    /// handler undoes only its own event. Returns each event's outcome once committed.
+    async fn apply_batch(
+        &self,
+        batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
+    ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (_, envelope, delivered) in batch {
+            let span = tracing::info_span!(
+                "event.consume",
+                otel.name = %format!("consume {}", envelope.event_type),
+                otel.kind = "consumer",
+                consumer = %self.spec.name,
+                event_id = %envelope.event_id,
+                event_type = %envelope.event_type,
+                delivered,
+            );
+            if let Some(context) = &envelope.trace_context {
+                crate::telemetry::continue_trace(&span, context);
+            }
+            sqlx::query("SAVEPOINT lyceum_event")
+                .execute(tx.conn())
+                .await?;
+            match self.apply(&mut tx, envelope).instrument(span).await {
+                Ok(outcome) => {
+                    sqlx::query("RELEASE SAVEPOINT lyceum_event")
+                        .execute(tx.conn())
+                        .await?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(error) => {
+                    // If even this fails, the connection is gone and the batch with it.
+                    sqlx::query("ROLLBACK TO SAVEPOINT lyceum_event")
+                        .execute(tx.conn())
+                        .await?;
+                    outcomes.push(Err(format!("{error:#}")));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn apply(&self, tx: &mut Tx, envelope: &EventEnvelope) -> anyhow::Result<Outcome> {
         let event_id = Uuid::try_parse(&envelope.event_id)
             .with_context(|| format!("event id '{}' is not a UUID", envelope.event_id))?;
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
         let first_time = sqlx::query(
             "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -238,11 +291,9 @@ impl Consumer {
         .rows_affected()
             == 1;
         if !first_time {
-            tx.rollback().await?;
             return Ok(Outcome::Duplicate);
         }
-        self.handler.handle(&mut tx, envelope).await?;
-        tx.commit().await?;
+        self.handler.handle(tx, envelope).await?;
         Ok(Outcome::Applied)
     }
 

@@ -1,0 +1,128 @@
+//! The load generator: N workers call one operation in a loop, first for a warm-up that
+//! is not recorded, then for the measured duration (or request count). Latencies go to
+//! one HDR histogram per worker, merged at the end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// One unit of load: an RPC, or the SQL of an RPC run directly.
+#[async_trait]
+pub trait Operation: Send + Sync + 'static {
+    /// `worker` and `sequence` make generated values unique without coordination.
+    /// An error is named by its kind (a gRPC code, or `sql`), for the report.
+    async fn call(&self, worker: usize, sequence: u64) -> Result<(), String>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadConfig {
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Stop after this many measured requests, if reached before the duration.
+    pub requests: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub requests: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub throughput_per_sec: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Measurement {
+    pub fn from_histogram(
+        histogram: &Histogram<u64>,
+        errors: BTreeMap<String, u64>,
+        seconds: f64,
+    ) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let requests = histogram.len();
+        Self {
+            requests,
+            errors,
+            seconds,
+            throughput_per_sec: if seconds > 0.0 {
+                requests as f64 / seconds
+            } else {
+                0.0
+            },
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+        }
+    }
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    // Microseconds from 1 µs to 60 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+pub async fn run(operation: Arc<dyn Operation>, config: LoadConfig) -> Measurement {
+    let started = Instant::now();
+    let measure_from = started + config.warmup;
+    let stop_at = measure_from + config.duration;
+    let measured = Arc::new(AtomicU64::new(0));
+    let sequence = Arc::new(AtomicU64::new(0));
+    let workers = (0..config.concurrency).map(|worker| {
+        let operation = operation.clone();
+        let measured = measured.clone();
+        let sequence = sequence.clone();
+        tokio::spawn(async move {
+            let mut histogram = new_histogram();
+            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            loop {
+                let now = Instant::now();
+                if now >= stop_at
+                    || config
+                        .requests
+                        .is_some_and(|limit| measured.load(Ordering::Relaxed) >= limit)
+                {
+                    break;
+                }
+                let n = sequence.fetch_add(1, Ordering::Relaxed);
+                let result = operation.call(worker, n).await;
+                if now < measure_from {
+                    continue;
+                }
+                measured.fetch_add(1, Ordering::Relaxed);
+                match result {
+                    Ok(()) => {
+                        let micros = now.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        let _ = histogram.record(micros);
+                    }
+                    Err(kind) => *errors.entry(kind).or_default() += 1,
+                }
+            }
+            (histogram, errors)
+        })
+    });
+    let mut histogram = new_histogram();
+    let mut errors = BTreeMap::new();
+    for result in futures::future::join_all(workers).await {
+        let (worker_histogram, worker_errors) = result.expect("a load worker panicked");
+        histogram
+            .add(&worker_histogram)
+            .expect("histograms with the same bounds");
+        for (kind, count) in worker_errors {
+            *errors.entry(kind).or_default() += count;
+        }
+    }
+    let seconds = Instant::now()
+        .saturating_duration_since(measure_from)
+        .as_secs_f64()
+        .max(1e-9);
+    Measurement::from_histogram(&histogram, errors, seconds)
+}

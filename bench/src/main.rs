@@ -1,0 +1,303 @@
+//! `lyceum-bench`: measures Lyceum's RPCs side by side with the raw SQL they run, and the
+//! event path (relay throughput, commit-to-projection lag), on a stack it starts itself
+//! against the local PostgreSQL and NATS. Reports as a table and as JSON.
+
+mod data;
+mod events;
+mod load;
+mod scenarios;
+mod stack;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use uuid::Uuid;
+
+use load::{LoadConfig, Measurement, Operation};
+use scenarios::*;
+use stack::Stack;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Scenario {
+    GetUser,
+    ListUsers,
+    CreateOrganization,
+    RelayThroughput,
+    EventLag,
+}
+
+/// Benchmarks Lyceum's RPCs against their raw SQL and measures the event path.
+#[derive(Parser)]
+#[command(name = "lyceum-bench", version)]
+struct Args {
+    /// Scenarios to run (repeat the flag); all when none is given.
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Unmeasured seconds before each scenario.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Stop each scenario after this many measured requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Users loaded before the RPC scenarios (organizations: one per 100 users).
+    #[arg(long, default_value_t = 100_000)]
+    size: i64,
+    /// Existing organizations at which to repeat create-organization, e.g. 0,100000,1000000.
+    #[arg(long, value_delimiter = ',')]
+    scaling_sizes: Vec<i64>,
+    /// Outbox rows for relay-throughput.
+    #[arg(long, default_value_t = 100_000)]
+    relay_events: i64,
+    /// Writes per second for event-lag; half the measured create-organization rate when unset.
+    #[arg(long)]
+    event_rate: Option<f64>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    scenario: Scenario,
+    service: Measurement,
+    raw_sql: Measurement,
+    throughput_ratio: f64,
+    p99_ratio: f64,
+}
+
+#[derive(Serialize)]
+struct ScalingPoint {
+    existing_organizations: i64,
+    service: Measurement,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    date: String,
+    machine: String,
+    concurrency: usize,
+    duration_secs: u64,
+    size: i64,
+    comparisons: Vec<Comparison>,
+    scaling: Vec<ScalingPoint>,
+    relay: Option<events::RelayReport>,
+    relay_to_write_ratio: Option<f64>,
+    event_lag: Option<events::LagReport>,
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| format!("{} GiB", kb / 1024 / 1024))
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory}")
+}
+
+fn row(name: &str, m: &Measurement) -> String {
+    let errors: u64 = m.errors.values().sum();
+    format!(
+        "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+        m.throughput_per_sec, m.p50_ms, m.p90_ms, m.p99_ms, m.max_ms, errors
+    )
+}
+
+async fn compare(
+    scenario: Scenario,
+    service: Arc<dyn Operation>,
+    raw: Arc<dyn Operation>,
+    config: LoadConfig,
+) -> Comparison {
+    let service = load::run(service, config).await;
+    let raw_sql = load::run(raw, config).await;
+    Comparison {
+        scenario,
+        throughput_ratio: service.throughput_per_sec / raw_sql.throughput_per_sec.max(1e-9),
+        p99_ratio: service.p99_ms / raw_sql.p99_ms.max(1e-9),
+        service,
+        raw_sql,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let all = [
+        Scenario::GetUser,
+        Scenario::ListUsers,
+        Scenario::CreateOrganization,
+        Scenario::RelayThroughput,
+        Scenario::EventLag,
+    ];
+    let selected: Vec<Scenario> = if args.scenarios.is_empty() {
+        all.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    let config = LoadConfig {
+        concurrency: args.concurrency,
+        duration: Duration::from_secs(args.duration_secs),
+        warmup: Duration::from_secs(args.warmup_secs),
+        requests: args.requests,
+    };
+    let mut report = Report {
+        date: chrono::Utc::now().to_rfc3339(),
+        machine: machine(),
+        concurrency: args.concurrency,
+        duration_secs: args.duration_secs,
+        size: args.size,
+        ..Default::default()
+    };
+
+    let stack = Arc::new(Stack::start().await?);
+    let mut admin = stack.database.admin_connection().await;
+    let load_seconds = data::grow_identity(&mut admin, args.size).await?;
+    eprintln!("loaded {} users in {load_seconds:.1}s", args.size);
+    let ids = Arc::new(data::sample_user_ids(&mut admin, 10_000).await?);
+    let organizations: Arc<Vec<Uuid>> = Arc::new(
+        sqlx::query_scalar(
+            "SELECT id FROM identity.organizations WHERE slug LIKE 'bench-org-%' LIMIT 10000",
+        )
+        .fetch_all(&mut admin)
+        .await?,
+    );
+
+    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for scenario in &selected {
+        let (service, raw): (Arc<dyn Operation>, Arc<dyn Operation>) = match scenario {
+            Scenario::GetUser => (
+                Arc::new(GetUserRpc {
+                    stack: stack.clone(),
+                    ids: ids.clone(),
+                }),
+                Arc::new(GetUserSql {
+                    stack: stack.clone(),
+                    ids: ids.clone(),
+                }),
+            ),
+            Scenario::ListUsers => (
+                Arc::new(ListUsersRpc {
+                    stack: stack.clone(),
+                    organizations: organizations.clone(),
+                }),
+                Arc::new(ListUsersSql {
+                    stack: stack.clone(),
+                    organizations: organizations.clone(),
+                }),
+            ),
+            Scenario::CreateOrganization => (
+                Arc::new(CreateOrganizationRpc {
+                    stack: stack.clone(),
+                    run: Uuid::new_v4(),
+                }),
+                Arc::new(CreateOrganizationSql {
+                    stack: stack.clone(),
+                    run: Uuid::new_v4(),
+                }),
+            ),
+            _ => continue,
+        };
+        let comparison = compare(*scenario, service, raw, config).await;
+        let name = format!("{scenario:?}");
+        println!("{}", row(&format!("{name} (service)"), &comparison.service));
+        println!("{}", row(&format!("{name} (raw SQL)"), &comparison.raw_sql));
+        println!(
+            "| {name}: service / raw SQL | {:.2} |  |  | {:.2} |  |  |",
+            comparison.throughput_ratio, comparison.p99_ratio
+        );
+        report.comparisons.push(comparison);
+    }
+
+    let write_rate = report
+        .comparisons
+        .iter()
+        .find(|c| c.scenario == Scenario::CreateOrganization)
+        .map(|c| c.service.throughput_per_sec);
+
+    for &existing in &args.scaling_sizes {
+        data::grow_organizations(&mut admin, existing).await?;
+        let operation = Arc::new(CreateOrganizationRpc {
+            stack: stack.clone(),
+            run: Uuid::new_v4(),
+        });
+        let service = load::run(operation, config).await;
+        println!(
+            "{}",
+            row(
+                &format!("CreateOrganization at {existing} organizations"),
+                &service
+            )
+        );
+        report.scaling.push(ScalingPoint {
+            existing_organizations: existing,
+            service,
+        });
+    }
+
+    if selected.contains(&Scenario::RelayThroughput) {
+        let relay = events::relay_throughput(&stack, args.relay_events).await?;
+        println!(
+            "\nrelay: {} events in {:.2}s = {:.0} events/s (batch {})",
+            relay.events, relay.seconds, relay.events_per_sec, relay.batch_size
+        );
+        if let Some(rate) = write_rate {
+            let ratio = relay.events_per_sec / rate;
+            println!("relay rate / create-organization commit rate = {ratio:.1}");
+            report.relay_to_write_ratio = Some(ratio);
+        }
+        report.relay = Some(relay);
+    }
+
+    if selected.contains(&Scenario::EventLag) {
+        // A stack of its own, so the projection starts with no backlog.
+        let lag_stack = Arc::new(Stack::start().await?);
+        let rate = args
+            .event_rate
+            .or(write_rate.map(|r| r / 2.0))
+            .unwrap_or(200.0);
+        let lag = events::event_lag(lag_stack, rate, config.duration).await?;
+        println!(
+            "\nevent lag at {:.0} writes/s: {} produced, {} applied; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lag.target_rate_per_sec,
+            lag.produced,
+            lag.applied,
+            lag.lag.p50_ms,
+            lag.lag.p90_ms,
+            lag.lag.p99_ms,
+            lag.lag.max_ms
+        );
+        report.event_lag = Some(lag);
+    }
+
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The system under test: a fresh database, identity served in-process on a free port
+//! with its outbox relay, and clients for the RPCs.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lyceum_identity::{IdentityModule, SCHEMA, TokenLifetimes};
+use lyceum_platform::auth::{Claims, Principal};
+use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
+use lyceum_platform::crypto::SecretBox;
+use lyceum_platform::db::{Database, ServiceSchema};
+use lyceum_platform::events::EventBus;
+use lyceum_proto::identity::v1 as pb;
+use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
+use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
+use sqlx::migrate::Migrator;
+use tonic::transport::Channel;
+
+pub const ADMIN_EMAIL: &str = "bench-admin@lyceum.test";
+pub const ADMIN_PASSWORD: &str = "Bench-Admin-Password-1";
+
+static PROJECTION_MIGRATOR: Migrator = sqlx::migrate!("migrations/projection");
+
+/// The schema of the benchmark's event projection (a consumer in "another service").
+pub const PROJECTION: ServiceSchema = ServiceSchema {
+    name: "bench_projection",
+    migrator: &PROJECTION_MIGRATOR,
+};
+
+pub struct Stack {
+    pub database: TestDatabase,
+    pub identity: Database,
+    pub projection: Database,
+    pub bus: EventBus,
+    /// Kept for its lifetime: dropping it stops the services.
+    pub _server: RunningServer,
+    /// Several HTTP/2 connections, so that one connection is not the bottleneck.
+    pub channels: Vec<Channel>,
+    pub admin_token: String,
+    pub admin: Principal,
+}
+
+impl Stack {
+    pub async fn start() -> anyhow::Result<Self> {
+        let database = TestDatabase::create().await;
+        database.migrate(&SCHEMA).await;
+        database.migrate(&PROJECTION).await;
+        let identity = database.service_database(&SCHEMA).await;
+        let projection = database.service_database(&PROJECTION).await;
+        let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?;
+        let module =
+            IdentityModule::start(identity.clone(), sealer, TokenLifetimes::default()).await?;
+        let verifier = Arc::new(module.token_verifier());
+        let bus = test_bus().await;
+        let server = RunningServer::start(vec![Arc::new(module)], verifier, bus.clone()).await;
+        let mut channels = Vec::new();
+        for _ in 0..4 {
+            channels.push(
+                Channel::from_shared(format!("http://{}", server.addr))?
+                    .connect()
+                    .await?,
+            );
+        }
+        lyceum_identity::bootstrap_platform_admin(&identity, ADMIN_EMAIL, ADMIN_PASSWORD, "Bench")
+            .await?;
+        let tokens = AuthServiceClient::new(channels[0].clone())
+            .authenticate(pb::AuthenticateRequest {
+                email: ADMIN_EMAIL.into(),
+                password: ADMIN_PASSWORD.into(),
+            })
+            .await?
+            .into_inner()
+            .tokens
+            .context("tokens")?;
+        let admin = Principal::from_claims(claims_of(&tokens.access_token)?);
+        Ok(Self {
+            database,
+            identity,
+            projection,
+            bus,
+            _server: server,
+            channels,
+            admin_token: tokens.access_token,
+            admin,
+        })
+    }
+
+    pub fn channel(&self, worker: usize) -> Channel {
+        self.channels[worker % self.channels.len()].clone()
+    }
+}
+
+/// The claims of a token this tool was just issued (not verified: it only reads them).
+pub fn claims_of(token: &str) -> anyhow::Result<Claims> {
+    let payload = token.split('.').nth(1).context("not a JWT")?;
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload)?)?)
+}

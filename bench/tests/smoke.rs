@@ -1,0 +1,64 @@
+//! The harness itself works end to end: a tiny run of every scenario produces a report
+//! with measurements, raw SQL baselines, relay throughput and event lag, and no errors.
+
+use std::process::Command;
+
+#[test]
+fn a_short_run_of_every_scenario_reports_complete_figures() {
+    let report_path =
+        std::env::temp_dir().join(format!("lyceum-bench-{}.json", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
+        .args([
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .args([
+            "--size",
+            "500",
+            "--relay-events",
+            "2000",
+            "--scaling-sizes",
+            "0,2000",
+        ])
+        .arg("--json")
+        .arg(&report_path)
+        .output()
+        .expect("lyceum-bench runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report_path);
+
+    let comparisons = report["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 3);
+    for comparison in comparisons {
+        for side in ["service", "raw_sql"] {
+            let measurement = &comparison[side];
+            assert!(
+                measurement["requests"].as_u64().unwrap() > 0,
+                "{comparison}"
+            );
+            assert!(
+                measurement["errors"].as_object().unwrap().is_empty(),
+                "{comparison}"
+            );
+            assert!(
+                measurement["p99_ms"].as_f64().unwrap() >= measurement["p50_ms"].as_f64().unwrap()
+            );
+        }
+        assert!(comparison["throughput_ratio"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(report["scaling"].as_array().unwrap().len(), 2);
+    assert_eq!(report["relay"]["events"].as_i64().unwrap(), 2000);
+    let lag = &report["event_lag"];
+    assert!(lag["produced"].as_u64().unwrap() > 0);
+    assert_eq!(lag["produced"], lag["applied"]);
+}
