@@ -13,6 +13,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("lyceum/identity/v1/identity.proto"),
         root.join("lyceum/events/v1/envelope.proto"),
         root.join("lyceum/events/v1/identity.proto"),
+        root.join("lyceum/events/v1/learning.proto"),
+        root.join("lyceum/events/v1/instructor.proto"),
+        root.join("lyceum/learning/v1/learning.proto"),
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 

@@ -22,7 +22,7 @@ use crate::services::{ServiceName, ServiceSelector};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Services to run in this process: `identity`, or `all`.
+    /// Services to run in this process: `identity`, `learning`, or `all`.
     #[arg(required = true, value_name = "SERVICE")]
     services: Vec<ServiceSelector>,
     /// Address the gRPC server listens on (all services share it).
@@ -98,6 +98,7 @@ pub struct BootstrapArgs {
 fn schema_of(service: ServiceName) -> ServiceSchema {
     match service {
         ServiceName::Identity => lyceum_identity::SCHEMA,
+        ServiceName::Learning => lyceum_learning::SCHEMA,
     }
 }
 
@@ -134,6 +135,9 @@ async fn start_modules(
                         .context("starting the identity service")?;
                 verifier = Some(module.token_verifier());
                 modules.push(Arc::new(module));
+            }
+            ServiceName::Learning => {
+                modules.push(Arc::new(lyceum_learning::LearningModule::new(db)))
             }
         }
     }

@@ -8,14 +8,16 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceName {
     Identity,
+    Learning,
 }
 
 impl ServiceName {
-    pub const ALL: &'static [ServiceName] = &[ServiceName::Identity];
+    pub const ALL: &'static [ServiceName] = &[ServiceName::Identity, ServiceName::Learning];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Identity => "identity",
+            ServiceName::Learning => "learning",
         }
     }
 

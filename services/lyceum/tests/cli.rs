@@ -148,7 +148,10 @@ fn unknown_services_are_refused_with_the_valid_names() {
     let output = lyceum().args(["serve", "billing"]).output().unwrap();
     assert!(!output.status.success());
     let message = text(&output);
-    assert!(message.contains("valid values: all, identity"), "{message}");
+    assert!(
+        message.contains("valid values: all, identity, learning"),
+        "{message}"
+    );
 }
 
 #[test]

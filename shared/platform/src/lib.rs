@@ -25,6 +25,7 @@ pub mod nats;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod verify;
 
 pub use error::{ApiError, FieldViolation, Violations};

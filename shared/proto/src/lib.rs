@@ -10,6 +10,12 @@ pub mod identity {
     }
 }
 
+pub mod learning {
+    pub mod v1 {
+        tonic::include_proto!("lyceum.learning.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("lyceum.events.v1");

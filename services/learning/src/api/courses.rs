@@ -1,0 +1,731 @@
+use std::collections::HashSet;
+
+use lyceum_platform::auth::{Principal, optional_principal, require_principal, roles};
+use lyceum_platform::convert::{
+    bounded_json, optional_id, page_size, parse_id, required_id, update_mask,
+};
+use lyceum_platform::{ApiError, Violations};
+use lyceum_proto::learning::v1 as pb;
+use lyceum_proto::learning::v1::course_service_server::CourseService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{LearningApi, decode_position, paginate, visible_course, wire};
+use crate::domain::{
+    BoundedText, CourseStatus, EnrollmentType, InstructorRole, LessonType, Money, Permission,
+    TextList, Visibility,
+};
+use crate::events;
+use crate::store::content::NewLesson;
+use crate::store::courses::{CatalogueFilter, CourseFields, CourseRow};
+use crate::store::{Tx, content, courses, instructors};
+
+type Title = BoundedText<200, true>;
+type Description = BoundedText<20000, false>;
+type Category = BoundedText<100, false>;
+type Url = BoundedText<2048, false>;
+type ModuleDescription = BoundedText<5000, false>;
+type LessonBody = BoundedText<100000, false>;
+
+const UPDATABLE: &[&str] = &[
+    "title",
+    "description",
+    "category",
+    "tags",
+    "what_you_will_learn",
+    "target_audience",
+    "price",
+    "visibility",
+    "certificate",
+    "allow_comments",
+    "allow_questions",
+    "drip_content",
+    "drip_schedule",
+    "cohort_based",
+    "default_duration_weeks",
+    "enrollment_type",
+];
+
+fn fields_of(row: &CourseRow) -> CourseFields {
+    CourseFields {
+        title: row.title.clone(),
+        description: row.description.clone(),
+        category: row.category.clone(),
+        tags: row.tags.clone(),
+        what_you_will_learn: row.what_you_will_learn.clone(),
+        target_audience: row.target_audience.clone(),
+        price_minor: row.price_minor,
+        currency: row.currency.clone(),
+        visibility: Visibility::from_db(&row.visibility)
+            .map(Visibility::as_str)
+            .unwrap_or("public"),
+        certificate_enabled: row.certificate_enabled,
+        certificate_template_url: row.certificate_template_url.clone(),
+        allow_comments: row.allow_comments,
+        allow_questions: row.allow_questions,
+        drip_content: row.drip_content,
+        drip_schedule: row.drip_schedule.clone(),
+        cohort_based: row.cohort_based,
+        default_duration_weeks: row.default_duration_weeks,
+        enrollment_type: EnrollmentType::from_db(&row.enrollment_type)
+            .map(EnrollmentType::as_str)
+            .unwrap_or("open"),
+    }
+}
+
+fn defaults() -> CourseFields {
+    CourseFields {
+        title: String::new(),
+        description: String::new(),
+        category: String::new(),
+        tags: vec![],
+        what_you_will_learn: vec![],
+        target_audience: vec![],
+        price_minor: 0,
+        currency: "USD".into(),
+        visibility: Visibility::Public.as_str(),
+        certificate_enabled: false,
+        certificate_template_url: String::new(),
+        allow_comments: true,
+        allow_questions: true,
+        drip_content: false,
+        drip_schedule: serde_json::json!({}),
+        cohort_based: false,
+        default_duration_weeks: None,
+        enrollment_type: EnrollmentType::Open.as_str(),
+    }
+}
+
+/// Validates one field of the request's course into `fields`, recording violations.
+fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut CourseFields) {
+    let field = |name: &str| format!("course.{name}");
+    match path {
+        "title" => {
+            if let Some(t) = v.check(&field("title"), Title::parse(&course.title)) {
+                fields.title = t.into_inner();
+            }
+        }
+        "description" => {
+            if let Some(d) = v.check(
+                &field("description"),
+                Description::parse(&course.description),
+            ) {
+                fields.description = d.into_inner();
+            }
+        }
+        "category" => {
+            if let Some(c) = v.check(&field("category"), Category::parse(&course.category)) {
+                fields.category = c.into_inner();
+            }
+        }
+        "tags" => {
+            if let Some(t) = v.check(&field("tags"), TextList::<30>::parse(&course.tags)) {
+                fields.tags = t.into_inner();
+            }
+        }
+        "what_you_will_learn" => {
+            if let Some(t) = v.check(
+                &field("what_you_will_learn"),
+                TextList::<50>::parse(&course.what_you_will_learn),
+            ) {
+                fields.what_you_will_learn = t.into_inner();
+            }
+        }
+        "target_audience" => {
+            if let Some(t) = v.check(
+                &field("target_audience"),
+                TextList::<50>::parse(&course.target_audience),
+            ) {
+                fields.target_audience = t.into_inner();
+            }
+        }
+        "price" => {
+            let price = course.price.clone().unwrap_or_default();
+            if let Some(m) = v.check(
+                &field("price"),
+                Money::price(price.amount_minor, &price.currency),
+            ) {
+                fields.price_minor = m.minor;
+                fields.currency = m.currency.as_str().to_owned();
+            }
+        }
+        "visibility" => match course.visibility {
+            0 => fields.visibility = Visibility::Public.as_str(),
+            n => {
+                if let Some(vis) = v.check(&field("visibility"), Visibility::from_proto(n)) {
+                    fields.visibility = vis.as_str();
+                }
+            }
+        },
+        "certificate" => {
+            let certificate = course.certificate.clone().unwrap_or_default();
+            fields.certificate_enabled = certificate.enabled;
+            if let Some(u) = v.check(
+                &field("certificate.template_url"),
+                Url::parse(&certificate.template_url),
+            ) {
+                fields.certificate_template_url = u.into_inner();
+            }
+        }
+        "allow_comments" => fields.allow_comments = course.allow_comments,
+        "allow_questions" => fields.allow_questions = course.allow_questions,
+        "drip_content" => fields.drip_content = course.drip_content,
+        "drip_schedule" => {
+            fields.drip_schedule =
+                bounded_json(v, &field("drip_schedule"), course.drip_schedule.clone())
+        }
+        "cohort_based" => fields.cohort_based = course.cohort_based,
+        "default_duration_weeks" => match course.default_duration_weeks {
+            0 => fields.default_duration_weeks = None,
+            n if (1..=104).contains(&n) => fields.default_duration_weeks = Some(n),
+            _ => v.add(
+                field("default_duration_weeks"),
+                "must be from 1 to 104 weeks (0 for none)",
+            ),
+        },
+        "enrollment_type" => match course.enrollment_type {
+            0 => fields.enrollment_type = EnrollmentType::Open.as_str(),
+            n => {
+                if let Some(t) = v.check(&field("enrollment_type"), EnrollmentType::from_proto(n)) {
+                    fields.enrollment_type = t.as_str();
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+impl LearningApi {
+    async fn editable_course(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<CourseRow, ApiError> {
+        let (course, access) = visible_course(tx, Some(principal), id).await?;
+        if !access.edit {
+            return Err(ApiError::permission_denied());
+        }
+        Ok(course)
+    }
+
+    async fn create_course_(
+        &self,
+        request: Request<pb::CreateCourseRequest>,
+    ) -> Result<pb::CreateCourseResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let course = request.into_inner().course.unwrap_or_default();
+        let mut v = Violations::new();
+        let mut fields = defaults();
+        for path in UPDATABLE {
+            apply_field(&mut v, &course, path, &mut fields);
+        }
+        let instructor = optional_id(&mut v, "course.instructor_id", &course.instructor_id);
+        let organization = optional_id(&mut v, "course.organization_id", &course.organization_id);
+        if let Some(None) = organization
+            && fields.visibility == Visibility::Organization.as_str()
+        {
+            v.add(
+                "course.visibility",
+                "organization visibility needs an organization",
+            );
+        }
+        v.into_result()?;
+        let (Some(instructor), Some(organization)) = (instructor, organization) else {
+            unreachable!("parsed when there are no violations")
+        };
+        let instructor_id = match instructor {
+            Some(id) if id != principal.subject && !principal.has_platform_access() => {
+                return Err(ApiError::PermissionDenied(
+                    "only platform admins create courses for others".into(),
+                ));
+            }
+            Some(id) => id,
+            None => principal.subject,
+        };
+        let may_teach = principal.has_platform_access()
+            || principal.has_role(roles::INSTRUCTOR, principal.organization_id);
+        if !may_teach {
+            return Err(ApiError::PermissionDenied(
+                "creating courses needs the instructor role".into(),
+            ));
+        }
+        if let Some(org) = organization
+            && principal.organization_id != Some(org)
+            && !principal.has_platform_access()
+        {
+            return Err(ApiError::PermissionDenied(
+                "courses belong to the instructor's own organization".into(),
+            ));
+        }
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let row = courses::insert(&mut tx, instructor_id, organization, fields).await?;
+        tx.commit().await?;
+        Ok(pb::CreateCourseResponse {
+            course: Some(wire::course(row)),
+        })
+    }
+
+    async fn get_course_(
+        &self,
+        request: Request<pb::GetCourseRequest>,
+    ) -> Result<pb::GetCourseResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(principal.as_ref()).await?;
+        let (course, _) = visible_course(&mut tx, principal.as_ref(), id).await?;
+        tx.commit().await?;
+        Ok(pb::GetCourseResponse {
+            course: Some(wire::course(course)),
+        })
+    }
+
+    async fn list_courses_(
+        &self,
+        request: Request<pb::ListCoursesRequest>,
+    ) -> Result<pb::ListCoursesResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_position(&mut v, &req.page_token);
+        let status = match req.status {
+            0 => Some(CourseStatus::Published),
+            n => v.check("status", CourseStatus::from_proto(n)),
+        };
+        let query = v
+            .check("query", BoundedText::<200, false>::parse(&req.query))
+            .map(|q| q.into_inner());
+        let category = v
+            .check("category", Category::parse(&req.category))
+            .map(|c| c.into_inner());
+        let tags = v
+            .check("tags", TextList::<10>::parse(&req.tags))
+            .map(|t| t.into_inner());
+        let instructor_id = optional_id(&mut v, "instructor_id", &req.instructor_id);
+        let organization_id = optional_id(&mut v, "organization_id", &req.organization_id);
+        if req.min_price_minor < 0 {
+            v.add("min_price_minor", "must not be negative");
+        }
+        if req.max_price_minor < 0 {
+            v.add("max_price_minor", "must not be negative");
+        }
+        if req.max_price_minor > 0 && req.max_price_minor < req.min_price_minor {
+            v.add("max_price_minor", "must not be below min_price_minor");
+        }
+        v.into_result()?;
+        let (
+            Some(status),
+            Some(query),
+            Some(category),
+            Some(tags),
+            Some(instructor_id),
+            Some(organization_id),
+        ) = (
+            status,
+            query,
+            category,
+            tags,
+            instructor_id,
+            organization_id,
+        )
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        let filter = CatalogueFilter {
+            status: status.as_str(),
+            query: Some(query).filter(|q| !q.is_empty()),
+            category: Some(category).filter(|c| !c.is_empty()),
+            tags,
+            instructor_id,
+            organization_id,
+            min_price_minor: Some(req.min_price_minor).filter(|p| *p > 0),
+            max_price_minor: if req.free_only {
+                Some(0)
+            } else {
+                Some(req.max_price_minor).filter(|p| *p > 0)
+            },
+        };
+        // Row-level security leaves out what the caller may not see (other organizations'
+        // restricted courses, other instructors' drafts).
+        let mut tx = self.tx_for(principal.as_ref()).await?;
+        let rows = courses::list(&mut tx, &filter, after, limit + 1).await?;
+        tx.commit().await?;
+        let (rows, next_page_token) = paginate(rows, limit, |c| (c.created_at, c.id));
+        Ok(pb::ListCoursesResponse {
+            courses: rows.into_iter().map(wire::course).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn update_course_(
+        &self,
+        request: Request<pb::UpdateCourseRequest>,
+    ) -> Result<pb::UpdateCourseResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let course = req.course.unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "course.id", &course.id);
+        let paths: HashSet<String> = update_mask(&mut v, req.update_mask, UPDATABLE);
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let stored = self.editable_course(&mut tx, &principal, id).await?;
+        let mut fields = fields_of(&stored);
+        let mut v = Violations::new();
+        for path in &paths {
+            apply_field(&mut v, &course, path, &mut fields);
+        }
+        if fields.visibility == Visibility::Organization.as_str()
+            && stored.organization_id.is_none()
+        {
+            v.add(
+                "course.visibility",
+                "organization visibility needs an organization",
+            );
+        }
+        v.into_result()?;
+        let row = courses::update(&mut tx, id, fields)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
+        tx.commit().await?;
+        Ok(pb::UpdateCourseResponse {
+            course: Some(wire::course(row)),
+        })
+    }
+
+    async fn change_status(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        next: CourseStatus,
+    ) -> Result<CourseRow, ApiError> {
+        let mut tx = self.tx_for(Some(principal)).await?;
+        self.editable_course(&mut tx, principal, id).await?;
+        let course = courses::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
+        let current = CourseStatus::from_db(&course.status)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        if !current.can_become(next) {
+            return Err(ApiError::FailedPrecondition(format!(
+                "a {} course cannot become {}",
+                current.as_str(),
+                next.as_str()
+            )));
+        }
+        if next == CourseStatus::Published && course.lesson_count == 0 {
+            return Err(ApiError::FailedPrecondition(
+                "a course needs at least one lesson to be published".into(),
+            ));
+        }
+        let row = courses::set_status(&mut tx, id, next.as_str()).await?;
+        tx.publish(events::course_status_changed(&row)).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn create_module_(
+        &self,
+        request: Request<pb::CreateModuleRequest>,
+    ) -> Result<pb::CreateModuleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let title = v.check("title", Title::parse(&req.title));
+        let description = v.check("description", ModuleDescription::parse(&req.description));
+        v.into_result()?;
+        let (Some(course_id), Some(title), Some(description)) = (course_id, title, description)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        self.editable_course(&mut tx, &principal, course_id).await?;
+        // Positions are handed out under the course's lock.
+        courses::lock(&mut tx, course_id).await?;
+        let row = content::append_module(
+            &mut tx,
+            course_id,
+            title.into_inner(),
+            description.into_inner(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pb::CreateModuleResponse {
+            module: Some(wire::module(row, vec![])),
+        })
+    }
+
+    async fn create_lesson_(
+        &self,
+        request: Request<pb::CreateLessonRequest>,
+    ) -> Result<pb::CreateLessonResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let module_id = required_id(&mut v, "module_id", &req.module_id);
+        let title = v.check("title", Title::parse(&req.title));
+        let lesson_type = v.check("type", LessonType::from_proto(req.r#type));
+        let content_url = v.check("content_url", Url::parse(&req.content_url));
+        let body = v.check("body", LessonBody::parse(&req.body));
+        if !(0..=86_400).contains(&req.duration_seconds) {
+            v.add("duration_seconds", "must be from 0 to 86400");
+        }
+        v.into_result()?;
+        let (
+            Some(course_id),
+            Some(module_id),
+            Some(title),
+            Some(lesson_type),
+            Some(content_url),
+            Some(body),
+        ) = (course_id, module_id, title, lesson_type, content_url, body)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        self.editable_course(&mut tx, &principal, course_id).await?;
+        courses::lock(&mut tx, course_id).await?;
+        let module = content::get_module(&mut tx, module_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("module"))?;
+        if module.course_id != course_id {
+            return Err(ApiError::invalid("module_id", "belongs to another course"));
+        }
+        let row = content::append_lesson(
+            &mut tx,
+            NewLesson {
+                module_id,
+                course_id,
+                title: title.into_inner(),
+                lesson_type: lesson_type.as_str(),
+                content_url: content_url.into_inner(),
+                body: body.into_inner(),
+                duration_seconds: req.duration_seconds,
+                preview: req.preview,
+            },
+        )
+        .await?;
+        courses::add_lesson(&mut tx, course_id).await?;
+        tx.commit().await?;
+        Ok(pb::CreateLessonResponse {
+            lesson: Some(wire::lesson(row)),
+        })
+    }
+
+    async fn list_course_content_(
+        &self,
+        request: Request<pb::ListCourseContentRequest>,
+    ) -> Result<pb::ListCourseContentResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let course_id = parse_id("course_id", &request.get_ref().course_id)?;
+        let mut tx = self.tx_for(principal.as_ref()).await?;
+        visible_course(&mut tx, principal.as_ref(), course_id).await?;
+        let modules = content::modules_of(&mut tx, course_id).await?;
+        let mut lessons = content::lessons_of(&mut tx, course_id).await?;
+        tx.commit().await?;
+        let modules = modules
+            .into_iter()
+            .map(|m| {
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    lessons.drain(..).partition(|l| l.module_id == m.id);
+                lessons = rest;
+                wire::module(m, mine.into_iter().map(wire::lesson).collect())
+            })
+            .collect();
+        Ok(pb::ListCourseContentResponse { modules })
+    }
+
+    async fn add_course_instructor_(
+        &self,
+        request: Request<pb::AddCourseInstructorRequest>,
+    ) -> Result<pb::AddCourseInstructorResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
+        let role = match req.role {
+            0 => Some(InstructorRole::CoInstructor),
+            n => v.check("role", InstructorRole::from_proto(n)),
+        };
+        let mut permissions: Vec<String> = Vec::new();
+        for (i, p) in req.permissions.iter().enumerate() {
+            if let Some(p) = v.check(&format!("permissions[{i}]"), Permission::from_proto(*p))
+                && !permissions.iter().any(|x| x == p.as_str())
+            {
+                permissions.push(p.as_str().to_owned());
+            }
+        }
+        if role == Some(InstructorRole::Primary) {
+            v.add(
+                "role",
+                "the primary instructor is the course's owner; add co-instructors or assistants",
+            );
+        }
+        v.into_result()?;
+        let (Some(course_id), Some(instructor_id), Some(role)) = (course_id, instructor_id, role)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        if permissions.is_empty() {
+            permissions.push(Permission::ViewContent.as_str().to_owned());
+        }
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let (course, access) = visible_course(&mut tx, Some(&principal), course_id).await?;
+        if !access.manage_team {
+            return Err(ApiError::permission_denied());
+        }
+        if course.instructor_id == instructor_id {
+            return Err(ApiError::invalid(
+                "instructor_id",
+                "is already the course's primary instructor",
+            ));
+        }
+        let row = instructors::upsert(
+            &mut tx,
+            course_id,
+            instructor_id,
+            role.as_str(),
+            &permissions,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(pb::AddCourseInstructorResponse {
+            instructor: Some(wire::instructor(row)),
+        })
+    }
+
+    async fn remove_course_instructor_(
+        &self,
+        request: Request<pb::RemoveCourseInstructorRequest>,
+    ) -> Result<pb::RemoveCourseInstructorResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
+        v.into_result()?;
+        let (Some(course_id), Some(instructor_id)) = (course_id, instructor_id) else {
+            unreachable!("parsed when there are no violations")
+        };
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let (_, access) = visible_course(&mut tx, Some(&principal), course_id).await?;
+        if !access.manage_team {
+            return Err(ApiError::permission_denied());
+        }
+        if !instructors::remove(&mut tx, course_id, instructor_id).await? {
+            return Err(ApiError::not_found("course instructor"));
+        }
+        tx.commit().await?;
+        Ok(pb::RemoveCourseInstructorResponse {})
+    }
+
+    async fn list_course_instructors_(
+        &self,
+        request: Request<pb::ListCourseInstructorsRequest>,
+    ) -> Result<pb::ListCourseInstructorsResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let course_id = parse_id("course_id", &request.get_ref().course_id)?;
+        let mut tx = self.tx_for(principal.as_ref()).await?;
+        visible_course(&mut tx, principal.as_ref(), course_id).await?;
+        let rows = instructors::list(&mut tx, course_id).await?;
+        tx.commit().await?;
+        Ok(pb::ListCourseInstructorsResponse {
+            instructors: rows.into_iter().map(wire::instructor).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl CourseService for LearningApi {
+    async fn create_course(
+        &self,
+        r: Request<pb::CreateCourseRequest>,
+    ) -> Result<Response<pb::CreateCourseResponse>, Status> {
+        Ok(Response::new(self.create_course_(r).await?))
+    }
+    async fn get_course(
+        &self,
+        r: Request<pb::GetCourseRequest>,
+    ) -> Result<Response<pb::GetCourseResponse>, Status> {
+        Ok(Response::new(self.get_course_(r).await?))
+    }
+    async fn list_courses(
+        &self,
+        r: Request<pb::ListCoursesRequest>,
+    ) -> Result<Response<pb::ListCoursesResponse>, Status> {
+        Ok(Response::new(self.list_courses_(r).await?))
+    }
+    async fn update_course(
+        &self,
+        r: Request<pb::UpdateCourseRequest>,
+    ) -> Result<Response<pb::UpdateCourseResponse>, Status> {
+        Ok(Response::new(self.update_course_(r).await?))
+    }
+    async fn publish_course(
+        &self,
+        r: Request<pb::PublishCourseRequest>,
+    ) -> Result<Response<pb::PublishCourseResponse>, Status> {
+        let principal = require_principal(&r)?;
+        let id = parse_id("id", &r.get_ref().id)?;
+        let course = self
+            .change_status(&principal, id, CourseStatus::Published)
+            .await?;
+        Ok(Response::new(pb::PublishCourseResponse {
+            course: Some(wire::course(course)),
+        }))
+    }
+    async fn archive_course(
+        &self,
+        r: Request<pb::ArchiveCourseRequest>,
+    ) -> Result<Response<pb::ArchiveCourseResponse>, Status> {
+        let principal = require_principal(&r)?;
+        let id = parse_id("id", &r.get_ref().id)?;
+        let course = self
+            .change_status(&principal, id, CourseStatus::Archived)
+            .await?;
+        Ok(Response::new(pb::ArchiveCourseResponse {
+            course: Some(wire::course(course)),
+        }))
+    }
+    async fn create_module(
+        &self,
+        r: Request<pb::CreateModuleRequest>,
+    ) -> Result<Response<pb::CreateModuleResponse>, Status> {
+        Ok(Response::new(self.create_module_(r).await?))
+    }
+    async fn create_lesson(
+        &self,
+        r: Request<pb::CreateLessonRequest>,
+    ) -> Result<Response<pb::CreateLessonResponse>, Status> {
+        Ok(Response::new(self.create_lesson_(r).await?))
+    }
+    async fn list_course_content(
+        &self,
+        r: Request<pb::ListCourseContentRequest>,
+    ) -> Result<Response<pb::ListCourseContentResponse>, Status> {
+        Ok(Response::new(self.list_course_content_(r).await?))
+    }
+    async fn add_course_instructor(
+        &self,
+        r: Request<pb::AddCourseInstructorRequest>,
+    ) -> Result<Response<pb::AddCourseInstructorResponse>, Status> {
+        Ok(Response::new(self.add_course_instructor_(r).await?))
+    }
+    async fn remove_course_instructor(
+        &self,
+        r: Request<pb::RemoveCourseInstructorRequest>,
+    ) -> Result<Response<pb::RemoveCourseInstructorResponse>, Status> {
+        Ok(Response::new(self.remove_course_instructor_(r).await?))
+    }
+    async fn list_course_instructors(
+        &self,
+        r: Request<pb::ListCourseInstructorsRequest>,
+    ) -> Result<Response<pb::ListCourseInstructorsResponse>, Status> {
+        Ok(Response::new(self.list_course_instructors_(r).await?))
+    }
+}

@@ -1,0 +1,427 @@
+use lyceum_platform::auth::{PrincipalKind, require_principal};
+use lyceum_platform::convert::{optional_id, page_size, parse_id, required_id};
+use lyceum_platform::db::TenantContext;
+use lyceum_platform::{ApiError, Violations};
+use lyceum_proto::learning::v1 as pb;
+use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentService;
+use tonic::{Request, Response, Status};
+
+use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
+use crate::domain::QUIZ_PASS_MARK;
+use crate::domain::{
+    CourseStatus, EnrollmentStatus, EnrollmentType, LessonProgressStatus, LessonType,
+    ProgressTotals, engagement_score, progress_percentage,
+};
+use crate::events::{self, LessonChange, transition_enrollment};
+use crate::store::enrollments::{EnrollmentRow, NewEnrollment};
+use crate::store::progress::LessonUpdate;
+use crate::store::{Tx, content, courses, enrollments, progress};
+
+impl LearningApi {
+    /// The enrollment, if the caller is its student or may manage the course's students.
+    async fn enrollment_for(
+        &self,
+        tx: &mut Tx,
+        principal: &lyceum_platform::auth::Principal,
+        id: uuid::Uuid,
+    ) -> Result<EnrollmentRow, ApiError> {
+        let enrollment = enrollments::get(tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        if principal.is_user(enrollment.student_id) {
+            return Ok(enrollment);
+        }
+        let course = courses::get(tx, enrollment.course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        if course_access(tx, Some(principal), &course)
+            .await?
+            .manage_students
+        {
+            Ok(enrollment)
+        } else {
+            Err(ApiError::not_found("enrollment"))
+        }
+    }
+
+    async fn enroll_(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<pb::EnrollResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let course_id = parse_id("course_id", &request.get_ref().course_id)?;
+        if principal.kind != PrincipalKind::User {
+            return Err(ApiError::PermissionDenied(
+                "only users enroll in courses".into(),
+            ));
+        }
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
+        if course.status != CourseStatus::Published.as_str() {
+            return Err(ApiError::FailedPrecondition(
+                "only published courses take enrollments".into(),
+            ));
+        }
+        if course.enrollment_type == EnrollmentType::CohortOnly.as_str() {
+            return Err(ApiError::FailedPrecondition(
+                "this course is joined through one of its cohorts".into(),
+            ));
+        }
+        let free = course.price_minor == 0;
+        let target = if free {
+            EnrollmentStatus::Active
+        } else {
+            EnrollmentStatus::PendingPayment
+        };
+
+        // A cancelled enrollment is reopened: one enrollment per student per course.
+        if let Some(existing) =
+            enrollments::lock_by_student(&mut tx, course_id, principal.subject).await?
+        {
+            if existing.status != EnrollmentStatus::Cancelled.as_str() {
+                return Err(ApiError::already_exists(
+                    "course_id",
+                    "the student is already enrolled in this course",
+                ));
+            }
+            let reopened = transition_enrollment(&mut tx, &existing, target, None).await?;
+            tx.commit().await?;
+            return Ok(pb::EnrollResponse {
+                enrollment: Some(wire::enrollment(reopened)),
+            });
+        }
+
+        let enrollment = enrollments::insert(
+            &mut tx,
+            NewEnrollment {
+                course_id,
+                student_id: principal.subject,
+                instructor_id: course.instructor_id,
+                organization_id: course.organization_id,
+                status: target.as_str(),
+                price_minor: course.price_minor,
+                currency: course.currency.clone(),
+            },
+        )
+        .await?;
+        // The progress row and the course's statistics are the service's bookkeeping.
+        tx.set_context(&TenantContext::system()).await?;
+        progress::create(&mut tx, &enrollment, course.lesson_count).await?;
+        let counts = if free {
+            courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0).await?
+        } else {
+            (course.enrolled_count, course.completed_count)
+        };
+        tx.publish(events::enrollment_changed(
+            &enrollment,
+            &course.title,
+            counts,
+            true,
+        ))
+        .await?;
+        if free {
+            tx.publish(events::enrollment_changed(
+                &enrollment,
+                &course.title,
+                counts,
+                false,
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(pb::EnrollResponse {
+            enrollment: Some(wire::enrollment(enrollment)),
+        })
+    }
+
+    async fn get_enrollment_(
+        &self,
+        request: Request<pb::GetEnrollmentRequest>,
+    ) -> Result<pb::GetEnrollmentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let enrollment = self.enrollment_for(&mut tx, &principal, id).await?;
+        tx.commit().await?;
+        Ok(pb::GetEnrollmentResponse {
+            enrollment: Some(wire::enrollment(enrollment)),
+        })
+    }
+
+    async fn list_enrollments_(
+        &self,
+        request: Request<pb::ListEnrollmentsRequest>,
+    ) -> Result<pb::ListEnrollmentsResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = optional_id(&mut v, "course_id", &req.course_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_position(&mut v, &req.page_token);
+        v.into_result()?;
+        let course_id = course_id.expect("parsed when there are no violations");
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let student = match course_id {
+            Some(course_id) => {
+                let (_, access) = visible_course(&mut tx, Some(&principal), course_id).await?;
+                if !access.manage_students {
+                    return Err(ApiError::permission_denied());
+                }
+                None
+            }
+            None => Some(principal.subject),
+        };
+        let rows = enrollments::list(&mut tx, student, course_id, after, limit + 1).await?;
+        tx.commit().await?;
+        let (rows, next_page_token) = paginate(rows, limit, |e| (e.enrolled_at, e.id));
+        Ok(pb::ListEnrollmentsResponse {
+            enrollments: rows.into_iter().map(wire::enrollment).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn cancel_enrollment_(
+        &self,
+        request: Request<pb::CancelEnrollmentRequest>,
+    ) -> Result<pb::CancelEnrollmentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        self.enrollment_for(&mut tx, &principal, id).await?;
+        // Authorized: lock it as the service (row locks need the update policies, which
+        // only the student has).
+        tx.set_context(&TenantContext::system()).await?;
+        let enrollment = enrollments::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        let cancelled =
+            transition_enrollment(&mut tx, &enrollment, EnrollmentStatus::Cancelled, None).await?;
+        tx.commit().await?;
+        Ok(pb::CancelEnrollmentResponse {
+            enrollment: Some(wire::enrollment(cancelled)),
+        })
+    }
+
+    async fn record_lesson_progress_(
+        &self,
+        request: Request<pb::RecordLessonProgressRequest>,
+    ) -> Result<pb::RecordLessonProgressResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let enrollment_id = required_id(&mut v, "enrollment_id", &req.enrollment_id);
+        let lesson_id = required_id(&mut v, "lesson_id", &req.lesson_id);
+        let status = v.check("status", LessonProgressStatus::from_proto(req.status));
+        if !(0..=100).contains(&req.progress_percent) {
+            v.add("progress_percent", "must be from 0 to 100");
+        }
+        if req.watch_time_seconds < 0 {
+            v.add("watch_time_seconds", "must not be negative");
+        }
+        if req.quiz_score.is_some_and(|s| !(0..=100).contains(&s)) {
+            v.add("quiz_score", "must be from 0 to 100");
+        }
+        v.into_result()?;
+        let (Some(enrollment_id), Some(lesson_id), Some(status)) =
+            (enrollment_id, lesson_id, status)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let enrollment = enrollments::lock(&mut tx, enrollment_id)
+            .await?
+            .filter(|e| principal.is_user(e.student_id))
+            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        let enrollment_status = EnrollmentStatus::from_db(&enrollment.status)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        if !matches!(
+            enrollment_status,
+            EnrollmentStatus::Active | EnrollmentStatus::Completed
+        ) {
+            return Err(ApiError::FailedPrecondition(format!(
+                "progress is recorded on active enrollments; this one is {}",
+                enrollment_status.as_str()
+            )));
+        }
+        let lesson = content::get_lesson(&mut tx, lesson_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lesson"))?;
+        if lesson.course_id != enrollment.course_id {
+            return Err(ApiError::invalid("lesson_id", "belongs to another course"));
+        }
+        if req.quiz_score.is_some() && lesson.lesson_type != LessonType::Quiz.as_str() {
+            return Err(ApiError::invalid(
+                "quiz_score",
+                "only quiz lessons take a score",
+            ));
+        }
+
+        let previous = progress::get_lesson(&mut tx, enrollment_id, lesson_id).await?;
+        let was_completed = previous
+            .as_ref()
+            .is_some_and(|p| p.status == LessonProgressStatus::Completed.as_str());
+        // A completed lesson stays completed; watch time only grows.
+        let completed = was_completed || status == LessonProgressStatus::Completed;
+        let watch_time = previous
+            .as_ref()
+            .map_or(0, |p| p.watch_time_seconds)
+            .max(req.watch_time_seconds);
+        let quiz = req.quiz_score.map(|score| (score, score >= QUIZ_PASS_MARK));
+        let (quiz_score, quiz_passed) = match (quiz, &previous) {
+            (Some((score, passed)), _) => (Some(score), Some(passed)),
+            (None, Some(p)) => (p.quiz_score, p.quiz_passed),
+            (None, None) => (None, None),
+        };
+        let lesson_row = progress::upsert_lesson(
+            &mut tx,
+            LessonUpdate {
+                enrollment_id,
+                lesson_id,
+                course_id: enrollment.course_id,
+                student_id: enrollment.student_id,
+                status: if completed {
+                    LessonProgressStatus::Completed.as_str()
+                } else {
+                    LessonProgressStatus::InProgress.as_str()
+                },
+                progress_percent: if completed { 100 } else { req.progress_percent },
+                watch_time_seconds: watch_time,
+                quiz_score,
+                quiz_passed,
+            },
+        )
+        .await?;
+
+        // The student's course progress is the service's bookkeeping, updated in the same
+        // transaction by the difference this call made.
+        tx.set_context(&TenantContext::system()).await?;
+        let course = courses::get(&mut tx, enrollment.course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
+        let mut totals = progress::lock(&mut tx, enrollment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("progress"))?;
+        let completed_now = completed && !was_completed;
+        totals.total_lessons = course.lesson_count;
+        totals.completed_lessons += i32::from(completed_now);
+        totals.total_watch_time_seconds +=
+            watch_time - previous.as_ref().map_or(0, |p| p.watch_time_seconds);
+        match (
+            quiz,
+            previous
+                .as_ref()
+                .and_then(|p| p.quiz_score.zip(p.quiz_passed)),
+        ) {
+            (Some((score, passed)), None) => {
+                totals.quizzes_taken += 1;
+                totals.quiz_score_sum += i64::from(score);
+                totals.quizzes_passed += i32::from(passed);
+            }
+            (Some((score, passed)), Some((old_score, old_passed))) => {
+                totals.quiz_score_sum += i64::from(score) - i64::from(old_score);
+                totals.quizzes_passed += i32::from(passed) - i32::from(old_passed);
+            }
+            (None, _) => {}
+        }
+        totals.progress_percentage =
+            progress_percentage(totals.completed_lessons, totals.total_lessons);
+        totals.engagement_score = engagement_score(&ProgressTotals {
+            total_lessons: totals.total_lessons,
+            completed_lessons: totals.completed_lessons,
+            total_watch_time_seconds: totals.total_watch_time_seconds,
+            course_duration_seconds: content::course_duration(&mut tx, enrollment.course_id)
+                .await?,
+            quizzes_taken: totals.quizzes_taken,
+            quizzes_passed: totals.quizzes_passed,
+            quiz_score_sum: totals.quiz_score_sum,
+        });
+        let saved = progress::save(&mut tx, &totals).await?;
+        let change = LessonChange {
+            lesson_id,
+            lesson_status: lesson_row.status.clone(),
+            started_now: previous.is_none(),
+            completed_now,
+            quiz,
+        };
+        tx.publish(events::lesson_progress_recorded(
+            &enrollment,
+            &change,
+            &saved,
+        ))
+        .await?;
+
+        let every_lesson_done =
+            saved.total_lessons > 0 && saved.completed_lessons >= saved.total_lessons;
+        let enrollment = if every_lesson_done && enrollment_status == EnrollmentStatus::Active {
+            transition_enrollment(&mut tx, &enrollment, EnrollmentStatus::Completed, None).await?
+        } else {
+            enrollment
+        };
+        tx.commit().await?;
+        Ok(pb::RecordLessonProgressResponse {
+            lesson: Some(wire::lesson_progress(lesson_row)),
+            progress: Some(wire::student_progress(saved)),
+            enrollment: Some(wire::enrollment(enrollment)),
+        })
+    }
+
+    async fn get_student_progress_(
+        &self,
+        request: Request<pb::GetStudentProgressRequest>,
+    ) -> Result<pb::GetStudentProgressResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("enrollment_id", &request.get_ref().enrollment_id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        self.enrollment_for(&mut tx, &principal, id).await?;
+        let row = progress::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("progress"))?;
+        let lessons = progress::lessons(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(pb::GetStudentProgressResponse {
+            progress: Some(wire::student_progress(row)),
+            lessons: lessons.into_iter().map(wire::lesson_progress).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl EnrollmentService for LearningApi {
+    async fn enroll(
+        &self,
+        r: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
+        Ok(Response::new(self.enroll_(r).await?))
+    }
+    async fn get_enrollment(
+        &self,
+        r: Request<pb::GetEnrollmentRequest>,
+    ) -> Result<Response<pb::GetEnrollmentResponse>, Status> {
+        Ok(Response::new(self.get_enrollment_(r).await?))
+    }
+    async fn list_enrollments(
+        &self,
+        r: Request<pb::ListEnrollmentsRequest>,
+    ) -> Result<Response<pb::ListEnrollmentsResponse>, Status> {
+        Ok(Response::new(self.list_enrollments_(r).await?))
+    }
+    async fn cancel_enrollment(
+        &self,
+        r: Request<pb::CancelEnrollmentRequest>,
+    ) -> Result<Response<pb::CancelEnrollmentResponse>, Status> {
+        Ok(Response::new(self.cancel_enrollment_(r).await?))
+    }
+    async fn record_lesson_progress(
+        &self,
+        r: Request<pb::RecordLessonProgressRequest>,
+    ) -> Result<Response<pb::RecordLessonProgressResponse>, Status> {
+        Ok(Response::new(self.record_lesson_progress_(r).await?))
+    }
+    async fn get_student_progress(
+        &self,
+        r: Request<pb::GetStudentProgressRequest>,
+    ) -> Result<Response<pb::GetStudentProgressResponse>, Status> {
+        Ok(Response::new(self.get_student_progress_(r).await?))
+    }
+}

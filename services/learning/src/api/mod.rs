@@ -1,0 +1,143 @@
+//! The gRPC handlers: decode and validate, authorize, call the store in a tenant
+//! transaction, publish, encode.
+
+mod courses;
+mod enrollments;
+mod reviews;
+mod wire;
+
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use lyceum_platform::auth::Principal;
+use lyceum_platform::db::{Database, TenantContext};
+use uuid::Uuid;
+
+use crate::domain::{CourseStatus, Permission, Visibility};
+use crate::store::courses::CourseRow;
+use crate::store::{Tx, instructors};
+
+#[derive(Clone)]
+pub struct LearningApi {
+    db: Database,
+}
+
+impl LearningApi {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// A transaction as the caller, or as an anonymous visitor.
+    async fn tx_for(&self, principal: Option<&Principal>) -> Result<Tx, ApiError> {
+        let context = principal
+            .map(TenantContext::for_principal)
+            .unwrap_or_else(TenantContext::anonymous);
+        Ok(self.db.begin(&context).await?)
+    }
+}
+
+/// What a caller may do with one course.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CourseAccess {
+    pub view: bool,
+    pub edit: bool,
+    pub manage_team: bool,
+    pub manage_students: bool,
+    pub respond_to_reviews: bool,
+}
+
+/// Works out a caller's rights on a course: its primary instructor, co-instructors by
+/// their permissions, its organization's admins, platform admins; published courses are
+/// visible to everyone (or to the organization's members when so restricted).
+pub(crate) async fn course_access(
+    tx: &mut Tx,
+    principal: Option<&Principal>,
+    course: &CourseRow,
+) -> Result<CourseAccess, ApiError> {
+    let published = course.status == CourseStatus::Published.as_str();
+    let public = course.visibility == Visibility::Public.as_str();
+    let Some(principal) = principal else {
+        return Ok(CourseAccess {
+            view: published && public,
+            ..Default::default()
+        });
+    };
+    let admin = principal.has_platform_access()
+        || course
+            .organization_id
+            .is_some_and(|org| principal.administers(org));
+    let owner = principal.is_user(course.instructor_id);
+    let co_permissions = if owner || admin {
+        None
+    } else {
+        instructors::permissions_of(tx, course.id, principal.subject).await?
+    };
+    let holds = |permission: Permission| {
+        owner
+            || admin
+            || co_permissions
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|x| x == permission.as_str()))
+    };
+    let member =
+        course.organization_id.is_some() && course.organization_id == principal.organization_id;
+    Ok(CourseAccess {
+        view: (published && (public || member)) || owner || admin || co_permissions.is_some(),
+        edit: holds(Permission::EditContent),
+        manage_team: owner || admin,
+        manage_students: holds(Permission::ManageStudents),
+        respond_to_reviews: holds(Permission::RespondToReviews),
+    })
+}
+
+/// Loads a course the caller may see, or answers NOT_FOUND (existence does not leak).
+pub(crate) async fn visible_course(
+    tx: &mut Tx,
+    principal: Option<&Principal>,
+    id: Uuid,
+) -> Result<(CourseRow, CourseAccess), ApiError> {
+    let course = crate::store::courses::get(tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("course"))?;
+    let access = course_access(tx, principal, &course).await?;
+    if !access.view {
+        return Err(ApiError::not_found("course"));
+    }
+    Ok((course, access))
+}
+
+/// Page positions of lists ordered by (time, id) descending.
+pub(crate) type TimePosition = (DateTime<Utc>, Uuid);
+
+pub(crate) fn position_token(time: DateTime<Utc>, id: Uuid) -> String {
+    lyceum_platform::convert::encode_page_token(&(time.timestamp_micros(), id))
+}
+
+pub(crate) fn decode_position(
+    violations: &mut lyceum_platform::Violations,
+    token: &str,
+) -> Option<TimePosition> {
+    let (micros, id): (i64, Uuid) = lyceum_platform::convert::decode_page_token(violations, token)?;
+    match DateTime::from_timestamp_micros(micros) {
+        Some(time) => Some((time, id)),
+        None => {
+            violations.add("page_token", "is not a page token issued by this service");
+            None
+        }
+    }
+}
+
+/// Splits a page fetched with one extra row into the page and the next page token.
+pub(crate) fn paginate<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let (time, id) = position(rows.last().expect("a non-empty page"));
+        (rows, position_token(time, id))
+    } else {
+        (rows, String::new())
+    }
+}

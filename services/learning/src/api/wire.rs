@@ -1,0 +1,187 @@
+//! Rows of the store as protobuf messages.
+
+use lyceum_platform::convert::{json_to_struct, opt_id_to_string, opt_timestamp, timestamp};
+use lyceum_proto::learning::v1 as pb;
+
+use crate::domain::{
+    CourseStatus, EnrollmentStatus, EnrollmentType, InstructorRole, LessonProgressStatus,
+    LessonType, Permission, Visibility,
+};
+use crate::store::content::{LessonRow, ModuleRow};
+use crate::store::courses::CourseRow;
+use crate::store::enrollments::EnrollmentRow;
+use crate::store::instructors::InstructorRow;
+use crate::store::progress::{LessonProgressRow, StudentProgressRow};
+use crate::store::reviews::ReviewRow;
+
+/// Stored enum text was written through the same enums; anything else is shown as
+/// unspecified rather than failing the response.
+fn proto_of<T>(parsed: Result<T, String>, to_proto: impl Fn(T) -> i32) -> i32 {
+    parsed.map(to_proto).unwrap_or_default()
+}
+
+pub fn course(row: CourseRow) -> pb::Course {
+    pb::Course {
+        id: row.id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        title: row.title,
+        description: row.description,
+        category: row.category,
+        tags: row.tags,
+        what_you_will_learn: row.what_you_will_learn,
+        target_audience: row.target_audience,
+        price: Some(pb::Money {
+            amount_minor: row.price_minor,
+            currency: row.currency,
+        }),
+        status: proto_of(CourseStatus::from_db(&row.status), CourseStatus::to_proto),
+        visibility: proto_of(Visibility::from_db(&row.visibility), Visibility::to_proto),
+        certificate: Some(pb::CertificateSettings {
+            enabled: row.certificate_enabled,
+            template_url: row.certificate_template_url,
+        }),
+        allow_comments: row.allow_comments,
+        allow_questions: row.allow_questions,
+        drip_content: row.drip_content,
+        drip_schedule: Some(json_to_struct(&row.drip_schedule)),
+        cohort_based: row.cohort_based,
+        default_duration_weeks: row.default_duration_weeks.unwrap_or_default(),
+        enrollment_type: proto_of(
+            EnrollmentType::from_db(&row.enrollment_type),
+            EnrollmentType::to_proto,
+        ),
+        statistics: Some(pb::CourseStatistics {
+            enrolled_count: row.enrolled_count,
+            completed_count: row.completed_count,
+            average_rating: row.average_rating,
+            review_count: row.review_count,
+            lesson_count: i64::from(row.lesson_count),
+        }),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        publish_time: opt_timestamp(row.published_at),
+    }
+}
+
+pub fn module(row: ModuleRow, lessons: Vec<pb::Lesson>) -> pb::Module {
+    pb::Module {
+        id: row.id.to_string(),
+        course_id: row.course_id.to_string(),
+        title: row.title,
+        description: row.description,
+        position: row.position,
+        lessons,
+    }
+}
+
+pub fn lesson(row: LessonRow) -> pb::Lesson {
+    pb::Lesson {
+        id: row.id.to_string(),
+        module_id: row.module_id.to_string(),
+        course_id: row.course_id.to_string(),
+        title: row.title,
+        r#type: proto_of(LessonType::from_db(&row.lesson_type), LessonType::to_proto),
+        content_url: row.content_url,
+        body: row.body,
+        duration_seconds: row.duration_seconds,
+        position: row.position,
+        preview: row.preview,
+    }
+}
+
+pub fn instructor(row: InstructorRow) -> pb::CourseInstructor {
+    pb::CourseInstructor {
+        course_id: row.course_id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        role: proto_of(InstructorRole::from_db(&row.role), InstructorRole::to_proto),
+        permissions: row
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::from_db(p).ok())
+            .map(Permission::to_proto)
+            .collect(),
+        add_time: Some(timestamp(row.added_at)),
+    }
+}
+
+pub fn enrollment(row: EnrollmentRow) -> pb::Enrollment {
+    pb::Enrollment {
+        id: row.id.to_string(),
+        course_id: row.course_id.to_string(),
+        student_id: row.student_id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        status: proto_of(
+            EnrollmentStatus::from_db(&row.status),
+            EnrollmentStatus::to_proto,
+        ),
+        price_paid: Some(pb::Money {
+            amount_minor: row.price_minor,
+            currency: row.currency,
+        }),
+        payment_id: opt_id_to_string(row.payment_id),
+        cohort_id: opt_id_to_string(row.cohort_id),
+        enroll_time: Some(timestamp(row.enrolled_at)),
+        activate_time: opt_timestamp(row.activated_at),
+        complete_time: opt_timestamp(row.completed_at),
+        cancel_time: opt_timestamp(row.cancelled_at),
+        refund_time: opt_timestamp(row.refunded_at),
+    }
+}
+
+pub fn student_progress(row: StudentProgressRow) -> pb::StudentProgress {
+    let average_quiz_score = if row.quizzes_taken > 0 {
+        (row.quiz_score_sum as f64 / f64::from(row.quizzes_taken) * 100.0).round() / 100.0
+    } else {
+        0.0
+    };
+    pb::StudentProgress {
+        enrollment_id: row.enrollment_id.to_string(),
+        course_id: row.course_id.to_string(),
+        student_id: row.student_id.to_string(),
+        total_lessons: row.total_lessons,
+        completed_lessons: row.completed_lessons,
+        progress_percentage: row.progress_percentage,
+        total_watch_time_seconds: row.total_watch_time_seconds,
+        quizzes_taken: row.quizzes_taken,
+        quizzes_passed: row.quizzes_passed,
+        average_quiz_score,
+        engagement_score: row.engagement_score,
+        last_activity_time: opt_timestamp(row.last_activity_at),
+        certificate_url: row.certificate_url,
+    }
+}
+
+pub fn lesson_progress(row: LessonProgressRow) -> pb::LessonProgress {
+    pb::LessonProgress {
+        lesson_id: row.lesson_id.to_string(),
+        status: proto_of(
+            LessonProgressStatus::from_db(&row.status),
+            LessonProgressStatus::to_proto,
+        ),
+        progress_percent: row.progress_percent,
+        watch_time_seconds: row.watch_time_seconds,
+        quiz_score: row.quiz_score,
+        quiz_passed: row.quiz_passed,
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+pub fn review(row: ReviewRow) -> pb::Review {
+    pb::Review {
+        id: row.id.to_string(),
+        course_id: row.course_id.to_string(),
+        student_id: row.student_id.to_string(),
+        rating: row.rating,
+        content_quality_rating: row.content_quality_rating.unwrap_or_default(),
+        instructor_rating: row.instructor_rating.unwrap_or_default(),
+        value_rating: row.value_rating.unwrap_or_default(),
+        title: row.title,
+        text: row.review_text,
+        instructor_response: row.instructor_response.unwrap_or_default(),
+        response_time: opt_timestamp(row.responded_at),
+        helpful_count: row.helpful_count,
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}

@@ -1,0 +1,179 @@
+//! What learning publishes (events built from rows, with the statistics they changed),
+//! the one place that moves an enrollment between statuses, and the handlers of the
+//! events learning consumes.
+
+pub mod payments;
+
+use lyceum_platform::ApiError;
+use lyceum_platform::convert::opt_id_to_string;
+use lyceum_platform::db::TenantContext;
+use lyceum_platform::events::Event;
+use lyceum_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use crate::domain::EnrollmentStatus;
+use crate::store::courses::CourseRow;
+use crate::store::enrollments::EnrollmentRow;
+use crate::store::progress::StudentProgressRow;
+use crate::store::reviews::ReviewRow;
+use crate::store::{Tx, courses, enrollments};
+
+pub fn course_status_changed(row: &CourseRow) -> Event {
+    let payload = pb::CourseStatusChanged {
+        course_id: row.id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        title: row.title.clone(),
+        status: row.status.clone(),
+        price_minor: row.price_minor,
+        currency: row.currency.clone(),
+        version: row.updated_at.timestamp_micros(),
+    };
+    Event::new(
+        &format!("learning.course.{}", row.status),
+        row.organization_id,
+        &payload,
+    )
+}
+
+/// The verb of an enrollment event for the status it reached.
+fn enrollment_verb(status: EnrollmentStatus, created: bool) -> &'static str {
+    match status {
+        _ if created => "created",
+        EnrollmentStatus::Active => "activated",
+        EnrollmentStatus::Completed => "completed",
+        EnrollmentStatus::Cancelled => "cancelled",
+        EnrollmentStatus::Refunded => "refunded",
+        EnrollmentStatus::PendingPayment => "created",
+    }
+}
+
+pub fn enrollment_changed(
+    row: &EnrollmentRow,
+    course_title: &str,
+    counts: (i64, i64),
+    created: bool,
+) -> Event {
+    let status = EnrollmentStatus::from_db(&row.status).unwrap_or(EnrollmentStatus::Active);
+    let payload = pb::EnrollmentChanged {
+        enrollment_id: row.id.to_string(),
+        course_id: row.course_id.to_string(),
+        course_title: course_title.to_owned(),
+        student_id: row.student_id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        status: row.status.clone(),
+        price_minor: row.price_minor,
+        currency: row.currency.clone(),
+        payment_id: opt_id_to_string(row.payment_id),
+        cohort_id: opt_id_to_string(row.cohort_id),
+        course_enrolled_count: counts.0,
+        course_completed_count: counts.1,
+        version: row.updated_at.timestamp_micros(),
+    };
+    let subject = format!("learning.enrollment.{}", enrollment_verb(status, created));
+    Event::new(&subject, row.organization_id, &payload)
+}
+
+pub struct LessonChange {
+    pub lesson_id: Uuid,
+    pub lesson_status: String,
+    pub started_now: bool,
+    pub completed_now: bool,
+    pub quiz: Option<(i32, bool)>,
+}
+
+pub fn lesson_progress_recorded(
+    enrollment: &EnrollmentRow,
+    change: &LessonChange,
+    progress: &StudentProgressRow,
+) -> Event {
+    let payload = pb::LessonProgressRecorded {
+        enrollment_id: enrollment.id.to_string(),
+        course_id: enrollment.course_id.to_string(),
+        lesson_id: change.lesson_id.to_string(),
+        student_id: enrollment.student_id.to_string(),
+        instructor_id: enrollment.instructor_id.to_string(),
+        lesson_status: change.lesson_status.clone(),
+        lesson_completed_now: change.completed_now,
+        lesson_started_now: change.started_now,
+        quiz_recorded: change.quiz.is_some(),
+        quiz_passed: change.quiz.is_some_and(|q| q.1),
+        quiz_score: change.quiz.map(|q| q.0).unwrap_or_default(),
+        completed_lessons: progress.completed_lessons,
+        total_lessons: progress.total_lessons,
+        progress_percentage: progress.progress_percentage,
+        total_watch_time_seconds: progress.total_watch_time_seconds,
+        engagement_score: progress.engagement_score,
+        version: progress.updated_at.timestamp_micros(),
+    };
+    Event::new(
+        "learning.lesson_progress.recorded",
+        enrollment.organization_id,
+        &payload,
+    )
+}
+
+/// `verb` is created, updated or deleted; `rating` the course's (average, count, sum).
+pub fn review_changed(
+    verb: &str,
+    review: &ReviewRow,
+    rating: (f64, i64, i64),
+    organization_id: Option<Uuid>,
+) -> Event {
+    let payload = pb::ReviewChanged {
+        review_id: review.id.to_string(),
+        course_id: review.course_id.to_string(),
+        student_id: review.student_id.to_string(),
+        instructor_id: review.instructor_id.to_string(),
+        rating: review.rating,
+        course_average_rating: rating.0,
+        course_review_count: rating.1,
+        course_rating_sum: rating.2,
+        // The time of the change: deletions have no row to take it from.
+        version: chrono::Utc::now().timestamp_micros(),
+    };
+    Event::new(
+        &format!("learning.review.{verb}"),
+        organization_id,
+        &payload,
+    )
+}
+
+/// Moves an enrollment to `next`: keeps the course's statistics in the same transaction
+/// (O(1) increments) and publishes the event. The caller has locked the enrollment and
+/// checked who may do this; the statistics are the service's own bookkeeping.
+pub async fn transition_enrollment(
+    tx: &mut Tx,
+    enrollment: &EnrollmentRow,
+    next: EnrollmentStatus,
+    payment: Option<(Uuid, i64)>,
+) -> Result<EnrollmentRow, ApiError> {
+    let current = EnrollmentStatus::from_db(&enrollment.status)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    if !current.can_become(next) {
+        return Err(ApiError::FailedPrecondition(format!(
+            "an enrollment that is {} cannot become {}",
+            current.as_str(),
+            next.as_str()
+        )));
+    }
+    let caller = tx.context().clone();
+    tx.set_context(&TenantContext::system()).await?;
+    let updated = enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?;
+    let enrolled = i64::from(next.counts_as_enrolled()) - i64::from(current.counts_as_enrolled());
+    let completed = i64::from(next == EnrollmentStatus::Completed)
+        - i64::from(current == EnrollmentStatus::Completed);
+    let course = courses::get(tx, enrollment.course_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("course"))?;
+    let counts = if enrolled != 0 || completed != 0 {
+        courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?
+    } else {
+        (course.enrolled_count, course.completed_count)
+    };
+    tx.publish(enrollment_changed(&updated, &course.title, counts, false))
+        .await?;
+    tx.set_context(&caller).await?;
+    Ok(updated)
+}

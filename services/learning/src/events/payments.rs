@@ -1,0 +1,88 @@
+//! Payment events of the instructor-revenue service: a succeeded payment activates the
+//! pending enrollment it paid for; a full refund refunds it. Both are idempotent: a
+//! redelivered or late event finds the enrollment already in its state and does nothing.
+
+use async_trait::async_trait;
+use lyceum_platform::db::Tx;
+use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
+use lyceum_platform::events::unpack;
+use lyceum_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use crate::domain::EnrollmentStatus;
+use crate::events::transition_enrollment;
+use crate::store::enrollments;
+
+/// Payments for course enrollments carry this entity type.
+pub const COURSE_ENROLLMENT: &str = "course_enrollment";
+
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec::new("learning-payments", "instructor", "instructor.payment.*")
+}
+
+pub struct PaymentEvents;
+
+#[async_trait]
+impl EventHandler for PaymentEvents {
+    async fn handle(&self, tx: &mut Tx, event: &pb::EventEnvelope) -> anyhow::Result<()> {
+        match event.event_type.as_str() {
+            "lyceum.instructor.payment.succeeded" => {
+                let payment: pb::PaymentSucceeded = unpack(event)?;
+                if payment.related_entity_type != COURSE_ENROLLMENT {
+                    return Ok(());
+                }
+                let Some(enrollment) = locked_enrollment(tx, &payment.related_entity_id).await?
+                else {
+                    tracing::warn!(payment = %payment.payment_id, "payment for an unknown enrollment");
+                    return Ok(());
+                };
+                let status =
+                    EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
+                if matches!(
+                    status,
+                    EnrollmentStatus::PendingPayment | EnrollmentStatus::Cancelled
+                ) {
+                    let payment_id = Uuid::try_parse(&payment.payment_id)?;
+                    transition_enrollment(
+                        tx,
+                        &enrollment,
+                        EnrollmentStatus::Active,
+                        Some((payment_id, payment.amount_minor)),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                Ok(())
+            }
+            "lyceum.instructor.payment.refunded" => {
+                let refund: pb::PaymentRefunded = unpack(event)?;
+                if refund.related_entity_type != COURSE_ENROLLMENT || !refund.fully_refunded {
+                    return Ok(());
+                }
+                let Some(enrollment) = locked_enrollment(tx, &refund.related_entity_id).await?
+                else {
+                    return Ok(());
+                };
+                let status =
+                    EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
+                if status.can_become(EnrollmentStatus::Refunded) {
+                    transition_enrollment(tx, &enrollment, EnrollmentStatus::Refunded, None)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn locked_enrollment(
+    tx: &mut Tx,
+    raw_id: &str,
+) -> anyhow::Result<Option<enrollments::EnrollmentRow>> {
+    let Ok(id) = Uuid::try_parse(raw_id) else {
+        return Ok(None);
+    };
+    Ok(enrollments::lock(tx, id).await?)
+}

@@ -1,0 +1,3 @@
+//! Scheduled and operator-run work: the reconciliation of course statistics.
+
+pub mod course_statistics;

@@ -1,0 +1,106 @@
+//! The learning service, part 1: courses and their content, co-teaching, enrollments,
+//! lesson and student progress, reviews.
+//!
+//! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
+//! (what it publishes and the payment events it consumes), `jobs` (reconciliation).
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod jobs;
+pub mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lyceum_platform::db::{Database, ServiceSchema};
+use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
+use lyceum_platform::server::{ServerLimits, ServiceModule};
+use lyceum_platform::verify::Reconciliation;
+use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
+use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
+use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
+use sqlx::migrate::Migrator;
+use tonic::service::RoutesBuilder;
+
+pub use api::LearningApi;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/learning");
+
+/// The learning schema and its migrations.
+pub const SCHEMA: ServiceSchema = ServiceSchema {
+    name: "learning",
+    migrator: &MIGRATOR,
+};
+
+pub const GRPC_SERVICES: [&str; 3] = [
+    "lyceum.learning.v1.CourseService",
+    "lyceum.learning.v1.EnrollmentService",
+    "lyceum.learning.v1.ReviewService",
+];
+
+pub struct LearningModule {
+    db: Database,
+    api: LearningApi,
+}
+
+impl LearningModule {
+    pub fn new(db: Database) -> Self {
+        Self {
+            api: LearningApi::new(db.clone()),
+            db,
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceModule for LearningModule {
+    fn name(&self) -> &'static str {
+        "learning"
+    }
+
+    fn grpc_service_names(&self) -> Vec<&'static str> {
+        GRPC_SERVICES.to_vec()
+    }
+
+    fn add_routes(&self, routes: &mut RoutesBuilder, limits: &ServerLimits) {
+        let max = limits.max_message_bytes;
+        routes.add_service(
+            CourseServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            EnrollmentServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            ReviewServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+
+    async fn is_ready(&self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(self.db.pool())
+            .await
+            .is_ok()
+    }
+
+    fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+        vec![(
+            events::payments::consumer_spec(),
+            Arc::new(events::payments::PaymentEvents),
+        )]
+    }
+
+    fn reconciliations(&self) -> Vec<Box<dyn Reconciliation>> {
+        vec![Box::new(jobs::course_statistics::CourseStatistics)]
+    }
+}

@@ -1,0 +1,278 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use uuid::Uuid;
+
+use super::{Tx, write_error};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CourseRow {
+    pub id: Uuid,
+    pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub what_you_will_learn: Vec<String>,
+    pub target_audience: Vec<String>,
+    pub price_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub visibility: String,
+    pub certificate_enabled: bool,
+    pub certificate_template_url: String,
+    pub allow_comments: bool,
+    pub allow_questions: bool,
+    pub drip_content: bool,
+    pub drip_schedule: serde_json::Value,
+    pub cohort_based: bool,
+    pub default_duration_weeks: Option<i32>,
+    pub enrollment_type: String,
+    pub enrolled_count: i64,
+    pub completed_count: i64,
+    pub rating_sum: i64,
+    pub review_count: i64,
+    pub average_rating: f64,
+    pub lesson_count: i32,
+    pub published_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, instructor_id, organization_id, title, description, category, tags, \
+    what_you_will_learn, target_audience, price_minor, currency, status, visibility, \
+    certificate_enabled, certificate_template_url, allow_comments, allow_questions, drip_content, \
+    drip_schedule, cohort_based, default_duration_weeks, enrollment_type, enrolled_count, \
+    completed_count, rating_sum, review_count, average_rating::float8 AS average_rating, \
+    lesson_count, published_at, created_at, updated_at";
+
+/// Every editable field of a course, fully validated.
+#[derive(Debug, Clone)]
+pub struct CourseFields {
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub what_you_will_learn: Vec<String>,
+    pub target_audience: Vec<String>,
+    pub price_minor: i64,
+    pub currency: String,
+    pub visibility: &'static str,
+    pub certificate_enabled: bool,
+    pub certificate_template_url: String,
+    pub allow_comments: bool,
+    pub allow_questions: bool,
+    pub drip_content: bool,
+    pub drip_schedule: serde_json::Value,
+    pub cohort_based: bool,
+    pub default_duration_weeks: Option<i32>,
+    pub enrollment_type: &'static str,
+}
+
+fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    // Only ever formatted with the constant column list above.
+    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    organization_id: Option<Uuid>,
+    fields: CourseFields,
+) -> Result<CourseRow, ApiError> {
+    sqlx::query_as::<_, CourseRow>(sql(
+        "INSERT INTO courses (id, instructor_id, organization_id, title, description, category, tags,
+            what_you_will_learn, target_audience, price_minor, currency, visibility,
+            certificate_enabled, certificate_template_url, allow_comments, allow_questions,
+            drip_content, drip_schedule, cohort_based, default_duration_weeks, enrollment_type)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+         RETURNING {COLUMNS}",
+    ))
+    .bind(Uuid::now_v7())
+    .bind(instructor_id)
+    .bind(organization_id)
+    .bind(fields.title)
+    .bind(fields.description)
+    .bind(fields.category)
+    .bind(fields.tags)
+    .bind(fields.what_you_will_learn)
+    .bind(fields.target_audience)
+    .bind(fields.price_minor)
+    .bind(fields.currency)
+    .bind(fields.visibility)
+    .bind(fields.certificate_enabled)
+    .bind(fields.certificate_template_url)
+    .bind(fields.allow_comments)
+    .bind(fields.allow_questions)
+    .bind(fields.drip_content)
+    .bind(fields.drip_schedule)
+    .bind(fields.cohort_based)
+    .bind(fields.default_duration_weeks)
+    .bind(fields.enrollment_type)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| write_error(e, ("course", "the course already exists"), "course"))
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error> {
+    sqlx::query_as::<_, CourseRow>(sql("SELECT {COLUMNS} FROM courses WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The course, locked until the end of the transaction (content positions, statistics).
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error> {
+    sqlx::query_as::<_, CourseRow>(sql(
+        "SELECT {COLUMNS} FROM courses WHERE id = $1 FOR UPDATE",
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Replaces every editable field (the API merges the update mask into the stored course).
+pub async fn update(
+    tx: &mut Tx,
+    id: Uuid,
+    fields: CourseFields,
+) -> Result<Option<CourseRow>, ApiError> {
+    sqlx::query_as::<_, CourseRow>(sql(
+        "UPDATE courses SET title = $2, description = $3, category = $4, tags = $5,
+            what_you_will_learn = $6, target_audience = $7, price_minor = $8, currency = $9,
+            visibility = $10, certificate_enabled = $11, certificate_template_url = $12,
+            allow_comments = $13, allow_questions = $14, drip_content = $15, drip_schedule = $16,
+            cohort_based = $17, default_duration_weeks = $18, enrollment_type = $19, updated_at = now()
+         WHERE id = $1
+         RETURNING {COLUMNS}",
+    ))
+    .bind(id)
+    .bind(fields.title)
+    .bind(fields.description)
+    .bind(fields.category)
+    .bind(fields.tags)
+    .bind(fields.what_you_will_learn)
+    .bind(fields.target_audience)
+    .bind(fields.price_minor)
+    .bind(fields.currency)
+    .bind(fields.visibility)
+    .bind(fields.certificate_enabled)
+    .bind(fields.certificate_template_url)
+    .bind(fields.allow_comments)
+    .bind(fields.allow_questions)
+    .bind(fields.drip_content)
+    .bind(fields.drip_schedule)
+    .bind(fields.cohort_based)
+    .bind(fields.default_duration_weeks)
+    .bind(fields.enrollment_type)
+    .fetch_optional(tx.conn())
+    .await
+    .map_err(|e| write_error(e, ("course", "conflict"), "course"))
+}
+
+pub async fn set_status(tx: &mut Tx, id: Uuid, status: &str) -> Result<CourseRow, sqlx::Error> {
+    sqlx::query_as::<_, CourseRow>(sql("UPDATE courses SET status = $2,
+            published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END,
+            archived_at = CASE WHEN $2 = 'archived' THEN now() ELSE archived_at END,
+            updated_at = now()
+         WHERE id = $1
+         RETURNING {COLUMNS}"))
+    .bind(id)
+    .bind(status)
+    .fetch_one(tx.conn())
+    .await
+}
+
+/// Catalogue filters; `None` leaves a dimension open.
+#[derive(Debug, Default)]
+pub struct CatalogueFilter {
+    pub status: &'static str,
+    pub query: Option<String>,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    pub instructor_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub min_price_minor: Option<i64>,
+    pub max_price_minor: Option<i64>,
+}
+
+/// A page in (created_at, id) descending order after the given position; row-level
+/// security narrows it to the courses the caller may see.
+pub async fn list(
+    tx: &mut Tx,
+    filter: &CatalogueFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<CourseRow>, sqlx::Error> {
+    sqlx::query_as::<_, CourseRow>(sql("SELECT {COLUMNS} FROM courses
+         WHERE status = $1
+           AND ($2::text IS NULL OR search_vector @@ websearch_to_tsquery('english', $2))
+           AND ($3::text IS NULL OR category = $3)
+           AND (cardinality($4::text[]) = 0 OR tags @> $4)
+           AND ($5::uuid IS NULL OR instructor_id = $5)
+           AND ($6::uuid IS NULL OR organization_id = $6)
+           AND ($7::bigint IS NULL OR price_minor >= $7)
+           AND ($8::bigint IS NULL OR price_minor <= $8)
+           AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $11"))
+    .bind(filter.status)
+    .bind(&filter.query)
+    .bind(&filter.category)
+    .bind(&filter.tags)
+    .bind(filter.instructor_id)
+    .bind(filter.organization_id)
+    .bind(filter.min_price_minor)
+    .bind(filter.max_price_minor)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Changes the enrollment statistics by the given deltas and returns the new values.
+pub async fn add_to_enrollment_counts(
+    tx: &mut Tx,
+    id: Uuid,
+    enrolled: i64,
+    completed: i64,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE courses SET enrolled_count = enrolled_count + $2, completed_count = completed_count + $3
+         WHERE id = $1 RETURNING enrolled_count, completed_count",
+    )
+    .bind(id)
+    .bind(enrolled)
+    .bind(completed)
+    .fetch_one(tx.conn())
+    .await
+}
+
+/// Changes the rating statistics and returns (average, count, sum).
+pub async fn add_to_ratings(
+    tx: &mut Tx,
+    id: Uuid,
+    sum: i64,
+    count: i64,
+) -> Result<(f64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE courses SET rating_sum = rating_sum + $2, review_count = review_count + $3
+         WHERE id = $1 RETURNING average_rating::float8, review_count, rating_sum",
+    )
+    .bind(id)
+    .bind(sum)
+    .bind(count)
+    .fetch_one(tx.conn())
+    .await
+}
+
+pub async fn add_lesson(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE courses SET lesson_count = lesson_count + 1, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use uuid::Uuid;
+
+use super::{Tx, write_error};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnrollmentRow {
+    pub id: Uuid,
+    pub course_id: Uuid,
+    pub student_id: Uuid,
+    pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub status: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub payment_id: Option<Uuid>,
+    pub cohort_id: Option<Uuid>,
+    pub enrolled_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub refunded_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, course_id, student_id, instructor_id, organization_id, status, price_minor, \
+    currency, payment_id, cohort_id, enrolled_at, activated_at, completed_at, cancelled_at, refunded_at, updated_at";
+
+fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
+}
+
+pub struct NewEnrollment {
+    pub course_id: Uuid,
+    pub student_id: Uuid,
+    pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub status: &'static str,
+    pub price_minor: i64,
+    pub currency: String,
+}
+
+pub async fn insert(tx: &mut Tx, new: NewEnrollment) -> Result<EnrollmentRow, ApiError> {
+    sqlx::query_as::<_, EnrollmentRow>(sql(
+        "INSERT INTO enrollments (id, course_id, student_id, instructor_id, organization_id, status,
+                                  price_minor, currency, activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'active' THEN now() END)
+         RETURNING {COLUMNS}",
+    ))
+    .bind(Uuid::now_v7())
+    .bind(new.course_id)
+    .bind(new.student_id)
+    .bind(new.instructor_id)
+    .bind(new.organization_id)
+    .bind(new.status)
+    .bind(new.price_minor)
+    .bind(new.currency)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| write_error(e, ("course_id", "the student is already enrolled in this course"), "course"))
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql("SELECT {COLUMNS} FROM enrollments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+/// The enrollment, locked for a status change.
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql(
+        "SELECT {COLUMNS} FROM enrollments WHERE id = $1 FOR UPDATE",
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn lock_by_student(
+    tx: &mut Tx,
+    course_id: Uuid,
+    student_id: Uuid,
+) -> Result<Option<EnrollmentRow>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql(
+        "SELECT {COLUMNS} FROM enrollments WHERE course_id = $1 AND student_id = $2 FOR UPDATE",
+    ))
+    .bind(course_id)
+    .bind(student_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+/// Moves an enrollment to `status`, stamping the matching time; a payment id is kept
+/// when given.
+pub async fn set_status(
+    tx: &mut Tx,
+    id: Uuid,
+    status: &str,
+    payment: Option<(Uuid, i64)>,
+) -> Result<EnrollmentRow, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql("UPDATE enrollments SET status = $2,
+            activated_at = CASE WHEN $2 = 'active' THEN now() ELSE activated_at END,
+            completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
+            cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
+            refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END,
+            payment_id = coalesce($3, payment_id),
+            price_minor = coalesce($4, price_minor),
+            updated_at = now()
+         WHERE id = $1
+         RETURNING {COLUMNS}"))
+    .bind(id)
+    .bind(status)
+    .bind(payment.map(|p| p.0))
+    .bind(payment.map(|p| p.1))
+    .fetch_one(tx.conn())
+    .await
+}
+
+/// A page of enrollments, newest first: of a student, or of a course.
+pub async fn list(
+    tx: &mut Tx,
+    student_id: Option<Uuid>,
+    course_id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<EnrollmentRow>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql("SELECT {COLUMNS} FROM enrollments
+         WHERE ($1::uuid IS NULL OR student_id = $1) AND ($2::uuid IS NULL OR course_id = $2)
+           AND ($3::timestamptz IS NULL OR (enrolled_at, id) < ($3, $4))
+         ORDER BY enrolled_at DESC, id DESC LIMIT $5"))
+    .bind(student_id)
+    .bind(course_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}

@@ -1,0 +1,77 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use uuid::Uuid;
+
+use super::{Tx, write_error};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstructorRow {
+    pub course_id: Uuid,
+    pub instructor_id: Uuid,
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub added_at: DateTime<Utc>,
+}
+
+/// Adds a member of the teaching team, or changes the role and permissions of one.
+pub async fn upsert(
+    tx: &mut Tx,
+    course_id: Uuid,
+    instructor_id: Uuid,
+    role: &str,
+    permissions: &[String],
+) -> Result<InstructorRow, ApiError> {
+    sqlx::query_as::<_, InstructorRow>(
+        "INSERT INTO course_instructors (course_id, instructor_id, role, permissions) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (course_id, instructor_id) DO UPDATE SET role = EXCLUDED.role, permissions = EXCLUDED.permissions
+         RETURNING course_id, instructor_id, role, permissions, added_at",
+    )
+    .bind(course_id)
+    .bind(instructor_id)
+    .bind(role)
+    .bind(permissions)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| write_error(e, ("instructor_id", "already on the teaching team"), "course"))
+}
+
+pub async fn remove(
+    tx: &mut Tx,
+    course_id: Uuid,
+    instructor_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM course_instructors WHERE course_id = $1 AND instructor_id = $2")
+            .bind(course_id)
+            .bind(instructor_id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+pub async fn list(tx: &mut Tx, course_id: Uuid) -> Result<Vec<InstructorRow>, sqlx::Error> {
+    sqlx::query_as::<_, InstructorRow>(
+        "SELECT course_id, instructor_id, role, permissions, added_at FROM course_instructors
+         WHERE course_id = $1 ORDER BY added_at",
+    )
+    .bind(course_id)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// The permissions a user holds on a course as a co-instructor, if they are one.
+pub async fn permissions_of(
+    tx: &mut Tx,
+    course_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT permissions FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
+    )
+    .bind(course_id)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await
+}

@@ -1,0 +1,185 @@
+use chrono::{DateTime, Utc};
+use lyceum_platform::ApiError;
+use uuid::Uuid;
+
+use super::{Tx, write_error};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReviewRow {
+    pub id: Uuid,
+    pub course_id: Uuid,
+    pub student_id: Uuid,
+    pub instructor_id: Uuid,
+    pub rating: i32,
+    pub content_quality_rating: Option<i32>,
+    pub instructor_rating: Option<i32>,
+    pub value_rating: Option<i32>,
+    pub title: String,
+    pub review_text: String,
+    pub instructor_response: Option<String>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub helpful_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, course_id, student_id, instructor_id, rating, content_quality_rating, \
+    instructor_rating, value_rating, title, review_text, instructor_response, responded_at, helpful_count, \
+    created_at, updated_at";
+
+fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
+}
+
+/// The content of a review, validated.
+#[derive(Debug, Clone)]
+pub struct ReviewContent {
+    pub rating: i32,
+    pub content_quality_rating: Option<i32>,
+    pub instructor_rating: Option<i32>,
+    pub value_rating: Option<i32>,
+    pub title: String,
+    pub text: String,
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    course_id: Uuid,
+    student_id: Uuid,
+    enrollment_id: Uuid,
+    instructor_id: Uuid,
+    content: ReviewContent,
+) -> Result<ReviewRow, ApiError> {
+    sqlx::query_as::<_, ReviewRow>(sql(
+        "INSERT INTO course_reviews (id, course_id, student_id, enrollment_id, instructor_id, rating,
+            content_quality_rating, instructor_rating, value_rating, title, review_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING {COLUMNS}",
+    ))
+    .bind(Uuid::now_v7())
+    .bind(course_id)
+    .bind(student_id)
+    .bind(enrollment_id)
+    .bind(instructor_id)
+    .bind(content.rating)
+    .bind(content.content_quality_rating)
+    .bind(content.instructor_rating)
+    .bind(content.value_rating)
+    .bind(content.title)
+    .bind(content.text)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| write_error(e, ("course_id", "the student has already reviewed this course"), "course"))
+}
+
+pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql("SELECT {COLUMNS} FROM course_reviews WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql(
+        "SELECT {COLUMNS} FROM course_reviews WHERE id = $1 FOR UPDATE",
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn update_content(
+    tx: &mut Tx,
+    id: Uuid,
+    content: ReviewContent,
+) -> Result<ReviewRow, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql(
+        "UPDATE course_reviews SET rating = $2, content_quality_rating = $3, instructor_rating = $4,
+            value_rating = $5, title = $6, review_text = $7, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}",
+    ))
+    .bind(id)
+    .bind(content.rating)
+    .bind(content.content_quality_rating)
+    .bind(content.instructor_rating)
+    .bind(content.value_rating)
+    .bind(content.title)
+    .bind(content.text)
+    .fetch_one(tx.conn())
+    .await
+}
+
+pub async fn respond(tx: &mut Tx, id: Uuid, response: String) -> Result<ReviewRow, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql(
+        "UPDATE course_reviews SET instructor_response = $2, responded_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+    ))
+    .bind(id)
+    .bind(response)
+    .fetch_one(tx.conn())
+    .await
+}
+
+pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM course_reviews WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    course_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ReviewRow>, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql("SELECT {COLUMNS} FROM course_reviews
+         WHERE course_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"))
+    .bind(course_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
+
+/// Adds the voter's helpful vote, or withdraws it when it exists; returns whether the
+/// vote stands now.
+pub async fn toggle_vote(
+    tx: &mut Tx,
+    review_id: Uuid,
+    voter_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let added = sqlx::query(
+        "INSERT INTO review_votes (review_id, voter_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(review_id)
+    .bind(voter_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if !added {
+        sqlx::query("DELETE FROM review_votes WHERE review_id = $1 AND voter_id = $2")
+            .bind(review_id)
+            .bind(voter_id)
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(added)
+}
+
+pub async fn add_to_helpful_count(
+    tx: &mut Tx,
+    review_id: Uuid,
+    delta: i64,
+) -> Result<ReviewRow, sqlx::Error> {
+    sqlx::query_as::<_, ReviewRow>(sql(
+        "UPDATE course_reviews SET helpful_count = helpful_count + $2 WHERE id = $1 RETURNING {COLUMNS}",
+    ))
+    .bind(review_id)
+    .bind(delta)
+    .fetch_one(tx.conn())
+    .await
+}

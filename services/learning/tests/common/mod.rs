@@ -1,0 +1,370 @@
+//! Identity and learning served in one process against a fresh database; tokens minted
+//! with identity's real signing key for as many users as a test needs.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use lyceum_identity::{IdentityModule, TokenLifetimes};
+use lyceum_learning::LearningModule;
+use lyceum_platform::auth::{
+    Claims, GrantedRole, ISSUER, PrincipalKind, TokenSigner, TokenVerifier,
+};
+use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
+use lyceum_platform::crypto::SecretBox;
+use lyceum_platform::db::Database;
+use lyceum_platform::events::EventBus;
+use lyceum_proto::learning::v1 as pb;
+use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
+use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
+use lyceum_proto::learning::v1::review_service_client::ReviewServiceClient;
+use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub learning: Database,
+    pub bus: EventBus,
+    pub server: RunningServer,
+    signer: TokenSigner,
+}
+
+/// A caller: a user id, their organization and a token carrying their roles.
+#[derive(Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub org: Option<Uuid>,
+    pub token: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let db = TestDatabase::create().await;
+        db.migrate(&lyceum_identity::SCHEMA).await;
+        db.migrate(&lyceum_learning::SCHEMA).await;
+        let identity_db = db.service_database(&lyceum_identity::SCHEMA).await;
+        let learning = db.service_database(&lyceum_learning::SCHEMA).await;
+        let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap();
+        let identity = IdentityModule::start(
+            identity_db.clone(),
+            sealer.clone(),
+            TokenLifetimes::default(),
+        )
+        .await
+        .unwrap();
+        // Learning verifies signatures only, as it does when it runs apart from identity.
+        let verifier = Arc::new(TokenVerifier::new(Arc::new(
+            lyceum_identity::store::signing_keys::DbKeySource::new(identity_db),
+        )));
+        let bus = test_bus().await;
+        let server = RunningServer::start(
+            vec![
+                Arc::new(identity),
+                Arc::new(LearningModule::new(learning.clone())),
+            ],
+            verifier,
+            bus.clone(),
+        )
+        .await;
+        let mut conn = db.admin_connection().await;
+        let (kid, sealed): (String, Vec<u8>) = sqlx::query_as(
+            "SELECT kid, private_key_encrypted FROM identity.signing_keys ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        let seed: [u8; 32] = sealer.decrypt(&sealed).unwrap().try_into().unwrap();
+        Self {
+            db,
+            learning,
+            bus,
+            server,
+            signer: TokenSigner::new(kid, SigningKey::from_bytes(&seed)),
+        }
+    }
+
+    /// A user with the given roles (each `(role, scoped to their org?)`).
+    pub fn user(&self, org: Option<Uuid>, roles: &[(&str, bool)]) -> User {
+        let id = Uuid::now_v7();
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: id,
+            iat: now,
+            exp: now + 3600,
+            jti: Uuid::now_v7(),
+            kind: PrincipalKind::User,
+            org,
+            roles: roles
+                .iter()
+                .map(|(role, scoped)| GrantedRole {
+                    role: (*role).into(),
+                    org: if *scoped { org } else { None },
+                })
+                .collect(),
+            sid: None,
+        };
+        User {
+            id,
+            org,
+            token: self.signer.sign(&claims),
+        }
+    }
+
+    pub fn instructor(&self, org: Option<Uuid>) -> User {
+        self.user(org, &[("user", false), ("instructor", false)])
+    }
+
+    pub fn student(&self, org: Option<Uuid>) -> User {
+        self.user(org, &[("user", false)])
+    }
+
+    pub fn org_admin(&self, org: Uuid) -> User {
+        self.user(Some(org), &[("user", false), ("org_admin", true)])
+    }
+
+    pub fn courses(&self) -> CourseServiceClient<Channel> {
+        CourseServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn enrollments(&self) -> EnrollmentServiceClient<Channel> {
+        EnrollmentServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn reviews(&self) -> ReviewServiceClient<Channel> {
+        ReviewServiceClient::new(self.server.channel.clone())
+    }
+
+    /// A published course with `lessons` lessons in one module; returns it and the lesson ids.
+    pub async fn published_course(
+        &self,
+        owner: &User,
+        price_minor: i64,
+        lessons: usize,
+    ) -> (pb::Course, Vec<String>) {
+        let course = self
+            .draft_course(owner, "Rust for services", price_minor)
+            .await;
+        let lesson_ids = self.add_lessons(owner, &course.id, lessons).await;
+        let course = self
+            .courses()
+            .publish_course(authed(
+                pb::PublishCourseRequest {
+                    id: course.id.clone(),
+                },
+                &owner.token,
+            ))
+            .await
+            .expect("publish")
+            .into_inner()
+            .course
+            .unwrap();
+        (course, lesson_ids)
+    }
+
+    pub async fn draft_course(&self, owner: &User, title: &str, price_minor: i64) -> pb::Course {
+        let course = pb::Course {
+            title: title.into(),
+            description: "Build production services with tonic and sqlx".into(),
+            category: "engineering".into(),
+            tags: vec!["rust".into(), "backend".into()],
+            price: Some(pb::Money {
+                amount_minor: price_minor,
+                currency: "USD".into(),
+            }),
+            organization_id: owner.org.map(|o| o.to_string()).unwrap_or_default(),
+            ..Default::default()
+        };
+        self.courses()
+            .create_course(authed(
+                pb::CreateCourseRequest {
+                    course: Some(course),
+                },
+                &owner.token,
+            ))
+            .await
+            .expect("create course")
+            .into_inner()
+            .course
+            .unwrap()
+    }
+
+    pub async fn add_lessons(&self, owner: &User, course_id: &str, count: usize) -> Vec<String> {
+        let module = self
+            .courses()
+            .create_module(authed(
+                pb::CreateModuleRequest {
+                    course_id: course_id.into(),
+                    title: "Basics".into(),
+                    description: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .expect("create module")
+            .into_inner()
+            .module
+            .unwrap();
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let lesson = self
+                .courses()
+                .create_lesson(authed(
+                    pb::CreateLessonRequest {
+                        course_id: course_id.into(),
+                        module_id: module.id.clone(),
+                        title: format!("Lesson {i}"),
+                        r#type: if i == 0 {
+                            pb::LessonType::Quiz as i32
+                        } else {
+                            pb::LessonType::Video as i32
+                        },
+                        duration_seconds: 600,
+                        ..Default::default()
+                    },
+                    &owner.token,
+                ))
+                .await
+                .expect("create lesson")
+                .into_inner()
+                .lesson
+                .unwrap();
+            ids.push(lesson.id);
+        }
+        ids
+    }
+
+    pub async fn enroll(&self, student: &User, course_id: &str) -> pb::Enrollment {
+        self.enrollments()
+            .enroll(authed(
+                pb::EnrollRequest {
+                    course_id: course_id.into(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("enroll")
+            .into_inner()
+            .enrollment
+            .unwrap()
+    }
+
+    /// Completes every lesson of the course for the enrollment.
+    pub async fn complete(
+        &self,
+        student: &User,
+        enrollment_id: &str,
+        lessons: &[String],
+    ) -> pb::RecordLessonProgressResponse {
+        let mut last = None;
+        for lesson in lessons {
+            last = Some(
+                self.enrollments()
+                    .record_lesson_progress(authed(
+                        pb::RecordLessonProgressRequest {
+                            enrollment_id: enrollment_id.into(),
+                            lesson_id: lesson.clone(),
+                            status: pb::LessonProgressStatus::Completed as i32,
+                            progress_percent: 100,
+                            watch_time_seconds: 600,
+                            quiz_score: None,
+                        },
+                        &student.token,
+                    ))
+                    .await
+                    .expect("record progress")
+                    .into_inner(),
+            );
+        }
+        last.expect("at least one lesson")
+    }
+
+    pub async fn course(&self, viewer: &User, id: &str) -> Result<pb::Course, Status> {
+        self.courses()
+            .get_course(authed(
+                pb::GetCourseRequest { id: id.into() },
+                &viewer.token,
+            ))
+            .await
+            .map(|r| r.into_inner().course.unwrap())
+    }
+
+    /// Events learning has written to its outbox, by subject.
+    pub async fn outbox_subjects(&self) -> Vec<String> {
+        let mut conn = self.db.admin_connection().await;
+        sqlx::query_scalar("SELECT subject FROM learning.outbox ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    /// Publishes an instructor-service payment event the way that service's relay would.
+    pub async fn publish_payment_event<M: prost::Name>(&self, verb: &str, payload: &M) {
+        use lyceum_proto::events::v1::EventEnvelope;
+        self.bus.ensure_stream("instructor").await.unwrap();
+        let id = Uuid::now_v7();
+        let envelope = EventEnvelope {
+            event_id: id.to_string(),
+            event_type: format!("lyceum.instructor.payment.{verb}"),
+            source_service: "instructor".into(),
+            payload: Some(prost_types::Any::from_msg(payload).unwrap()),
+            ..Default::default()
+        };
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .message_id(id.to_string())
+            .payload(envelope.encode_to_vec().into());
+        self.bus
+            .jetstream()
+            .send_publish(
+                self.bus.subject(&format!("instructor.payment.{verb}")),
+                message,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    lyceum_platform::auth::with_bearer(Request::new(message), token)
+}
+
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got success: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
+
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
