@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and NATS (with JetStream) answer on their local ports.
 #
-# In order: already running -> nothing to do; a Docker engine -> `docker compose
-# --profile deps up -d`; otherwise start the OS services, installing them from the
-# Debian/Ubuntu packages first when they are missing (needs root or sudo).
+# In order: already running -> nothing to do; a Docker engine -> `docker compose up -d`
+# of that one service with the "deps" profile (docker-compose.yml; its `.env` selects the
+# whole platform, which the COMPOSE_PROFILES variable overrides); otherwise start the OS
+# services, installing them from the Debian/Ubuntu packages first when they are missing
+# (needs root or sudo).
 #
 # For a development machine only: a freshly installed PostgreSQL is configured to trust
 # connections from 127.0.0.1, as the default DATABASE_URL expects.
@@ -43,7 +45,7 @@ ensure_postgres() {
   port_open "$PG_PORT" && { log "PostgreSQL answers on $PG_PORT"; return; }
   if docker_engine; then
     log "starting PostgreSQL with docker compose"
-    docker compose -f "$here/docker-compose.yml" --profile deps up -d postgres
+    COMPOSE_PROFILES=deps docker compose -f "$here/docker-compose.yml" up -d postgres
     wait_for_port "$PG_PORT" PostgreSQL
     return
   fi
@@ -67,7 +69,7 @@ ensure_nats() {
   port_open "$NATS_PORT" && { log "NATS answers on $NATS_PORT"; return; }
   if docker_engine; then
     log "starting NATS with docker compose"
-    docker compose -f "$here/docker-compose.yml" --profile deps up -d nats
+    COMPOSE_PROFILES=deps docker compose -f "$here/docker-compose.yml" up -d nats
     wait_for_port "$NATS_PORT" NATS
     return
   fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: dependencies up, then formatting, lints, proto lint and every test
-# against the real PostgreSQL and NATS.
+# The test command: dependencies up, then formatting, lints, proto lint, the offline
+# validation of the deployment files and every test against the real PostgreSQL and NATS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,9 @@ elif command -v npx >/dev/null 2>&1; then
 else
   echo "buf lint skipped: neither buf nor npx is installed"
 fi
+
+echo "== deployment files (Dockerfile, compose, Kubernetes manifests)"
+./scripts/validate-deploy.sh
 
 echo "== cargo test"
 cargo test --workspace --locked

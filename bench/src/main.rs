@@ -4,6 +4,7 @@
 
 mod data;
 mod events;
+mod learning;
 mod load;
 mod scenarios;
 mod stack;
@@ -25,6 +26,9 @@ enum Scenario {
     GetUser,
     ListUsers,
     CreateOrganization,
+    GetCourse,
+    ListCourses,
+    Enroll,
     RelayThroughput,
     EventLag,
 }
@@ -54,6 +58,12 @@ struct Args {
     /// Existing organizations at which to repeat create-organization, e.g. 0,100000,1000000.
     #[arg(long, value_delimiter = ',')]
     scaling_sizes: Vec<i64>,
+    /// Published courses loaded before the learning scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    courses: i64,
+    /// Existing enrollments of the course at which to repeat enroll, e.g. 0,100000,1000000.
+    #[arg(long, value_delimiter = ',')]
+    enroll_scaling_sizes: Vec<i64>,
     /// Outbox rows for relay-throughput.
     #[arg(long, default_value_t = 100_000)]
     relay_events: i64,
@@ -80,8 +90,15 @@ struct ScalingPoint {
     service: Measurement,
 }
 
+#[derive(Serialize)]
+struct EnrollScalingPoint {
+    existing_enrollments: i64,
+    service: Measurement,
+}
+
 #[derive(Serialize, Default)]
 struct Report {
+    enroll_scaling: Vec<EnrollScalingPoint>,
     date: String,
     machine: String,
     concurrency: usize,
@@ -151,6 +168,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::GetUser,
         Scenario::ListUsers,
         Scenario::CreateOrganization,
+        Scenario::GetCourse,
+        Scenario::ListCourses,
+        Scenario::Enroll,
         Scenario::RelayThroughput,
         Scenario::EventLag,
     ];
@@ -187,6 +207,12 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     );
 
+    let course_ids = Arc::new(learning::grow_courses(&mut admin, args.courses).await?);
+    let enroll_course = learning::enrollment_target(&mut admin).await?;
+    // Enough fresh students for every call of the enroll scenarios.
+    let enroll_calls = 4_000 * (config.duration + config.warmup).as_secs().max(1) as usize;
+    let (viewer_token, viewer) = stack.student(Uuid::now_v7());
+
     println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for scenario in &selected {
@@ -219,6 +245,40 @@ async fn main() -> anyhow::Result<()> {
                 Arc::new(CreateOrganizationSql {
                     stack: stack.clone(),
                     run: Uuid::new_v4(),
+                }),
+            ),
+            Scenario::GetCourse => (
+                Arc::new(learning::GetCourseRpc {
+                    stack: stack.clone(),
+                    ids: course_ids.clone(),
+                    viewer: viewer_token.clone(),
+                }),
+                Arc::new(learning::GetCourseSql {
+                    stack: stack.clone(),
+                    ids: course_ids.clone(),
+                    viewer: viewer.clone(),
+                }),
+            ),
+            Scenario::ListCourses => (
+                Arc::new(learning::ListCoursesRpc {
+                    stack: stack.clone(),
+                    viewer: viewer_token.clone(),
+                }),
+                Arc::new(learning::ListCoursesSql {
+                    stack: stack.clone(),
+                    viewer: viewer.clone(),
+                }),
+            ),
+            Scenario::Enroll => (
+                Arc::new(learning::EnrollRpc {
+                    stack: stack.clone(),
+                    course_id: enroll_course,
+                    students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
+                }),
+                Arc::new(learning::EnrollSql {
+                    stack: stack.clone(),
+                    course_id: enroll_course,
+                    students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
                 }),
             ),
             _ => continue,
@@ -256,6 +316,27 @@ async fn main() -> anyhow::Result<()> {
         );
         report.scaling.push(ScalingPoint {
             existing_organizations: existing,
+            service,
+        });
+    }
+
+    for &existing in &args.enroll_scaling_sizes {
+        learning::grow_enrollments(&mut admin, enroll_course, existing).await?;
+        let operation = Arc::new(learning::EnrollRpc {
+            stack: stack.clone(),
+            course_id: enroll_course,
+            students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
+        });
+        let service = load::run(operation, config).await;
+        println!(
+            "{}",
+            row(
+                &format!("Enroll at {existing} enrollments of the course"),
+                &service
+            )
+        );
+        report.enroll_scaling.push(EnrollScalingPoint {
+            existing_enrollments: existing,
             service,
         });
     }

@@ -32,6 +32,13 @@ pub const PROJECTION: ServiceSchema = ServiceSchema {
 pub struct Stack {
     pub database: TestDatabase,
     pub identity: Database,
+    pub learning: Database,
+    /// Learning in a server of its own, verifying signatures only, as it is deployed.
+    pub learning_channels: Vec<Channel>,
+    /// Kept for its lifetime: dropping it stops learning.
+    pub _learning_server: RunningServer,
+    /// Mints tokens for generated users with identity's signing key.
+    pub signer: lyceum_platform::auth::TokenSigner,
     pub projection: Database,
     pub bus: EventBus,
     /// Kept for its lifetime: dropping it stops the services.
@@ -47,7 +54,9 @@ impl Stack {
         let database = TestDatabase::create().await;
         database.migrate(&SCHEMA).await;
         database.migrate(&PROJECTION).await;
+        database.migrate(&lyceum_learning::SCHEMA).await;
         let identity = database.service_database(&SCHEMA).await;
+        let learning = database.service_database(&lyceum_learning::SCHEMA).await;
         let projection = database.service_database(&PROJECTION).await;
         let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?;
         let module =
@@ -75,9 +84,47 @@ impl Stack {
             .tokens
             .context("tokens")?;
         let admin = Principal::from_claims(claims_of(&tokens.access_token)?);
+
+        let learning_verifier = Arc::new(lyceum_platform::auth::TokenVerifier::new(Arc::new(
+            lyceum_identity::store::signing_keys::DbKeySource::new(identity.clone()),
+        )));
+        let learning_server = RunningServer::start(
+            vec![Arc::new(lyceum_learning::LearningModule::new(
+                learning.clone(),
+            ))],
+            learning_verifier,
+            bus.clone(),
+        )
+        .await;
+        let mut learning_channels = Vec::new();
+        for _ in 0..4 {
+            learning_channels.push(
+                Channel::from_shared(format!("http://{}", learning_server.addr))?
+                    .connect()
+                    .await?,
+            );
+        }
+        let mut conn = database.admin_connection().await;
+        let (kid, sealed): (String, Vec<u8>) = sqlx::query_as(
+            "SELECT kid, private_key_encrypted FROM identity.signing_keys ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let seed: [u8; 32] = SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?
+            .decrypt(&sealed)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("bad key length"))?;
+        let signer = lyceum_platform::auth::TokenSigner::new(
+            kid,
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+        );
         Ok(Self {
             database,
             identity,
+            learning,
+            learning_channels,
+            _learning_server: learning_server,
+            signer,
             projection,
             bus,
             _server: server,
@@ -89,6 +136,30 @@ impl Stack {
 
     pub fn channel(&self, worker: usize) -> Channel {
         self.channels[worker % self.channels.len()].clone()
+    }
+
+    pub fn learning_channel(&self, worker: usize) -> Channel {
+        self.learning_channels[worker % self.learning_channels.len()].clone()
+    }
+
+    /// A student's token and principal, minted without a round trip to identity.
+    pub fn student(&self, id: uuid::Uuid) -> (String, Principal) {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: lyceum_platform::auth::ISSUER.into(),
+            sub: id,
+            iat: now,
+            exp: now + 3600,
+            jti: uuid::Uuid::now_v7(),
+            kind: lyceum_platform::auth::PrincipalKind::User,
+            org: None,
+            roles: vec![lyceum_platform::auth::GrantedRole {
+                role: "user".into(),
+                org: None,
+            }],
+            sid: None,
+        };
+        (self.signer.sign(&claims), Principal::from_claims(claims))
     }
 }
 

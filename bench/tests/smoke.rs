@@ -24,6 +24,7 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
             "--scaling-sizes",
             "0,2000",
         ])
+        .args(["--courses", "200", "--enroll-scaling-sizes", "0,1000"])
         .arg("--json")
         .arg(&report_path)
         .output()
@@ -38,7 +39,7 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
     let _ = std::fs::remove_file(&report_path);
 
     let comparisons = report["comparisons"].as_array().unwrap();
-    assert_eq!(comparisons.len(), 3);
+    assert_eq!(comparisons.len(), 6);
     for comparison in comparisons {
         for side in ["service", "raw_sql"] {
             let measurement = &comparison[side];
@@ -57,6 +58,7 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
         assert!(comparison["throughput_ratio"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(report["scaling"].as_array().unwrap().len(), 2);
+    assert_eq!(report["enroll_scaling"].as_array().unwrap().len(), 2);
     assert_eq!(report["relay"]["events"].as_i64().unwrap(), 2000);
     let lag = &report["event_lag"];
     assert!(lag["produced"].as_u64().unwrap() > 0);

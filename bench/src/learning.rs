@@ -1,0 +1,311 @@
+//! Learning scenarios: Enroll (a write with its outbox events, all into one course),
+//! GetCourse and ListCourses (catalogue reads), each with its raw SQL baseline — the
+//! statements the service runs, through the same store functions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lyceum_learning::store::courses::CatalogueFilter;
+use lyceum_learning::store::enrollments::NewEnrollment;
+use lyceum_learning::store::{courses, enrollments, instructors, progress};
+use lyceum_platform::auth::{Principal, with_bearer};
+use lyceum_platform::db::TenantContext;
+use lyceum_proto::learning::v1 as pb;
+use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
+use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
+use sqlx::PgConnection;
+use tonic::Request;
+use uuid::Uuid;
+
+use crate::load::Operation;
+use crate::stack::Stack;
+
+fn code(status: tonic::Status) -> String {
+    format!("{:?}", status.code())
+}
+
+fn sql(error: impl std::fmt::Display) -> String {
+    format!("sql: {error}")
+}
+
+/// Loads `courses` published courses in 20 categories, each with 10 lessons; returns
+/// their ids.
+pub async fn grow_courses(conn: &mut PgConnection, count: i64) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query(
+        "INSERT INTO learning.courses (id, instructor_id, title, description, category, tags, price_minor,
+                                       status, published_at, lesson_count, created_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'Course ' || g, 'A course about topic ' || (g % 97),
+                'cat-' || (g % 20), ARRAY['tag-' || (g % 50)], (g % 3) * 1000, 'published',
+                now() - make_interval(secs => g), 10, now() - make_interval(secs => g)
+         FROM generate_series(1, $1) g",
+    )
+    .bind(count)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("ANALYZE learning.courses")
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM learning.courses WHERE status = 'published' ORDER BY random() LIMIT 10000",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// A free published course to enroll into.
+pub async fn enrollment_target(conn: &mut PgConnection) -> anyhow::Result<Uuid> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO learning.courses (id, instructor_id, title, status, published_at, lesson_count)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'The popular course', 'published', now(), 10)
+         RETURNING id",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Brings the target course to at least `target` enrollments (with their progress rows).
+pub async fn grow_enrollments(
+    conn: &mut PgConnection,
+    course_id: Uuid,
+    target: i64,
+) -> anyhow::Result<()> {
+    let existing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM learning.enrollments WHERE course_id = $1")
+            .bind(course_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let missing = (target - existing).max(0);
+    sqlx::query(
+        "WITH course AS (SELECT id, instructor_id FROM learning.courses WHERE id = $1),
+              new AS (
+                INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, status, activated_at)
+                SELECT gen_random_uuid(), course.id, gen_random_uuid(), course.instructor_id, 'active', now()
+                FROM course, generate_series(1, $2)
+                RETURNING id, course_id, student_id, instructor_id)
+         INSERT INTO learning.student_progress (enrollment_id, course_id, student_id, instructor_id, total_lessons)
+         SELECT id, course_id, student_id, instructor_id, 10 FROM new",
+    )
+    .bind(course_id)
+    .bind(missing)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE learning.courses SET enrolled_count = enrolled_count + $2 WHERE id = $1")
+        .bind(course_id)
+        .bind(missing)
+        .execute(&mut *conn)
+        .await?;
+    // Let the bulk load settle (vacuumed, analysed, checkpointed) so that the measurement
+    // that follows sees the volume, not the load's background writes.
+    for table in [
+        "learning.enrollments",
+        "learning.student_progress",
+        "learning.courses",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("CHECKPOINT").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Students who have not enrolled yet, one per call, tokens minted ahead of the run.
+pub struct Students {
+    pub tokens: Vec<String>,
+    pub principals: Vec<Principal>,
+}
+
+impl Students {
+    pub fn mint(stack: &Stack, count: usize) -> Self {
+        let (tokens, principals) = (0..count).map(|_| stack.student(Uuid::now_v7())).unzip();
+        Self { tokens, principals }
+    }
+}
+
+pub struct EnrollRpc {
+    pub stack: Arc<Stack>,
+    pub course_id: Uuid,
+    pub students: Arc<Students>,
+}
+
+#[async_trait]
+impl Operation for EnrollRpc {
+    async fn call(&self, worker: usize, sequence: u64) -> Result<(), String> {
+        let token = self
+            .students
+            .tokens
+            .get(sequence as usize)
+            .ok_or("ran out of students")?;
+        let mut client = EnrollmentServiceClient::new(self.stack.learning_channel(worker));
+        let request = with_bearer(
+            Request::new(pb::EnrollRequest {
+                course_id: self.course_id.to_string(),
+            }),
+            token,
+        );
+        client.enroll(request).await.map(|_| ()).map_err(code)
+    }
+}
+
+pub struct EnrollSql {
+    pub stack: Arc<Stack>,
+    pub course_id: Uuid,
+    pub students: Arc<Students>,
+}
+
+#[async_trait]
+impl Operation for EnrollSql {
+    async fn call(&self, _worker: usize, sequence: u64) -> Result<(), String> {
+        let principal = self
+            .students
+            .principals
+            .get(sequence as usize)
+            .ok_or("ran out of students")?;
+        let db = &self.stack.learning;
+        let mut tx = db
+            .begin(&TenantContext::for_principal(principal))
+            .await
+            .map_err(sql)?;
+        let course = courses::get(&mut tx, self.course_id)
+            .await
+            .map_err(sql)?
+            .ok_or("no course")?;
+        instructors::permissions_of(&mut tx, self.course_id, principal.subject)
+            .await
+            .map_err(sql)?;
+        enrollments::lock_by_student(&mut tx, self.course_id, principal.subject)
+            .await
+            .map_err(sql)?;
+        let enrollment = enrollments::insert(
+            &mut tx,
+            NewEnrollment {
+                course_id: self.course_id,
+                student_id: principal.subject,
+                instructor_id: course.instructor_id,
+                organization_id: course.organization_id,
+                status: "active",
+                price_minor: 0,
+                currency: course.currency.clone(),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.set_context(&TenantContext::system())
+            .await
+            .map_err(sql)?;
+        progress::create(&mut tx, &enrollment, course.lesson_count)
+            .await
+            .map_err(sql)?;
+        let counts = courses::add_to_enrollment_counts(&mut tx, self.course_id, 1, 0)
+            .await
+            .map_err(sql)?;
+        for created in [true, false] {
+            let event = lyceum_learning::events::enrollment_changed(
+                &enrollment,
+                &course.title,
+                counts,
+                created,
+            );
+            tx.publish(event).await.map_err(sql)?;
+        }
+        tx.commit().await.map_err(sql)
+    }
+}
+
+pub struct GetCourseRpc {
+    pub stack: Arc<Stack>,
+    pub ids: Arc<Vec<Uuid>>,
+    pub viewer: String,
+}
+
+#[async_trait]
+impl Operation for GetCourseRpc {
+    async fn call(&self, worker: usize, sequence: u64) -> Result<(), String> {
+        let id = self.ids[sequence as usize % self.ids.len()];
+        let mut client = CourseServiceClient::new(self.stack.learning_channel(worker));
+        let request = with_bearer(
+            Request::new(pb::GetCourseRequest { id: id.to_string() }),
+            &self.viewer,
+        );
+        client.get_course(request).await.map(|_| ()).map_err(code)
+    }
+}
+
+pub struct GetCourseSql {
+    pub stack: Arc<Stack>,
+    pub ids: Arc<Vec<Uuid>>,
+    pub viewer: Principal,
+}
+
+#[async_trait]
+impl Operation for GetCourseSql {
+    async fn call(&self, _worker: usize, sequence: u64) -> Result<(), String> {
+        let id = self.ids[sequence as usize % self.ids.len()];
+        let mut tx = self
+            .stack
+            .learning
+            .begin(&TenantContext::for_principal(&self.viewer))
+            .await
+            .map_err(sql)?;
+        courses::get(&mut tx, id)
+            .await
+            .map_err(sql)?
+            .ok_or("no course")?;
+        instructors::permissions_of(&mut tx, id, self.viewer.subject)
+            .await
+            .map_err(sql)?;
+        tx.commit().await.map_err(sql)
+    }
+}
+
+fn category(sequence: u64) -> String {
+    format!("cat-{}", sequence % 20)
+}
+
+pub struct ListCoursesRpc {
+    pub stack: Arc<Stack>,
+    pub viewer: String,
+}
+
+#[async_trait]
+impl Operation for ListCoursesRpc {
+    async fn call(&self, worker: usize, sequence: u64) -> Result<(), String> {
+        let mut client = CourseServiceClient::new(self.stack.learning_channel(worker));
+        let message = pb::ListCoursesRequest {
+            page_size: 20,
+            category: category(sequence),
+            ..Default::default()
+        };
+        client
+            .list_courses(with_bearer(Request::new(message), &self.viewer))
+            .await
+            .map(|_| ())
+            .map_err(code)
+    }
+}
+
+pub struct ListCoursesSql {
+    pub stack: Arc<Stack>,
+    pub viewer: Principal,
+}
+
+#[async_trait]
+impl Operation for ListCoursesSql {
+    async fn call(&self, _worker: usize, sequence: u64) -> Result<(), String> {
+        let filter = CatalogueFilter {
+            status: "published",
+            category: Some(category(sequence)),
+            ..Default::default()
+        };
+        let mut tx = self
+            .stack
+            .learning
+            .begin(&TenantContext::for_principal(&self.viewer))
+            .await
+            .map_err(sql)?;
+        courses::list(&mut tx, &filter, None, 21)
+            .await
+            .map_err(sql)?;
+        tx.commit().await.map_err(sql)
+    }
+}
