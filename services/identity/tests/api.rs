@@ -13,6 +13,7 @@ async fn health_reports_serving_and_reflection_lists_the_identity_services() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.server.channel.clone());
     for service in [
         "",
+        "lyceum.liveness",
         "lyceum.identity.v1.UserService",
         "lyceum.identity.v1.AuthService",
     ] {

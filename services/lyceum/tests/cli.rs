@@ -204,3 +204,86 @@ async fn the_admin_bootstrap_command_creates_the_first_admin_once() {
         text(&second)
     );
 }
+
+#[tokio::test]
+async fn verify_and_dlq_list_report_on_a_migrated_database() {
+    let db = TestDatabase::create().await;
+    let migrate = lyceum()
+        .args(["migrate", "all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+
+    let verify = lyceum()
+        .args(["verify", "all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+    let report = text(&verify);
+    assert!(
+        report.contains("identity: no derived statistics"),
+        "{report}"
+    );
+    assert!(
+        report.contains("learning: learning.course_statistics ok"),
+        "{report}"
+    );
+
+    // Drift makes verify fail until --repair fixes it.
+    let mut conn = db.admin_connection().await;
+    sqlx::query(
+        "INSERT INTO learning.courses (id, instructor_id, title, enrolled_count)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'Drifted', 3)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let drifted = lyceum()
+        .args(["verify", "learning", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(!drifted.status.success());
+    assert!(
+        text(&drifted).contains("enrolled_count: stored 3, expected 0"),
+        "{}",
+        text(&drifted)
+    );
+    let repaired = lyceum()
+        .args(["verify", "learning", "--repair", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(repaired.status.success(), "{}", text(&repaired));
+    let again = lyceum()
+        .args(["verify", "learning", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+
+    let dlq = lyceum()
+        .args(["dlq", "list", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(dlq.status.success(), "{}", text(&dlq));
+    assert!(
+        String::from_utf8_lossy(&dlq.stdout).starts_with("id"),
+        "{}",
+        text(&dlq)
+    );
+    let replay = lyceum()
+        .args([
+            "dlq",
+            "replay",
+            "00000000-0000-0000-0000-000000000001",
+            "--database-url",
+            &db.url,
+        ])
+        .args(["--nats-url", &nats_url()])
+        .output()
+        .unwrap();
+    assert!(!replay.status.success());
+    assert!(
+        text(&replay).contains("no dead letter"),
+        "{}",
+        text(&replay)
+    );
+}

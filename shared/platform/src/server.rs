@@ -18,6 +18,11 @@ use tonic_health::server::HealthReporter;
 use crate::auth::{AuthLayer, TokenVerifier};
 use crate::events::consumer::{ConsumerSpec, EventHandler};
 
+/// The health name that answers SERVING for as long as the process runs, whatever its
+/// dependencies: for liveness probes, which must not restart a pod because its database
+/// is briefly away (readiness covers that).
+pub const LIVENESS_SERVICE: &str = "lyceum.liveness";
+
 /// Limits applied to every RPC of the server.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ServerLimits {
@@ -135,6 +140,9 @@ impl GrpcServer {
         // Health answers from the first request on: check once before serving.
         let ready = all_ready(&self.modules).await;
         set_all(&reporter, &service_names, status_of(ready)).await;
+        reporter
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+            .await;
         let readiness = tokio::spawn(watch_readiness(
             self.modules.clone(),
             service_names.clone(),
