@@ -122,7 +122,31 @@ pub async fn test_bus() -> EventBus {
         .await
         .unwrap_or_else(|e| panic!("cannot reach NATS at {url}: {e:#}"));
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    EventBus::new(client, prefix)
+    let bus = EventBus::new(client, prefix);
+    remove_stale_test_streams(&bus).await;
+    bus
+}
+
+/// Deletes the streams that earlier test runs left on the shared server (their names
+/// carry a test prefix), once they are an hour old, so runs do not pile up streams.
+async fn remove_stale_test_streams(bus: &EventBus) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        use futures::TryStreamExt;
+        let Ok(streams) = bus.jetstream().streams().try_collect::<Vec<_>>().await else {
+            return;
+        };
+        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        for info in streams {
+            let name = &info.config.name;
+            let from_tests = (name.starts_with('T') || name.starts_with("CLI"))
+                && name.split('_').next().is_some_and(|p| p.len() > 3);
+            if from_tests && info.created < cutoff {
+                let _ = bus.jetstream().delete_stream(name).await;
+            }
+        }
+    })
+    .await;
 }
 
 /// Relay settings for tests: small polling interval so nothing waits for long.
