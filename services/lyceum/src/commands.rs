@@ -22,7 +22,7 @@ use crate::services::{ServiceName, ServiceSelector};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Services to run in this process: `identity`, `learning`, or `all`.
+    /// Services to run in this process: `identity`, `learning`, `instructor`, or `all`.
     #[arg(required = true, value_name = "SERVICE")]
     services: Vec<ServiceSelector>,
     /// Address the gRPC server listens on (all services share it).
@@ -99,6 +99,7 @@ fn schema_of(service: ServiceName) -> ServiceSchema {
     match service {
         ServiceName::Identity => lyceum_identity::SCHEMA,
         ServiceName::Learning => lyceum_learning::SCHEMA,
+        ServiceName::Instructor => lyceum_instructor::SCHEMA,
     }
 }
 
@@ -138,6 +139,9 @@ async fn start_modules(
             }
             ServiceName::Learning => {
                 modules.push(Arc::new(lyceum_learning::LearningModule::new(db)))
+            }
+            ServiceName::Instructor => {
+                modules.push(Arc::new(lyceum_instructor::InstructorModule::new(db)))
             }
         }
     }

@@ -9,15 +9,21 @@ use std::str::FromStr;
 pub enum ServiceName {
     Identity,
     Learning,
+    Instructor,
 }
 
 impl ServiceName {
-    pub const ALL: &'static [ServiceName] = &[ServiceName::Identity, ServiceName::Learning];
+    pub const ALL: &'static [ServiceName] = &[
+        ServiceName::Identity,
+        ServiceName::Learning,
+        ServiceName::Instructor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Identity => "identity",
             ServiceName::Learning => "learning",
+            ServiceName::Instructor => "instructor",
         }
     }
 

@@ -149,7 +149,7 @@ fn unknown_services_are_refused_with_the_valid_names() {
     assert!(!output.status.success());
     let message = text(&output);
     assert!(
-        message.contains("valid values: all, identity, learning"),
+        message.contains("valid values: all, identity, learning, instructor"),
         "{message}"
     );
 }

@@ -16,6 +16,12 @@ pub mod learning {
     }
 }
 
+pub mod instructor {
+    pub mod v1 {
+        tonic::include_proto!("lyceum.instructor.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("lyceum.events.v1");

@@ -1,0 +1,360 @@
+use lyceum_platform::auth::{PrincipalKind, require_principal};
+use lyceum_platform::convert::{optional_id, parse_id, required_id};
+use lyceum_platform::db::TenantContext;
+use lyceum_platform::text::BoundedText;
+use lyceum_platform::{ApiError, Violations};
+use lyceum_proto::instructor::v1 as pb;
+use lyceum_proto::instructor::v1::payment_service_server::PaymentService;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use super::{InstructorApi, wire};
+use crate::domain::{PaymentStatus, PaymentType, Provider, TransactionType, fee_for, fee_refund};
+use crate::events;
+use crate::store::payments::NewPayment;
+use crate::store::{payments, revenue};
+
+type RequestId = BoundedText<200, true>;
+type Reason = BoundedText<1000, false>;
+
+fn currency(v: &mut Violations, field: &str, raw: &str) -> Option<String> {
+    if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
+        Some(raw.to_owned())
+    } else {
+        v.add(field, "must be an ISO 4217 code such as USD");
+        None
+    }
+}
+
+impl InstructorApi {
+    async fn record_payment_(
+        &self,
+        request: Request<pb::RecordPaymentRequest>,
+    ) -> Result<pb::RecordPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let request_id = v.check("request_id", RequestId::parse(&req.request_id));
+        let payer = optional_id(&mut v, "payer_id", &req.payer_id);
+        let instructor = optional_id(&mut v, "instructor_id", &req.instructor_id);
+        let organization = optional_id(&mut v, "organization_id", &req.organization_id);
+        let related = optional_id(&mut v, "related_entity_id", &req.related_entity_id);
+        let amount = req.amount.clone().unwrap_or_default();
+        if amount.amount_minor <= 0 {
+            v.add("amount.amount_minor", "must be positive");
+        }
+        let currency = currency(&mut v, "amount.currency", &amount.currency);
+        let provider = v.check("provider", Provider::from_proto(req.provider));
+        let payment_type = v.check("type", PaymentType::from_proto(req.r#type));
+        v.into_result()?;
+        let (
+            Some(request_id),
+            Some(payer),
+            Some(instructor),
+            Some(organization),
+            Some(related),
+            Some(currency),
+            Some(provider),
+            Some(payment_type),
+        ) = (
+            request_id,
+            payer,
+            instructor,
+            organization,
+            related,
+            currency,
+            provider,
+            payment_type,
+        )
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        let payer_id = payer.unwrap_or(principal.subject);
+        if payer_id != principal.subject && !principal.has_platform_access() {
+            return Err(ApiError::PermissionDenied(
+                "payments are recorded for the caller".into(),
+            ));
+        }
+        if principal.kind != PrincipalKind::User && payer.is_none() {
+            return Err(ApiError::invalid(
+                "payer_id",
+                "is required for service accounts",
+            ));
+        }
+        // Everything that defines the payment: a retry must repeat it exactly.
+        let fingerprint = format!(
+            "{:x}",
+            Sha256::digest(
+                format!(
+                    "{payer_id}|{instructor:?}|{organization:?}|{}|{currency}|{}|{}|{related:?}",
+                    amount.amount_minor,
+                    provider.as_str(),
+                    payment_type.as_str()
+                )
+                .as_bytes()
+            )
+        );
+        // The payment's bookkeeping is the service's; the caller's rights were checked above.
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let (row, _created) = payments::insert_once(
+            &mut tx,
+            NewPayment {
+                request_id: request_id.into_inner(),
+                fingerprint: fingerprint.clone(),
+                payer_id,
+                instructor_id: instructor,
+                organization_id: organization,
+                amount_minor: amount.amount_minor,
+                currency,
+                provider: provider.as_str(),
+                payment_type: payment_type.as_str(),
+                related_entity_id: related,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if row.request_fingerprint != fingerprint {
+            return Err(ApiError::invalid(
+                "request_id",
+                "was already used for a payment with different parameters",
+            ));
+        }
+        if row.payer_id != principal.subject && !principal.has_platform_access() {
+            return Err(ApiError::invalid(
+                "request_id",
+                "was already used by another payer",
+            ));
+        }
+        Ok(pb::RecordPaymentResponse {
+            payment: Some(wire::payment(row)),
+        })
+    }
+
+    async fn get_payment_(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<pb::GetPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
+        let row = payments::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
+        tx.commit().await?;
+        Ok(pb::GetPaymentResponse {
+            payment: Some(wire::payment(row)),
+        })
+    }
+
+    fn require_payment_operator(
+        principal: &lyceum_platform::auth::Principal,
+    ) -> Result<(), ApiError> {
+        if principal.has_platform_access() {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(
+                "payment outcomes come from the payment provider's handler".into(),
+            ))
+        }
+    }
+
+    async fn succeed_payment_(
+        &self,
+        request: Request<pb::SucceedPaymentRequest>,
+    ) -> Result<pb::SucceedPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        Self::require_payment_operator(&principal)?;
+        let req = request.into_inner();
+        let id = parse_id("id", &req.id)?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let payment = payments::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
+        let status = PaymentStatus::from_db(&payment.status)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        // Forward only: a repeated confirmation changes nothing; a failed attempt may
+        // still be confirmed by the provider afterwards.
+        let row = match status {
+            PaymentStatus::Pending | PaymentStatus::Failed => {
+                let fee_bps = payments::fee_bps_for(&mut tx, payment.instructor_id).await?;
+                let fee = fee_for(payment.amount_minor, fee_bps);
+                let provider_id = Some(req.provider_transaction_id).filter(|p| !p.is_empty());
+                let row = payments::mark_succeeded(&mut tx, id, provider_id, fee_bps, fee).await?;
+                tx.publish(events::payment_succeeded(&row)).await?;
+                row
+            }
+            _ => payment,
+        };
+        tx.commit().await?;
+        Ok(pb::SucceedPaymentResponse {
+            payment: Some(wire::payment(row)),
+        })
+    }
+
+    async fn fail_payment_(
+        &self,
+        request: Request<pb::FailPaymentRequest>,
+    ) -> Result<pb::FailPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        Self::require_payment_operator(&principal)?;
+        let req = request.into_inner();
+        let id = parse_id("id", &req.id)?;
+        let reason = Reason::parse(&req.reason).map_err(|e| ApiError::invalid("reason", e))?;
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let payment = payments::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
+        // A late or repeated failure after success changes nothing.
+        let row = if payment.status == PaymentStatus::Pending.as_str() {
+            payments::mark_failed(&mut tx, id, reason.as_str()).await?
+        } else {
+            payment
+        };
+        tx.commit().await?;
+        Ok(pb::FailPaymentResponse {
+            payment: Some(wire::payment(row)),
+        })
+    }
+
+    async fn refund_payment_(
+        &self,
+        request: Request<pb::RefundPaymentRequest>,
+    ) -> Result<pb::RefundPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        Self::require_payment_operator(&principal)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "id", &req.id);
+        let request_id = v.check("request_id", RequestId::parse(&req.request_id));
+        let reason = v.check("reason", Reason::parse(&req.reason));
+        if req.amount_minor < 0 {
+            v.add("amount_minor", "must not be negative");
+        }
+        v.into_result()?;
+        let (Some(id), Some(request_id), Some(reason)) = (id, request_id, reason) else {
+            unreachable!("parsed when there are no violations")
+        };
+        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        // Concurrent refunds of one payment queue on its row: their sum cannot pass it.
+        let payment = payments::lock(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
+        if let Some(done) = payments::find_refund(&mut tx, request_id.as_str()).await? {
+            if done.payment_id != id {
+                return Err(ApiError::invalid(
+                    "request_id",
+                    "was already used for another payment's refund",
+                ));
+            }
+            let transaction = revenue::by_refund(&mut tx, done.id).await?;
+            tx.commit().await?;
+            return Ok(pb::RefundPaymentResponse {
+                payment: Some(wire::payment(payment)),
+                refund_transaction: transaction.map(wire::transaction),
+            });
+        }
+        let status = PaymentStatus::from_db(&payment.status)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        if !status.is_paid() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "a {} payment cannot be refunded",
+                status.as_str()
+            )));
+        }
+        let remaining = payment.amount_minor - payment.refunded_minor;
+        let amount = if req.amount_minor == 0 {
+            remaining
+        } else {
+            req.amount_minor
+        };
+        if amount > remaining {
+            return Err(ApiError::invalid(
+                "amount_minor",
+                format!("exceeds what is left to refund ({remaining})"),
+            ));
+        }
+        let fee_minor = payment.fee_minor.unwrap_or(0);
+        let fee_back = fee_refund(
+            payment.amount_minor,
+            fee_minor,
+            payment.refunded_minor,
+            amount,
+        );
+        let (refund, updated) = payments::apply_refund(
+            &mut tx,
+            &payment,
+            request_id.as_str(),
+            amount,
+            fee_back,
+            reason.as_str(),
+        )
+        .await?;
+        let transaction = match updated.instructor_id {
+            Some(instructor_id) => {
+                revenue::insert(
+                    &mut tx,
+                    revenue::NewTransaction {
+                        instructor_id,
+                        organization_id: updated.organization_id,
+                        transaction_type: TransactionType::Refund.as_str(),
+                        course_id: None,
+                        enrollment_id: updated.related_entity_id,
+                        payment_id: Some(updated.id),
+                        refund_id: Some(refund.id),
+                        student_id: Some(updated.payer_id),
+                        amount_minor: -amount,
+                        currency: updated.currency.clone(),
+                        fee_bps: updated.fee_bps.unwrap_or(0),
+                        platform_fee_minor: -fee_back,
+                    },
+                )
+                .await?
+            }
+            None => None,
+        };
+        tx.publish(events::payment_refunded(&updated, amount))
+            .await?;
+        tx.commit().await?;
+        Ok(pb::RefundPaymentResponse {
+            payment: Some(wire::payment(updated)),
+            refund_transaction: transaction.map(wire::transaction),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentService for InstructorApi {
+    async fn record_payment(
+        &self,
+        r: Request<pb::RecordPaymentRequest>,
+    ) -> Result<Response<pb::RecordPaymentResponse>, Status> {
+        Ok(Response::new(self.record_payment_(r).await?))
+    }
+    async fn get_payment(
+        &self,
+        r: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        Ok(Response::new(self.get_payment_(r).await?))
+    }
+    async fn succeed_payment(
+        &self,
+        r: Request<pb::SucceedPaymentRequest>,
+    ) -> Result<Response<pb::SucceedPaymentResponse>, Status> {
+        Ok(Response::new(self.succeed_payment_(r).await?))
+    }
+    async fn fail_payment(
+        &self,
+        r: Request<pb::FailPaymentRequest>,
+    ) -> Result<Response<pb::FailPaymentResponse>, Status> {
+        Ok(Response::new(self.fail_payment_(r).await?))
+    }
+    async fn refund_payment(
+        &self,
+        r: Request<pb::RefundPaymentRequest>,
+    ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
+        Ok(Response::new(self.refund_payment_(r).await?))
+    }
+}

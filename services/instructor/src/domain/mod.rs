@@ -1,0 +1,134 @@
+//! Instructor revenue's types and pure rules: statuses, the fee split and its
+//! proportional reversal on refunds. Everything is integer minor units.
+
+use lyceum_platform::text_enum;
+use lyceum_proto::instructor::v1 as pb;
+
+text_enum! {
+    pub enum PaymentStatus: pb::PaymentStatus {
+        Pending = "pending" => Pending,
+        Succeeded = "succeeded" => Succeeded,
+        Failed = "failed" => Failed,
+        Refunded = "refunded" => Refunded,
+        PartiallyRefunded = "partially_refunded" => PartiallyRefunded,
+    }
+}
+
+impl PaymentStatus {
+    /// Whether the payment took money that can still be (partly) refunded.
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded
+        )
+    }
+}
+
+text_enum! {
+    pub enum Provider: pb::PaymentProvider {
+        Stripe = "stripe" => Stripe,
+        Paypal = "paypal" => Paypal,
+        Manual = "manual" => Manual,
+    }
+}
+
+text_enum! {
+    pub enum PaymentType: pb::PaymentType {
+        CourseEnrollment = "course_enrollment" => CourseEnrollment,
+        WorkshopRegistration = "workshop_registration" => WorkshopRegistration,
+        Engagement = "engagement" => Engagement,
+        Subscription = "subscription" => Subscription,
+        Other = "other" => Other,
+    }
+}
+
+text_enum! {
+    pub enum TransactionType: pb::TransactionType {
+        CourseEnrollment = "course_enrollment" => CourseEnrollment,
+        WorkshopRegistration = "workshop_registration" => WorkshopRegistration,
+        Refund = "refund" => Refund,
+    }
+}
+
+text_enum! {
+    pub enum ActivityType: pb::ActivityType {
+        Enrolled = "enrolled" => Enrolled,
+        LessonStarted = "lesson_started" => LessonStarted,
+        LessonCompleted = "lesson_completed" => LessonCompleted,
+        QuizPassed = "quiz_passed" => QuizPassed,
+        CourseCompleted = "course_completed" => CourseCompleted,
+        ReviewPosted = "review_posted" => ReviewPosted,
+        EnrollmentCancelled = "enrollment_cancelled" => EnrollmentCancelled,
+    }
+}
+
+/// The default platform fee: 20 %.
+pub const DEFAULT_FEE_BPS: i32 = 2000;
+
+/// A fee percentage as basis points (20.00 % = 2000), from a percent with at most two
+/// decimals.
+pub fn fee_bps_from_percent(percent: f64) -> Result<i32, String> {
+    if !(0.0..=100.0).contains(&percent) || !percent.is_finite() {
+        return Err("must be from 0 to 100".into());
+    }
+    let bps = (percent * 100.0).round();
+    if ((bps / 100.0) - percent).abs() > 1e-9 {
+        return Err("must have at most two decimals".into());
+    }
+    Ok(bps as i32)
+}
+
+/// `amount × bps / 10000`, rounded half-up to the minor unit (amounts are positive).
+pub fn fee_for(amount_minor: i64, fee_bps: i32) -> i64 {
+    let product = i128::from(amount_minor) * i128::from(fee_bps);
+    ((product + 5_000) / 10_000) as i64
+}
+
+/// The fee returned by a refund, so that the fees returned so far stay proportional to
+/// the amount refunded so far and add up to the whole fee once everything is refunded.
+pub fn fee_refund(amount_minor: i64, fee_minor: i64, refunded_before: i64, refund: i64) -> i64 {
+    let proportional = |refunded: i64| -> i64 {
+        let product = i128::from(fee_minor) * i128::from(refunded);
+        let amount = i128::from(amount_minor);
+        ((product * 2 + amount) / (amount * 2)) as i64
+    };
+    proportional(refunded_before + refund) - proportional(refunded_before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fees_round_half_up_and_earnings_take_the_rest() {
+        assert_eq!(fee_for(4999, 2000), 1000); // 999.8
+        assert_eq!(fee_for(2, 2500), 1); // 0.5 rounds up
+        assert_eq!(fee_for(1, 2000), 0); // 0.2
+        assert_eq!(fee_for(10_000, 1750), 1750);
+    }
+
+    #[test]
+    fn partial_refunds_return_the_fee_in_proportion_and_in_full_at_the_end() {
+        let (amount, fee) = (4999, fee_for(4999, 2000));
+        let refunds = [1000, 333, 2000, 1666];
+        let mut refunded = 0;
+        let mut fee_returned = 0;
+        for refund in refunds {
+            let returned = fee_refund(amount, fee, refunded, refund);
+            assert!(returned >= 0 && returned <= refund);
+            fee_returned += returned;
+            refunded += refund;
+        }
+        assert_eq!(refunded, amount);
+        assert_eq!(fee_returned, fee);
+    }
+
+    #[test]
+    fn fee_percentages_are_parsed_to_basis_points() {
+        assert_eq!(fee_bps_from_percent(20.0), Ok(2000));
+        assert_eq!(fee_bps_from_percent(12.5), Ok(1250));
+        assert!(fee_bps_from_percent(12.345).is_err());
+        assert!(fee_bps_from_percent(101.0).is_err());
+        assert!(fee_bps_from_percent(-1.0).is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! Learning's events become this service's projections: course and enrollment state for
+//! the dashboards, the student activity timeline, and a revenue transaction for every
+//! paid enrollment that is activated.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lyceum_platform::convert::from_timestamp;
+use lyceum_platform::db::Tx;
+use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
+use lyceum_platform::events::unpack;
+use lyceum_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use crate::domain::{ActivityType, TransactionType, fee_for};
+use crate::store::projections::{self, EnrollmentState, NewActivity, ProgressState};
+use crate::store::{payments, revenue};
+
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec::new("instructor-learning", "learning", "learning.>")
+}
+
+pub struct LearningEvents;
+
+fn id(raw: &str) -> anyhow::Result<Uuid> {
+    Ok(Uuid::try_parse(raw)?)
+}
+
+fn optional_id(raw: &str) -> Option<Uuid> {
+    Uuid::try_parse(raw).ok()
+}
+
+fn occurred_at(event: &pb::EventEnvelope) -> DateTime<Utc> {
+    event
+        .occurred_at
+        .as_ref()
+        .and_then(|t| from_timestamp(t).ok())
+        .unwrap_or_else(Utc::now)
+}
+
+#[async_trait]
+impl EventHandler for LearningEvents {
+    async fn handle(&self, tx: &mut Tx, event: &pb::EventEnvelope) -> anyhow::Result<()> {
+        let at = occurred_at(event);
+        let verb = event.event_type.rsplit('.').next().unwrap_or_default();
+        match event.event_type.as_str() {
+            "lyceum.learning.course.published" | "lyceum.learning.course.archived" => {
+                let course: pb::CourseStatusChanged = unpack(event)?;
+                projections::course_status(
+                    tx,
+                    id(&course.course_id)?,
+                    id(&course.instructor_id)?,
+                    &course.title,
+                    &course.status,
+                    course.version,
+                )
+                .await?;
+            }
+            t if t.starts_with("lyceum.learning.enrollment.") => {
+                let enrollment: pb::EnrollmentChanged = unpack(event)?;
+                apply_enrollment(tx, &enrollment, verb, at).await?;
+            }
+            "lyceum.learning.lesson_progress.recorded" => {
+                let progress: pb::LessonProgressRecorded = unpack(event)?;
+                apply_progress(tx, &progress, event, at).await?;
+            }
+            "lyceum.learning.review.created"
+            | "lyceum.learning.review.updated"
+            | "lyceum.learning.review.deleted" => {
+                let review: pb::ReviewChanged = unpack(event)?;
+                let course_id = id(&review.course_id)?;
+                let instructor_id = id(&review.instructor_id)?;
+                projections::course_rating(
+                    tx,
+                    course_id,
+                    instructor_id,
+                    (review.course_rating_sum, review.course_review_count),
+                    review.version,
+                )
+                .await?;
+                if verb == "created" {
+                    projections::add_activity(
+                        tx,
+                        NewActivity {
+                            instructor_id,
+                            organization_id: optional_id(&event.organization_id),
+                            student_id: id(&review.student_id)?,
+                            activity_type: ActivityType::ReviewPosted.as_str(),
+                            course_id: Some(course_id),
+                            lesson_id: None,
+                            at,
+                        },
+                    )
+                    .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+async fn apply_enrollment(
+    tx: &mut Tx,
+    enrollment: &pb::EnrollmentChanged,
+    verb: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let enrollment_id = id(&enrollment.enrollment_id)?;
+    let course_id = id(&enrollment.course_id)?;
+    let instructor_id = id(&enrollment.instructor_id)?;
+    let student_id = id(&enrollment.student_id)?;
+    let organization_id = optional_id(&enrollment.organization_id);
+    projections::enrollment_status(
+        tx,
+        EnrollmentState {
+            enrollment_id,
+            course_id,
+            instructor_id,
+            organization_id,
+            student_id,
+            status: enrollment.status.clone(),
+            price_minor: enrollment.price_minor,
+            currency: enrollment.currency.clone(),
+            at,
+            version: enrollment.version,
+        },
+    )
+    .await?;
+    projections::course_counts(
+        tx,
+        course_id,
+        instructor_id,
+        &enrollment.course_title,
+        (
+            enrollment.course_enrolled_count,
+            enrollment.course_completed_count,
+        ),
+        enrollment.version,
+    )
+    .await?;
+    let activity = match verb {
+        "activated" => Some(ActivityType::Enrolled),
+        "completed" => Some(ActivityType::CourseCompleted),
+        "cancelled" => Some(ActivityType::EnrollmentCancelled),
+        _ => None,
+    };
+    if let Some(activity) = activity {
+        projections::add_activity(
+            tx,
+            NewActivity {
+                instructor_id,
+                organization_id,
+                student_id,
+                activity_type: activity.as_str(),
+                course_id: Some(course_id),
+                lesson_id: None,
+                at,
+            },
+        )
+        .await?;
+    }
+    if verb == "activated" && enrollment.price_minor > 0 {
+        record_sale(
+            tx,
+            enrollment,
+            enrollment_id,
+            course_id,
+            instructor_id,
+            student_id,
+            organization_id,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The revenue of a paid enrollment, split with the fee fixed when its payment succeeded
+/// (so that refunds reverse exactly what was recorded).
+async fn record_sale(
+    tx: &mut Tx,
+    enrollment: &pb::EnrollmentChanged,
+    enrollment_id: Uuid,
+    course_id: Uuid,
+    instructor_id: Uuid,
+    student_id: Uuid,
+    organization_id: Option<Uuid>,
+) -> anyhow::Result<()> {
+    let payment = match optional_id(&enrollment.payment_id) {
+        Some(payment_id) => payments::get(tx, payment_id).await?,
+        None => None,
+    };
+    let (amount, currency, fee_bps, fee) = match payment
+        .as_ref()
+        .and_then(|p| Some((p, p.fee_bps?, p.fee_minor?)))
+    {
+        Some((payment, fee_bps, fee)) => {
+            (payment.amount_minor, payment.currency.clone(), fee_bps, fee)
+        }
+        None => {
+            let fee_bps = payments::fee_bps_for(tx, Some(instructor_id)).await?;
+            (
+                enrollment.price_minor,
+                enrollment.currency.clone(),
+                fee_bps,
+                fee_for(enrollment.price_minor, fee_bps),
+            )
+        }
+    };
+    revenue::insert(
+        tx,
+        revenue::NewTransaction {
+            instructor_id,
+            organization_id,
+            transaction_type: TransactionType::CourseEnrollment.as_str(),
+            course_id: Some(course_id),
+            enrollment_id: Some(enrollment_id),
+            payment_id: payment.map(|p| p.id),
+            refund_id: None,
+            student_id: Some(student_id),
+            amount_minor: amount,
+            currency,
+            fee_bps,
+            platform_fee_minor: fee,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply_progress(
+    tx: &mut Tx,
+    progress: &pb::LessonProgressRecorded,
+    event: &pb::EventEnvelope,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let enrollment_id = id(&progress.enrollment_id)?;
+    let course_id = id(&progress.course_id)?;
+    let instructor_id = id(&progress.instructor_id)?;
+    let student_id = id(&progress.student_id)?;
+    projections::enrollment_progress(
+        tx,
+        ProgressState {
+            enrollment_id,
+            course_id,
+            instructor_id,
+            student_id,
+            progress_percentage: progress.progress_percentage,
+            completed_lessons: progress.completed_lessons,
+            total_lessons: progress.total_lessons,
+            at,
+            version: progress.version,
+        },
+    )
+    .await?;
+    let lesson_id = optional_id(&progress.lesson_id);
+    let mut activities = Vec::new();
+    if progress.lesson_started_now {
+        activities.push(ActivityType::LessonStarted);
+    }
+    if progress.lesson_completed_now {
+        activities.push(ActivityType::LessonCompleted);
+    }
+    if progress.quiz_recorded && progress.quiz_passed {
+        activities.push(ActivityType::QuizPassed);
+    }
+    for activity in activities {
+        projections::add_activity(
+            tx,
+            NewActivity {
+                instructor_id,
+                organization_id: optional_id(&event.organization_id),
+                student_id,
+                activity_type: activity.as_str(),
+                course_id: Some(course_id),
+                lesson_id,
+                at,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! What instructor revenue publishes (payment events, which learning consumes to
+//! activate and refund enrollments) and the projections it keeps of learning's and
+//! identity's events.
+
+pub mod identity;
+pub mod learning;
+
+use lyceum_platform::convert::opt_id_to_string;
+use lyceum_platform::events::Event;
+use lyceum_proto::events::v1 as pb;
+
+use crate::store::payments::PaymentRow;
+
+pub fn payment_succeeded(payment: &PaymentRow) -> Event {
+    let payload = pb::PaymentSucceeded {
+        payment_id: payment.id.to_string(),
+        payer_id: payment.payer_id.to_string(),
+        organization_id: opt_id_to_string(payment.organization_id),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        related_entity_type: payment.payment_type.clone(),
+        related_entity_id: opt_id_to_string(payment.related_entity_id),
+    };
+    Event::new(
+        "instructor.payment.succeeded",
+        payment.organization_id,
+        &payload,
+    )
+}
+
+pub fn payment_refunded(payment: &PaymentRow, refunded_minor: i64) -> Event {
+    let payload = pb::PaymentRefunded {
+        payment_id: payment.id.to_string(),
+        related_entity_type: payment.payment_type.clone(),
+        related_entity_id: opt_id_to_string(payment.related_entity_id),
+        refunded_minor,
+        total_refunded_minor: payment.refunded_minor,
+        currency: payment.currency.clone(),
+        fully_refunded: payment.refunded_minor == payment.amount_minor,
+    };
+    Event::new(
+        "instructor.payment.refunded",
+        payment.organization_id,
+        &payload,
+    )
+}

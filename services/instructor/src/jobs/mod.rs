@@ -1,0 +1,3 @@
+//! Operator-run work: reconciliation of the totals this service keeps.
+
+pub mod payment_totals;

@@ -1,0 +1,8 @@
+//! SQL of the instructor schema, one module per aggregate.
+
+pub mod dashboard;
+pub mod payments;
+pub mod projections;
+pub mod revenue;
+
+pub type Tx = lyceum_platform::db::Tx;

@@ -1,0 +1,104 @@
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TransactionRow {
+    pub id: Uuid,
+    pub instructor_id: Uuid,
+    pub transaction_type: String,
+    pub course_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub payment_id: Option<Uuid>,
+    pub student_id: Option<Uuid>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub fee_bps: i32,
+    pub platform_fee_minor: i64,
+    pub instructor_earnings_minor: i64,
+    pub payout_status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, instructor_id, transaction_type, course_id, enrollment_id, payment_id, student_id, \
+    amount_minor, currency, fee_bps, platform_fee_minor, instructor_earnings_minor, payout_status, created_at";
+
+fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
+}
+
+pub struct NewTransaction {
+    pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub transaction_type: &'static str,
+    pub course_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub payment_id: Option<Uuid>,
+    pub refund_id: Option<Uuid>,
+    pub student_id: Option<Uuid>,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub fee_bps: i32,
+    pub platform_fee_minor: i64,
+}
+
+/// Records a transaction; a sale for an enrollment that already has one is skipped
+/// (`None`), so redelivered events never count twice.
+pub async fn insert(
+    tx: &mut Tx,
+    new: NewTransaction,
+) -> Result<Option<TransactionRow>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(sql(
+        "INSERT INTO revenue_transactions (id, instructor_id, organization_id, transaction_type, course_id,
+            enrollment_id, payment_id, refund_id, student_id, amount_minor, currency, fee_bps,
+            platform_fee_minor, instructor_earnings_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $10 - $13)
+         ON CONFLICT DO NOTHING
+         RETURNING {COLUMNS}",
+    ))
+    .bind(Uuid::now_v7())
+    .bind(new.instructor_id)
+    .bind(new.organization_id)
+    .bind(new.transaction_type)
+    .bind(new.course_id)
+    .bind(new.enrollment_id)
+    .bind(new.payment_id)
+    .bind(new.refund_id)
+    .bind(new.student_id)
+    .bind(new.amount_minor)
+    .bind(new.currency)
+    .bind(new.fee_bps)
+    .bind(new.platform_fee_minor)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn by_refund(
+    tx: &mut Tx,
+    refund_id: Uuid,
+) -> Result<Option<TransactionRow>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(sql(
+        "SELECT {COLUMNS} FROM revenue_transactions WHERE refund_id = $1",
+    ))
+    .bind(refund_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn list(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TransactionRow>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(sql("SELECT {COLUMNS} FROM revenue_transactions
+         WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"))
+    .bind(instructor_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
