@@ -13,13 +13,16 @@ pub mod store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::{Database, ServiceSchema};
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::instructor::v1::dashboard_service_server::DashboardServiceServer;
 use lyceum_proto::instructor::v1::payment_service_server::PaymentServiceServer;
+use lyceum_proto::instructor::v1::profile_service_server::ProfileServiceServer;
 use lyceum_proto::instructor::v1::revenue_service_server::RevenueServiceServer;
+use lyceum_proto::instructor::v1::settings_service_server::SettingsServiceServer;
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 
@@ -32,10 +35,12 @@ pub const SCHEMA: ServiceSchema = ServiceSchema {
     migrator: &MIGRATOR,
 };
 
-pub const GRPC_SERVICES: [&str; 3] = [
+pub const GRPC_SERVICES: [&str; 5] = [
     "lyceum.instructor.v1.PaymentService",
     "lyceum.instructor.v1.RevenueService",
     "lyceum.instructor.v1.DashboardService",
+    "lyceum.instructor.v1.ProfileService",
+    "lyceum.instructor.v1.SettingsService",
 ];
 
 pub struct InstructorModule {
@@ -44,9 +49,9 @@ pub struct InstructorModule {
 }
 
 impl InstructorModule {
-    pub fn new(db: Database) -> Self {
+    pub fn new(db: Database, sealer: SecretBox) -> Self {
         Self {
-            api: InstructorApi::new(db.clone()),
+            api: InstructorApi::new(db.clone(), sealer),
             db,
         }
     }
@@ -79,6 +84,16 @@ impl ServiceModule for InstructorModule {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        routes.add_service(
+            ProfileServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            SettingsServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
 
     async fn is_ready(&self) -> bool {
@@ -106,6 +121,9 @@ impl ServiceModule for InstructorModule {
     }
 
     fn reconciliations(&self) -> Vec<Box<dyn Reconciliation>> {
-        vec![Box::new(jobs::payment_totals::PaymentTotals)]
+        vec![
+            Box::new(jobs::payment_totals::PaymentTotals),
+            Box::new(jobs::instructor_stats::InstructorStats),
+        ]
     }
 }

@@ -18,7 +18,9 @@ use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::instructor::v1 as ipb;
 use lyceum_proto::instructor::v1::dashboard_service_client::DashboardServiceClient;
 use lyceum_proto::instructor::v1::payment_service_client::PaymentServiceClient;
+use lyceum_proto::instructor::v1::profile_service_client::ProfileServiceClient;
 use lyceum_proto::instructor::v1::revenue_service_client::RevenueServiceClient;
+use lyceum_proto::instructor::v1::settings_service_client::SettingsServiceClient;
 use lyceum_proto::learning::v1 as lpb;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
@@ -95,7 +97,10 @@ impl App {
             RunningServer::start(
                 vec![
                     Arc::new(LearningModule::new(learning)),
-                    Arc::new(InstructorModule::new(instructor)),
+                    Arc::new(InstructorModule::new(
+                        instructor,
+                        SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap(),
+                    )),
                 ],
                 verifier,
                 self.bus.clone(),
@@ -617,6 +622,76 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
             .unwrap()
             .is_empty()
     );
+    assert!(
+        lyceum_instructor::jobs::instructor_stats::InstructorStats
+            .check(&app.instructor)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The public profile carries the same statistics, kept from the events.
+    ProfileServiceClient::new(app.channel())
+        .upsert_instructor_profile(authed(
+            ipb::UpsertInstructorProfileRequest {
+                profile: Some(ipb::InstructorProfile {
+                    bio: "Twenty years of building and teaching backend systems at scale.".into(),
+                    expertise_tags: vec!["rust".into()],
+                    pillars: vec!["coaching".into()],
+                    ..Default::default()
+                }),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    let profile = ProfileServiceClient::new(app.channel())
+        .get_instructor_profile(ipb::GetInstructorProfileRequest {
+            instructor_id: teacher.id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    let figures = profile.statistics.unwrap();
+    assert_eq!(
+        (
+            figures.total_students,
+            figures.total_courses,
+            figures.total_reviews,
+            figures.average_rating
+        ),
+        (6, 2, 1, 5.0)
+    );
+
+    // A payout settles the pending earnings.
+    let payout = app
+        .revenue()
+        .create_payout(authed(
+            ipb::CreatePayoutRequest {
+                instructor_id: teacher.id.to_string(),
+            },
+            &operator.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            payout.transaction_count,
+            payout.amount.unwrap().amount_minor
+        ),
+        (4, 3 * 3999 - 800)
+    );
+    assert_eq!(
+        app.stats(&teacher)
+            .await
+            .pending_revenue
+            .unwrap()
+            .amount_minor,
+        0
+    );
 
     // Another instructor or a student sees none of it.
     for outsider in [app.user(&["user", "instructor"]), payers[2].clone()] {
@@ -945,4 +1020,127 @@ async fn row_level_security_keeps_revenue_to_its_instructor() {
         (0, 0),
         "another instructor sees nothing"
     );
+}
+
+#[tokio::test]
+async fn profiles_validate_and_settings_keep_payment_details_encrypted_and_private() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let status = assert_code(
+        ProfileServiceClient::new(app.channel())
+            .upsert_instructor_profile(authed(
+                ipb::UpsertInstructorProfileRequest {
+                    profile: Some(ipb::InstructorProfile {
+                        bio: "Too short".into(),
+                        pillars: vec!["cooking".into()],
+                        ..Default::default()
+                    }),
+                },
+                &teacher.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        status.message().contains("profile.bio") && status.message().contains("profile.pillars"),
+        "{status:?}"
+    );
+    let bio = "Coach for engineering leaders moving their teams to new ways of working.";
+    ProfileServiceClient::new(app.channel())
+        .upsert_instructor_profile(authed(
+            ipb::UpsertInstructorProfileRequest {
+                profile: Some(ipb::InstructorProfile {
+                    bio: bio.into(),
+                    expertise_tags: vec!["leadership".into(), "change".into()],
+                    pillars: vec!["adaptability".into()],
+                    ..Default::default()
+                }),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    let found = ProfileServiceClient::new(app.channel())
+        .search_instructors(ipb::SearchInstructorsRequest {
+            expertise_tag: "leadership".into(),
+            pillar: "adaptability".into(),
+            page_size: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .profiles;
+    assert_eq!(found.len(), 1);
+    let none = ProfileServiceClient::new(app.channel())
+        .search_instructors(ipb::SearchInstructorsRequest {
+            expertise_tag: "leadership".into(),
+            pillar: "marketplace".into(),
+            page_size: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .profiles;
+    assert!(none.is_empty());
+
+    let secret = "IBAN DE89 3704 0044 0532 0130 00";
+    let saved = SettingsServiceClient::new(app.channel())
+        .update_instructor_settings(authed(
+            ipb::UpdateInstructorSettingsRequest {
+                settings: Some(ipb::InstructorSettings {
+                    payment_method: "bank_transfer".into(),
+                    payment_details: secret.into(),
+                    payout_schedule: "weekly".into(),
+                    ..Default::default()
+                }),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(saved.payment_details, secret);
+    // What the database holds (and a dump would show) is ciphertext.
+    let mut conn = app.db.admin_connection().await;
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT payment_details_encrypted FROM instructor.instructor_settings")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!stored.windows(4).any(|w| w == b"IBAN") && !stored.windows(4).any(|w| w == b"DE89"));
+    let as_text: String =
+        sqlx::query_scalar("SELECT row_to_json(s)::text FROM instructor.instructor_settings s")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!as_text.contains("DE89"), "{as_text}");
+    let mine = SettingsServiceClient::new(app.channel())
+        .get_instructor_settings(authed(
+            ipb::GetInstructorSettingsRequest::default(),
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(
+        (mine.payment_details.as_str(), mine.payout_schedule.as_str()),
+        (secret, "weekly")
+    );
+    for outsider in [app.user(&["user", "instructor"]), app.user(&["user"])] {
+        assert_code(
+            SettingsServiceClient::new(app.channel())
+                .get_instructor_settings(authed(
+                    ipb::GetInstructorSettingsRequest {
+                        instructor_id: teacher.id.to_string(),
+                    },
+                    &outsider.token,
+                ))
+                .await,
+            Code::PermissionDenied,
+        );
+    }
 }

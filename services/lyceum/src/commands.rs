@@ -141,7 +141,10 @@ async fn start_modules(
                 modules.push(Arc::new(lyceum_learning::LearningModule::new(db)))
             }
             ServiceName::Instructor => {
-                modules.push(Arc::new(lyceum_instructor::InstructorModule::new(db)))
+                let sealer = secrets.secret_box()?;
+                modules.push(Arc::new(lyceum_instructor::InstructorModule::new(
+                    db, sealer,
+                )))
             }
         }
     }

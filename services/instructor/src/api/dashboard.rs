@@ -341,6 +341,12 @@ impl RevenueService for InstructorApi {
     ) -> Result<Response<pb::SetFeePercentageResponse>, Status> {
         Ok(Response::new(self.set_fee_percentage_(r).await?))
     }
+    async fn create_payout(
+        &self,
+        r: Request<pb::CreatePayoutRequest>,
+    ) -> Result<Response<pb::CreatePayoutResponse>, Status> {
+        Ok(Response::new(self.create_payout_(r).await?))
+    }
 }
 
 #[tonic::async_trait]

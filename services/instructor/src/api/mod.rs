@@ -2,21 +2,25 @@
 
 mod dashboard;
 mod payments;
+mod profiles;
 mod wire;
 
 use lyceum_platform::ApiError;
 use lyceum_platform::auth::Principal;
+use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
 use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct InstructorApi {
     db: Database,
+    /// Seals instructors' payment details.
+    sealer: SecretBox,
 }
 
 impl InstructorApi {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    pub fn new(db: Database, sealer: SecretBox) -> Self {
+        Self { db, sealer }
     }
 }
 

@@ -45,15 +45,17 @@ impl EventHandler for LearningEvents {
         match event.event_type.as_str() {
             "lyceum.learning.course.published" | "lyceum.learning.course.archived" => {
                 let course: pb::CourseStatusChanged = unpack(event)?;
-                projections::course_status(
+                let instructor_id = id(&course.instructor_id)?;
+                let published = projections::course_status(
                     tx,
                     id(&course.course_id)?,
-                    id(&course.instructor_id)?,
+                    instructor_id,
                     &course.title,
                     &course.status,
                     course.version,
                 )
                 .await?;
+                projections::add_to_stats(tx, instructor_id, 0, published, (0, 0)).await?;
             }
             t if t.starts_with("lyceum.learning.enrollment.") => {
                 let enrollment: pb::EnrollmentChanged = unpack(event)?;
@@ -69,7 +71,7 @@ impl EventHandler for LearningEvents {
                 let review: pb::ReviewChanged = unpack(event)?;
                 let course_id = id(&review.course_id)?;
                 let instructor_id = id(&review.instructor_id)?;
-                projections::course_rating(
+                let rating = projections::course_rating(
                     tx,
                     course_id,
                     instructor_id,
@@ -77,6 +79,7 @@ impl EventHandler for LearningEvents {
                     review.version,
                 )
                 .await?;
+                projections::add_to_stats(tx, instructor_id, 0, 0, rating).await?;
                 if verb == "created" {
                     projections::add_activity(
                         tx,
@@ -158,6 +161,9 @@ async fn apply_enrollment(
             },
         )
         .await?;
+    }
+    if verb == "activated" && projections::add_student(tx, instructor_id, student_id).await? {
+        projections::add_to_stats(tx, instructor_id, 1, 0, (0, 0)).await?;
     }
     if verb == "activated" && enrollment.price_minor > 0 {
         record_sale(

@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use super::Tx;
 
+/// Applies a course's new status; returns how the number of the instructor's published
+/// courses changed (-1, 0 or +1).
 pub async fn course_status(
     tx: &mut Tx,
     course_id: Uuid,
@@ -13,13 +15,21 @@ pub async fn course_status(
     title: &str,
     status: &str,
     version: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
+    let previous: Option<(String, i64)> = sqlx::query_as(
+        "SELECT status, status_version FROM course_projection WHERE course_id = $1 FOR UPDATE",
+    )
+    .bind(course_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    if previous.as_ref().is_some_and(|p| p.1 >= version) {
+        return Ok(0);
+    }
     sqlx::query(
         "INSERT INTO course_projection (course_id, instructor_id, title, status, status_version)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (course_id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,
-            status_version = EXCLUDED.status_version
-         WHERE course_projection.status_version < EXCLUDED.status_version",
+            status_version = EXCLUDED.status_version",
     )
     .bind(course_id)
     .bind(instructor_id)
@@ -28,7 +38,8 @@ pub async fn course_status(
     .bind(version)
     .execute(tx.conn())
     .await?;
-    Ok(())
+    let was_published = previous.is_some_and(|p| p.0 == "published");
+    Ok(i64::from(status == "published") - i64::from(was_published))
 }
 
 pub async fn course_counts(
@@ -58,25 +69,82 @@ pub async fn course_counts(
     Ok(())
 }
 
+/// Applies a course's new rating totals; returns the change of (sum, count).
 pub async fn course_rating(
     tx: &mut Tx,
     course_id: Uuid,
     instructor_id: Uuid,
     rating: (i64, i64),
     version: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(i64, i64), sqlx::Error> {
+    let previous: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT rating_sum, review_count, rating_version FROM course_projection WHERE course_id = $1 FOR UPDATE",
+    )
+    .bind(course_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    if previous.is_some_and(|p| p.2 >= version) {
+        return Ok((0, 0));
+    }
     sqlx::query(
         "INSERT INTO course_projection (course_id, instructor_id, rating_sum, review_count, rating_version)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (course_id) DO UPDATE SET rating_sum = EXCLUDED.rating_sum,
-            review_count = EXCLUDED.review_count, rating_version = EXCLUDED.rating_version
-         WHERE course_projection.rating_version < EXCLUDED.rating_version",
+            review_count = EXCLUDED.review_count, rating_version = EXCLUDED.rating_version",
     )
     .bind(course_id)
     .bind(instructor_id)
     .bind(rating.0)
     .bind(rating.1)
     .bind(version)
+    .execute(tx.conn())
+    .await?;
+    let (old_sum, old_count) = previous.map(|p| (p.0, p.1)).unwrap_or((0, 0));
+    Ok((rating.0 - old_sum, rating.1 - old_count))
+}
+
+/// Counts a student once per instructor; returns whether they are new.
+pub async fn add_student(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    student_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO instructor_students (instructor_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(instructor_id)
+    .bind(student_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Adds to an instructor's statistics (creating the row on first use): O(1) per event.
+pub async fn add_to_stats(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    students: i64,
+    courses: i64,
+    rating: (i64, i64),
+) -> Result<(), sqlx::Error> {
+    if students == 0 && courses == 0 && rating == (0, 0) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO instructor_stats (instructor_id, total_students, total_courses, rating_sum, review_count)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (instructor_id) DO UPDATE SET
+           total_students = instructor_stats.total_students + EXCLUDED.total_students,
+           total_courses = instructor_stats.total_courses + EXCLUDED.total_courses,
+           rating_sum = instructor_stats.rating_sum + EXCLUDED.rating_sum,
+           review_count = instructor_stats.review_count + EXCLUDED.review_count",
+    )
+    .bind(instructor_id)
+    .bind(students)
+    .bind(courses)
+    .bind(rating.0)
+    .bind(rating.1)
     .execute(tx.conn())
     .await?;
     Ok(())

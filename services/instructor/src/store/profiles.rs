@@ -1,0 +1,209 @@
+use uuid::Uuid;
+
+use super::Tx;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProfileRow {
+    pub instructor_id: Uuid,
+    pub bio: String,
+    pub expertise_tags: Vec<String>,
+    pub pillars: Vec<String>,
+    pub education: Vec<String>,
+    pub certifications: Vec<String>,
+    pub work_experience: Vec<String>,
+    pub social_links: serde_json::Value,
+    pub verified: bool,
+    pub featured: bool,
+    pub total_students: i64,
+    pub total_courses: i64,
+    pub total_workshops: i64,
+    pub rating_sum: i64,
+    pub review_count: i64,
+}
+
+const SELECT: &str = "SELECT p.instructor_id, p.bio, p.expertise_tags, p.pillars, p.education, p.certifications,
+        p.work_experience, p.social_links, p.verified, p.featured,
+        coalesce(s.total_students, 0) AS total_students, coalesce(s.total_courses, 0) AS total_courses,
+        coalesce(s.total_workshops, 0) AS total_workshops, coalesce(s.rating_sum, 0) AS rating_sum,
+        coalesce(s.review_count, 0) AS review_count
+    FROM instructor_profiles p LEFT JOIN instructor_stats s ON s.instructor_id = p.instructor_id";
+
+pub struct ProfileContent {
+    pub bio: String,
+    pub expertise_tags: Vec<String>,
+    pub pillars: Vec<String>,
+    pub education: Vec<String>,
+    pub certifications: Vec<String>,
+    pub work_experience: Vec<String>,
+    pub social_links: serde_json::Value,
+}
+
+pub async fn upsert(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    content: ProfileContent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO instructor_profiles (instructor_id, bio, expertise_tags, pillars, education, certifications,
+            work_experience, social_links)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (instructor_id) DO UPDATE SET bio = EXCLUDED.bio, expertise_tags = EXCLUDED.expertise_tags,
+            pillars = EXCLUDED.pillars, education = EXCLUDED.education, certifications = EXCLUDED.certifications,
+            work_experience = EXCLUDED.work_experience, social_links = EXCLUDED.social_links, updated_at = now()",
+    )
+    .bind(instructor_id)
+    .bind(content.bio)
+    .bind(content.expertise_tags)
+    .bind(content.pillars)
+    .bind(content.education)
+    .bind(content.certifications)
+    .bind(content.work_experience)
+    .bind(content.social_links)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn get(tx: &mut Tx, instructor_id: Uuid) -> Result<Option<ProfileRow>, sqlx::Error> {
+    sqlx::query_as::<_, ProfileRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE p.instructor_id = $1"
+    )))
+    .bind(instructor_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn set_flags(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+    verified: bool,
+    featured: bool,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("UPDATE instructor_profiles SET verified = $2, featured = $3, updated_at = now() WHERE instructor_id = $1")
+        .bind(instructor_id)
+        .bind(verified)
+        .bind(featured)
+        .execute(tx.conn())
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+pub async fn search(
+    tx: &mut Tx,
+    tag: Option<&str>,
+    pillar: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ProfileRow>, sqlx::Error> {
+    sqlx::query_as::<_, ProfileRow>(sqlx::AssertSqlSafe(format!(
+        "{SELECT}
+         WHERE ($1::text IS NULL OR p.expertise_tags @> ARRAY[$1])
+           AND ($2::text IS NULL OR p.pillars @> ARRAY[$2])
+         ORDER BY p.featured DESC,
+                  CASE WHEN coalesce(s.review_count, 0) = 0 THEN 0
+                       ELSE s.rating_sum::float8 / s.review_count END DESC,
+                  p.instructor_id
+         LIMIT $3"
+    )))
+    .bind(tag)
+    .bind(pillar)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettingsRow {
+    pub instructor_id: Uuid,
+    pub notification_preferences: serde_json::Value,
+    pub teaching_preferences: serde_json::Value,
+    pub payment_method: String,
+    pub payment_details_encrypted: Option<Vec<u8>>,
+    pub payout_schedule: String,
+    pub calendar_sync: bool,
+}
+
+pub async fn settings(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+) -> Result<Option<SettingsRow>, sqlx::Error> {
+    sqlx::query_as::<_, SettingsRow>(
+        "SELECT instructor_id, notification_preferences, teaching_preferences, payment_method,
+                payment_details_encrypted, payout_schedule, calendar_sync
+         FROM instructor_settings WHERE instructor_id = $1",
+    )
+    .bind(instructor_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
+pub async fn save_settings(tx: &mut Tx, row: &SettingsRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO instructor_settings (instructor_id, notification_preferences, teaching_preferences,
+            payment_method, payment_details_encrypted, payout_schedule, calendar_sync)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (instructor_id) DO UPDATE SET notification_preferences = EXCLUDED.notification_preferences,
+            teaching_preferences = EXCLUDED.teaching_preferences, payment_method = EXCLUDED.payment_method,
+            payment_details_encrypted = EXCLUDED.payment_details_encrypted,
+            payout_schedule = EXCLUDED.payout_schedule, calendar_sync = EXCLUDED.calendar_sync, updated_at = now()",
+    )
+    .bind(row.instructor_id)
+    .bind(&row.notification_preferences)
+    .bind(&row.teaching_preferences)
+    .bind(&row.payment_method)
+    .bind(&row.payment_details_encrypted)
+    .bind(&row.payout_schedule)
+    .bind(row.calendar_sync)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Marks an instructor's pending transactions paid in one payout; returns (payout id,
+/// amount, count), or `None` when nothing was pending.
+pub async fn pay_out(
+    tx: &mut Tx,
+    instructor_id: Uuid,
+) -> Result<Option<(Uuid, i64, i64)>, sqlx::Error> {
+    let payout_id = Uuid::now_v7();
+    let (amount, count): (Option<i64>, i64) = sqlx::query_as(
+        "WITH paid AS (
+           UPDATE revenue_transactions SET payout_status = 'paid', payout_id = $2
+           WHERE instructor_id = $1 AND payout_status = 'pending'
+           RETURNING instructor_earnings_minor)
+         SELECT sum(instructor_earnings_minor)::bigint, count(*) FROM paid",
+    )
+    .bind(instructor_id)
+    .bind(payout_id)
+    .fetch_one(tx.conn())
+    .await?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let amount = amount.unwrap_or(0);
+    sqlx::query("INSERT INTO payouts (id, instructor_id, amount_minor, transaction_count) VALUES ($1, $2, $3, $4)")
+        .bind(payout_id)
+        .bind(instructor_id)
+        .bind(amount)
+        .bind(count)
+        .execute(tx.conn())
+        .await?;
+    Ok(Some((payout_id, amount, count)))
+}
+
+/// Moves activity older than `days` to the archive, at most `batch` rows; returns how
+/// many moved.
+pub async fn archive_activity(tx: &mut Tx, days: i32, batch: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "WITH old AS (
+           DELETE FROM student_activity WHERE id IN (
+             SELECT id FROM student_activity WHERE occurred_at < now() - make_interval(days => $1) LIMIT $2)
+           RETURNING *)
+         INSERT INTO student_activity_archive SELECT * FROM old",
+    )
+    .bind(days)
+    .bind(batch)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
+}
