@@ -408,3 +408,63 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+#[derive(clap::Subcommand)]
+pub enum JobsCommand {
+    /// Run one job now.
+    Run(JobRunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobName {
+    /// Move instructor activity older than --older-than-days to the archive table.
+    ArchiveActivity,
+}
+
+#[derive(clap::Args)]
+pub struct JobRunArgs {
+    #[arg(value_enum)]
+    job: JobName,
+    /// For archive-activity: the age in days after which activity is archived.
+    #[arg(long, env = "LYCEUM_ACTIVITY_RETENTION_DAYS", default_value_t = 365)]
+    older_than_days: i32,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Runs a job to completion in batches, so that it never holds long locks and several
+/// runs at once only share the work.
+pub async fn jobs(command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let JobsCommand::Run(args) = command;
+    match args.job {
+        JobName::ArchiveActivity => {
+            anyhow::ensure!(
+                args.older_than_days >= 1,
+                "--older-than-days must be at least 1"
+            );
+            let db = service_database(&args.database, ServiceName::Instructor).await?;
+            let mut moved = 0;
+            loop {
+                let mut tx = db
+                    .begin(&lyceum_platform::db::TenantContext::system())
+                    .await?;
+                let batch = lyceum_instructor::store::profiles::archive_activity(
+                    &mut tx,
+                    args.older_than_days,
+                    10_000,
+                )
+                .await?;
+                tx.commit().await?;
+                moved += batch;
+                if batch == 0 {
+                    break;
+                }
+            }
+            println!(
+                "archived {moved} activity rows older than {} days",
+                args.older_than_days
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -29,6 +29,9 @@ enum Command {
     Dlq(commands::DlqCommand),
     /// Recompute derived statistics from their sources and report (or repair) drift.
     Verify(commands::VerifyArgs),
+    /// Scheduled jobs, run once (from cron, a Kubernetes CronJob or by hand).
+    #[command(subcommand)]
+    Jobs(commands::JobsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
             Command::Admin(command) => commands::admin(command).await,
             Command::Dlq(command) => commands::dlq(command).await,
             Command::Verify(args) => commands::verify(args).await,
+            Command::Jobs(command) => commands::jobs(command).await,
         }
     });
     match result {

@@ -287,3 +287,47 @@ async fn verify_and_dlq_list_report_on_a_migrated_database() {
         text(&replay)
     );
 }
+
+#[tokio::test]
+async fn the_archive_job_moves_only_old_activity() {
+    let db = TestDatabase::create().await;
+    let migrate = lyceum()
+        .args(["migrate", "all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+    let mut conn = db.admin_connection().await;
+    sqlx::query(
+        "INSERT INTO instructor.student_activity (id, instructor_id, student_id, activity_type, occurred_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'enrolled', now() - make_interval(days => g)
+         FROM generate_series(1, 20) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let run = lyceum()
+        .args([
+            "jobs",
+            "run",
+            "archive-activity",
+            "--older-than-days",
+            "10",
+            "--database-url",
+            &db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("archived 11 activity rows"),
+        "{}",
+        text(&run)
+    );
+    let (live, archived): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM instructor.student_activity), (SELECT count(*) FROM instructor.student_activity_archive)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((live, archived), (9, 11));
+}
