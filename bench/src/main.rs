@@ -2,6 +2,7 @@
 //! event path (relay throughput, commit-to-projection lag), on a stack it starts itself
 //! against the local PostgreSQL and NATS. Reports as a table and as JSON.
 
+mod dashboard;
 mod data;
 mod events;
 mod learning;
@@ -29,6 +30,7 @@ enum Scenario {
     GetCourse,
     ListCourses,
     Enroll,
+    Dashboard,
     RelayThroughput,
     EventLag,
 }
@@ -64,6 +66,12 @@ struct Args {
     /// Existing enrollments of the course at which to repeat enroll, e.g. 0,100000,1000000.
     #[arg(long, value_delimiter = ',')]
     enroll_scaling_sizes: Vec<i64>,
+    /// Dashboard volume: instructors, courses, enrollments, activity rows, students.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 1_000_000, 10_000_000, 200_000])]
+    dashboard_volume: Vec<i64>,
+    /// Write the dashboard statements' EXPLAIN (ANALYZE, BUFFERS) plans to this file.
+    #[arg(long)]
+    plans: Option<std::path::PathBuf>,
     /// Outbox rows for relay-throughput.
     #[arg(long, default_value_t = 100_000)]
     relay_events: i64,
@@ -99,6 +107,8 @@ struct EnrollScalingPoint {
 #[derive(Serialize, Default)]
 struct Report {
     enroll_scaling: Vec<EnrollScalingPoint>,
+    dashboard: Vec<(dashboard::Query, Comparison)>,
+    dashboard_volume: Option<dashboard::Volume>,
     date: String,
     machine: String,
     concurrency: usize,
@@ -339,6 +349,59 @@ async fn main() -> anyhow::Result<()> {
             existing_enrollments: existing,
             service,
         });
+    }
+
+    if selected.contains(&Scenario::Dashboard) {
+        anyhow::ensure!(
+            args.dashboard_volume.len() == 5,
+            "--dashboard-volume takes five numbers"
+        );
+        let v = &args.dashboard_volume;
+        let volume = dashboard::Volume {
+            instructors: v[0],
+            courses: v[1],
+            enrollments: v[2],
+            activity: v[3],
+            students: v[4],
+        };
+        let (ids, seconds) = dashboard::load(&mut admin, volume).await?;
+        eprintln!("loaded the dashboard volume {volume:?} in {seconds:.1}s");
+        let instructors = Arc::new(dashboard::Instructors::new(&stack, ids));
+        for query in dashboard::Query::ALL {
+            let comparison = compare(
+                Scenario::Dashboard,
+                Arc::new(dashboard::DashboardRpc {
+                    stack: stack.clone(),
+                    instructors: instructors.clone(),
+                    query,
+                }),
+                Arc::new(dashboard::DashboardSql {
+                    stack: stack.clone(),
+                    instructors: instructors.clone(),
+                    query,
+                }),
+                config,
+            )
+            .await;
+            let name = format!("Dashboard {query:?}");
+            println!("{}", row(&format!("{name} (service)"), &comparison.service));
+            println!("{}", row(&format!("{name} (raw SQL)"), &comparison.raw_sql));
+            println!(
+                "| {name}: service / raw SQL | {:.2} |  |  | {:.2} |  |  |",
+                comparison.throughput_ratio, comparison.p99_ratio
+            );
+            report.dashboard.push((query, comparison));
+        }
+        let plans = dashboard::explain(&stack, &instructors.principals[0]).await?;
+        let text: String = plans
+            .iter()
+            .map(|(q, plan)| format!("== {q:?}\n{plan}\n\n"))
+            .collect();
+        match &args.plans {
+            Some(path) => std::fs::write(path, &text)?,
+            None => println!("{text}"),
+        }
+        report.dashboard_volume = Some(volume);
     }
 
     if selected.contains(&Scenario::RelayThroughput) {

@@ -33,6 +33,7 @@ pub struct Stack {
     pub database: TestDatabase,
     pub identity: Database,
     pub learning: Database,
+    pub instructor: Database,
     /// Learning in a server of its own, verifying signatures only, as it is deployed.
     pub learning_channels: Vec<Channel>,
     /// Kept for its lifetime: dropping it stops learning.
@@ -55,8 +56,10 @@ impl Stack {
         database.migrate(&SCHEMA).await;
         database.migrate(&PROJECTION).await;
         database.migrate(&lyceum_learning::SCHEMA).await;
+        database.migrate(&lyceum_instructor::SCHEMA).await;
         let identity = database.service_database(&SCHEMA).await;
         let learning = database.service_database(&lyceum_learning::SCHEMA).await;
+        let instructor = database.service_database(&lyceum_instructor::SCHEMA).await;
         let projection = database.service_database(&PROJECTION).await;
         let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?;
         let module =
@@ -89,9 +92,13 @@ impl Stack {
             lyceum_identity::store::signing_keys::DbKeySource::new(identity.clone()),
         )));
         let learning_server = RunningServer::start(
-            vec![Arc::new(lyceum_learning::LearningModule::new(
-                learning.clone(),
-            ))],
+            vec![
+                Arc::new(lyceum_learning::LearningModule::new(learning.clone())),
+                Arc::new(lyceum_instructor::InstructorModule::new(
+                    instructor.clone(),
+                    SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?,
+                )),
+            ],
             learning_verifier,
             bus.clone(),
         )
@@ -122,6 +129,7 @@ impl Stack {
             database,
             identity,
             learning,
+            instructor,
             learning_channels,
             _learning_server: learning_server,
             signer,

@@ -64,3 +64,53 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
     assert!(lag["produced"].as_u64().unwrap() > 0);
     assert_eq!(lag["produced"], lag["applied"]);
 }
+
+#[test]
+fn the_dashboard_scenarios_run_on_a_small_volume_and_explain_their_plans() {
+    let plans = std::env::temp_dir().join(format!("lyceum-bench-plans-{}.txt", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
+        .args([
+            "--scenario",
+            "dashboard",
+            "--duration-secs",
+            "1",
+            "--warmup-secs",
+            "0",
+            "--concurrency",
+            "2",
+        ])
+        .args([
+            "--size",
+            "100",
+            "--courses",
+            "10",
+            "--dashboard-volume",
+            "3,12,300,1200,50",
+        ])
+        .arg("--plans")
+        .arg(&plans)
+        .output()
+        .expect("lyceum-bench runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for query in [
+        "Stats",
+        "StudentProgress",
+        "RevenueBreakdown",
+        "RecentActivity",
+        "MonthlyRevenue",
+        "Engagement",
+    ] {
+        assert!(
+            stdout.contains(&format!("Dashboard {query} (service)")),
+            "{stdout}"
+        );
+    }
+    let text = std::fs::read_to_string(&plans).unwrap();
+    let _ = std::fs::remove_file(&plans);
+    assert_eq!(text.matches("Execution Time").count(), 6, "{text}");
+}
