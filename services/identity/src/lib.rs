@@ -107,13 +107,6 @@ impl ServiceModule for IdentityModule {
     fn database(&self) -> &Database {
         &self.db
     }
-
-    async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(self.db.pool())
-            .await
-            .is_ok()
-    }
 }
 
 /// Creates the first platform admin (or makes an existing user one). Refuses when an

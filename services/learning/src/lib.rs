@@ -82,13 +82,6 @@ impl ServiceModule for LearningModule {
         );
     }
 
-    async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(self.db.pool())
-            .await
-            .is_ok()
-    }
-
     fn database(&self) -> &Database {
         &self.db
     }

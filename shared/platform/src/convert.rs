@@ -150,6 +150,38 @@ pub fn page_size(violations: &mut Violations, requested: i32) -> i64 {
     }
 }
 
+/// The keyset position of lists ordered by (time, id) descending.
+pub type TimePosition = (DateTime<Utc>, Uuid);
+
+/// Decodes a page token of a (time, id) ordered list; empty means the first page.
+pub fn decode_time_position(violations: &mut Violations, token: &str) -> Option<TimePosition> {
+    let (micros, id): (i64, Uuid) = decode_page_token(violations, token)?;
+    match DateTime::from_timestamp_micros(micros) {
+        Some(time) => Some((time, id)),
+        None => {
+            violations.add("page_token", "is not a page token issued by this service");
+            None
+        }
+    }
+}
+
+/// Splits a (time, id) ordered page fetched with one extra row into the page and the
+/// next page token (empty on the last page).
+pub fn paginate_by_time<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> TimePosition,
+) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let (time, id) = position(rows.last().expect("a non-empty page"));
+        (rows, encode_page_token(&(time.timestamp_micros(), id)))
+    } else {
+        (rows, String::new())
+    }
+}
+
 /// Encodes a keyset position as an opaque page token.
 pub fn encode_page_token<T: Serialize>(position: &T) -> String {
     let json = serde_json::to_vec(position).expect("page positions serialize");

@@ -61,8 +61,13 @@ pub trait ServiceModule: Send + Sync + 'static {
     fn grpc_service_names(&self) -> Vec<&'static str>;
     /// Adds the module's tonic services, configured with the limits.
     fn add_routes(&self, routes: &mut RoutesBuilder, limits: &ServerLimits);
-    /// Whether the module's dependencies (database, broker) answer now.
-    async fn is_ready(&self) -> bool;
+    /// Whether the module's dependencies answer now: by default, its database.
+    async fn is_ready(&self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(self.database().pool())
+            .await
+            .is_ok()
+    }
     /// The module's database: its outbox is relayed to the bus.
     fn database(&self) -> &crate::db::Database;
     /// The event consumers the module runs.

@@ -1,8 +1,8 @@
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lyceum_platform::auth::require_principal;
 use lyceum_platform::convert::{
-    decode_page_token, encode_page_token, from_timestamp, optional_id, page_size, parse_id,
-    timestamp,
+    decode_time_position as decode_position, from_timestamp, optional_id, page_size,
+    paginate_by_time as paginate, parse_id, timestamp,
 };
 use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
@@ -18,31 +18,6 @@ use crate::store::{dashboard, payments, revenue};
 
 /// The dashboards show one currency; multi-currency instructors are a later concern.
 const DASHBOARD_CURRENCY: &str = "USD";
-
-fn decode_position(v: &mut Violations, token: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id): (i64, Uuid) = decode_page_token(v, token)?;
-    DateTime::from_timestamp_micros(micros).map(|t| (t, id))
-}
-
-fn position_token(time: DateTime<Utc>, id: Uuid) -> String {
-    encode_page_token(&(time.timestamp_micros(), id))
-}
-
-/// The page and the next page token, from rows fetched with one extra.
-fn paginate<T>(
-    mut rows: Vec<T>,
-    limit: i64,
-    position: impl Fn(&T) -> (DateTime<Utc>, Uuid),
-) -> (Vec<T>, String) {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let (time, id) = position(rows.last().expect("a non-empty page"));
-        (rows, position_token(time, id))
-    } else {
-        (rows, String::new())
-    }
-}
 
 impl InstructorApi {
     /// The instructor a dashboard request names, after checking the caller may see it.

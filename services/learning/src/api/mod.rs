@@ -6,7 +6,6 @@ mod enrollments;
 mod reviews;
 mod wire;
 
-use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
 use lyceum_platform::auth::Principal;
 use lyceum_platform::db::{Database, TenantContext};
@@ -105,39 +104,6 @@ pub(crate) async fn visible_course(
     Ok((course, access))
 }
 
-/// Page positions of lists ordered by (time, id) descending.
-pub(crate) type TimePosition = (DateTime<Utc>, Uuid);
-
-pub(crate) fn position_token(time: DateTime<Utc>, id: Uuid) -> String {
-    lyceum_platform::convert::encode_page_token(&(time.timestamp_micros(), id))
-}
-
-pub(crate) fn decode_position(
-    violations: &mut lyceum_platform::Violations,
-    token: &str,
-) -> Option<TimePosition> {
-    let (micros, id): (i64, Uuid) = lyceum_platform::convert::decode_page_token(violations, token)?;
-    match DateTime::from_timestamp_micros(micros) {
-        Some(time) => Some((time, id)),
-        None => {
-            violations.add("page_token", "is not a page token issued by this service");
-            None
-        }
-    }
-}
-
-/// Splits a page fetched with one extra row into the page and the next page token.
-pub(crate) fn paginate<T>(
-    mut rows: Vec<T>,
-    limit: i64,
-    position: impl Fn(&T) -> (DateTime<Utc>, Uuid),
-) -> (Vec<T>, String) {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let (time, id) = position(rows.last().expect("a non-empty page"));
-        (rows, position_token(time, id))
-    } else {
-        (rows, String::new())
-    }
-}
+pub(crate) use lyceum_platform::convert::{
+    decode_time_position as decode_position, paginate_by_time as paginate,
+};
