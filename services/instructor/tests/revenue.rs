@@ -90,12 +90,19 @@ impl App {
     /// Starts (or restarts) learning and instructor with their relays and consumers.
     async fn start(&mut self) {
         let (identity, learning, instructor) = self.modules_db.clone();
+        let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap();
+        let identity_module =
+            lyceum_identity::IdentityModule::start(identity.clone(), sealer, Default::default())
+                .await
+                .unwrap();
+        // Signatures only, as learning and instructor verify tokens in their own processes.
         let verifier = Arc::new(TokenVerifier::new(Arc::new(
             lyceum_identity::store::signing_keys::DbKeySource::new(identity),
         )));
         self.server = Some(
             RunningServer::start(
                 vec![
+                    Arc::new(identity_module),
                     Arc::new(LearningModule::new(learning)),
                     Arc::new(InstructorModule::new(
                         instructor,
@@ -1143,4 +1150,76 @@ async fn profiles_validate_and_settings_keep_payment_details_encrypted_and_priva
             Code::PermissionDenied,
         );
     }
+}
+
+#[tokio::test]
+async fn dashboards_show_the_names_identity_publishes() {
+    use lyceum_proto::identity::v1 as idpb;
+    use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
+    use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let (course, _) = app.course(&teacher, "Compilers", 0, 1).await;
+
+    // A real user: registered with identity, signed in with a real token.
+    UserServiceClient::new(app.channel())
+        .create_user(idpb::CreateUserRequest {
+            email: "grace@example.org".into(),
+            password: "Correct-Horse-42".into(),
+            full_name: "Grace Hopper".into(),
+            avatar_url: "https://cdn.example/grace.png".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let tokens = AuthServiceClient::new(app.channel())
+        .authenticate(idpb::AuthenticateRequest {
+            email: "grace@example.org".into(),
+            password: "Correct-Horse-42".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    let grace = Caller {
+        id: Uuid::nil(),
+        token: tokens.access_token,
+    };
+    app.enroll(&grace, &course).await;
+
+    eventually("Grace's name on the dashboard", || async {
+        let rows = app
+            .dashboard()
+            .list_student_progress(authed(
+                ipb::ListStudentProgressRequest {
+                    instructor_id: teacher.id.to_string(),
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .students;
+        rows.first().is_some_and(|r| {
+            r.student_name == "Grace Hopper" && r.student_email == "grace@example.org"
+        })
+    })
+    .await;
+    let activity = app
+        .dashboard()
+        .list_recent_activity(authed(
+            ipb::ListRecentActivityRequest {
+                instructor_id: teacher.id.to_string(),
+                ..Default::default()
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .activities;
+    assert_eq!(activity[0].student_name, "Grace Hopper");
+    assert_eq!(activity[0].course_title, "Compilers");
 }
