@@ -312,6 +312,39 @@ async fn co_instructors_act_within_their_permissions() {
             .await,
         Code::PermissionDenied,
     );
+    // Editors edit content, not what the course costs or whether it is published.
+    assert_code(
+        app.courses()
+            .update_course(authed(
+                pb::UpdateCourseRequest {
+                    course: Some(pb::Course {
+                        id: course.id.clone(),
+                        price: Some(pb::Money {
+                            amount_minor: 0,
+                            currency: "USD".into(),
+                        }),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["price".into()],
+                    }),
+                },
+                &editor.token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        app.courses()
+            .publish_course(authed(
+                pb::PublishCourseRequest {
+                    id: course.id.clone(),
+                },
+                &editor.token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
     let team = app
         .courses()
         .list_course_instructors(authed(
@@ -581,5 +614,90 @@ async fn organization_courses_stay_inside_their_organization_in_the_service_and_
     assert_eq!(
         visible, 1,
         "the control: B's member sees the published one, not the draft"
+    );
+}
+
+#[tokio::test]
+async fn lesson_content_is_for_students_and_previews_for_everyone() {
+    let app = TestApp::spawn().await;
+    let teacher = app.instructor(None);
+    let course = app.draft_course(&teacher, "Secrets of the trade", 0).await;
+    let module = app
+        .courses()
+        .create_module(authed(
+            pb::CreateModuleRequest {
+                course_id: course.id.clone(),
+                title: "M".into(),
+                description: String::new(),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .module
+        .unwrap();
+    for (title, preview) in [("Free taste", true), ("The real thing", false)] {
+        app.courses()
+            .create_lesson(authed(
+                pb::CreateLessonRequest {
+                    course_id: course.id.clone(),
+                    module_id: module.id.clone(),
+                    title: title.into(),
+                    r#type: pb::LessonType::Article as i32,
+                    body: format!("{title} body"),
+                    content_url: "https://cdn.example/video.mp4".into(),
+                    preview,
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .unwrap();
+    }
+    app.courses()
+        .publish_course(authed(
+            pb::PublishCourseRequest {
+                id: course.id.clone(),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    let bodies = |token: Option<String>| {
+        let mut client = app.courses();
+        let course_id = course.id.clone();
+        async move {
+            let request = pb::ListCourseContentRequest { course_id };
+            let request = match token {
+                Some(token) => authed(request, &token),
+                None => tonic::Request::new(request),
+            };
+            client
+                .list_course_content(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .modules[0]
+                .lessons
+                .iter()
+                .map(|l| l.body.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        bodies(None).await,
+        vec!["Free taste body".to_string(), String::new()]
+    );
+    let student = app.student(None);
+    assert_eq!(bodies(Some(student.token.clone())).await[1], "");
+    app.enroll(&student, &course.id).await;
+    assert_eq!(
+        bodies(Some(student.token.clone())).await[1],
+        "The real thing body"
+    );
+    assert_eq!(
+        bodies(Some(teacher.token.clone())).await[1],
+        "The real thing body"
     );
 }

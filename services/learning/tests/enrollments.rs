@@ -415,3 +415,74 @@ async fn two_hundred_concurrent_enrollments_are_counted_exactly() {
         .unwrap();
     assert!(drift.is_empty(), "{drift:?}");
 }
+
+#[tokio::test]
+async fn payments_that_do_not_cover_the_enrollment_or_were_refunded_grant_nothing() {
+    let app = TestApp::spawn().await;
+    let teacher = app.instructor(None);
+    let student = app.student(None);
+    let (course, _) = app.published_course(&teacher, 4900, 1).await;
+    let enrollment = app.enroll(&student, &course.id).await;
+    let payment = |id: &str, payer: &User, amount: i64| events::PaymentSucceeded {
+        payment_id: id.into(),
+        payer_id: payer.id.to_string(),
+        amount_minor: amount,
+        currency: "USD".into(),
+        related_entity_type: "course_enrollment".into(),
+        related_entity_id: enrollment.id.clone(),
+        ..Default::default()
+    };
+    let (cheap, stranger_paid, refunded, good) = (
+        Uuid::now_v7().to_string(),
+        Uuid::now_v7().to_string(),
+        Uuid::now_v7().to_string(),
+        Uuid::now_v7().to_string(),
+    );
+    // One cent; someone else's money; a payment refunded in full before its success arrives.
+    app.publish_payment_event("succeeded", &payment(&cheap, &student, 1))
+        .await;
+    app.publish_payment_event(
+        "succeeded",
+        &payment(&stranger_paid, &app.student(None), 4900),
+    )
+    .await;
+    app.publish_payment_event(
+        "refunded",
+        &events::PaymentRefunded {
+            payment_id: refunded.clone(),
+            related_entity_type: "course_enrollment".into(),
+            related_entity_id: enrollment.id.clone(),
+            refunded_minor: 4900,
+            total_refunded_minor: 4900,
+            currency: "USD".into(),
+            fully_refunded: true,
+        },
+    )
+    .await;
+    app.publish_payment_event("succeeded", &payment(&refunded, &student, 4900))
+        .await;
+    // Only the proper payment, last in line, activates the enrollment.
+    app.publish_payment_event("succeeded", &payment(&good, &student, 4900))
+        .await;
+    let get = || async {
+        app.enrollments()
+            .get_enrollment(authed(
+                pb::GetEnrollmentRequest {
+                    id: enrollment.id.clone(),
+                },
+                &student.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .enrollment
+            .unwrap()
+    };
+    eventually("activation", || async {
+        get().await.status == pb::EnrollmentStatus::Active as i32
+    })
+    .await;
+    let active = get().await;
+    assert_eq!(active.payment_id, good);
+    assert_eq!(active.price_paid.unwrap().amount_minor, 4900);
+}

@@ -81,6 +81,8 @@ pub enum ApiError {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Aborted(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -119,6 +121,7 @@ impl ApiError {
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::Aborted(_) => Code::Aborted,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -129,6 +132,10 @@ impl From<sqlx::Error> for ApiError {
         match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::Unavailable("the database is unavailable; retry later".into())
+            }
+            // A deadlock or serialization failure: nothing was written, a retry succeeds.
+            _ if matches!(pg_error_code(&error).as_deref(), Some("40P01" | "40001")) => {
+                Self::Aborted("the change collided with a concurrent one; retry it".into())
             }
             _ => Self::Internal(error.into()),
         }

@@ -178,8 +178,18 @@ impl InstructorApi {
         };
         let start = match &req.start_time {
             Some(t) => v.check("start_time", from_timestamp(t)),
-            None => end.map(|e| e - chrono::Duration::days(30)),
+            None => end.and_then(|e| e.checked_sub_signed(chrono::Duration::days(30))),
         };
+        // PostgreSQL's timestamps end at year 294276; keep to a sane calendar range.
+        let sane = |t: &Option<chrono::DateTime<Utc>>| {
+            t.is_some_and(|t| (1970..=9999).contains(&chrono::Datelike::year(&t)))
+        };
+        if !sane(&start) {
+            v.add("start_time", "must be between the years 1970 and 9999");
+        }
+        if !sane(&end) {
+            v.add("end_time", "must be between the years 1970 and 9999");
+        }
         if let (Some(s), Some(e)) = (start, end)
             && s >= e
         {

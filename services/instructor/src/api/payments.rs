@@ -242,13 +242,7 @@ impl InstructorApi {
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
-        if let Some(done) = payments::find_refund(&mut tx, request_id.as_str()).await? {
-            if done.payment_id != id {
-                return Err(ApiError::invalid(
-                    "request_id",
-                    "was already used for another payment's refund",
-                ));
-            }
+        if let Some(done) = payments::find_refund(&mut tx, id, request_id.as_str()).await? {
             let transaction = revenue::by_refund(&mut tx, done.id).await?;
             tx.commit().await?;
             return Ok(pb::RefundPaymentResponse {
@@ -276,13 +270,33 @@ impl InstructorApi {
                 format!("exceeds what is left to refund ({remaining})"),
             ));
         }
-        let fee_minor = payment.fee_minor.unwrap_or(0);
-        let fee_back = fee_refund(
-            payment.amount_minor,
-            fee_minor,
-            payment.refunded_minor,
-            amount,
-        );
+        // The refund reverses the sale it paid for: that sale's instructor and fee split
+        // (the payer's own request named neither reliably). Before the sale is recorded,
+        // the payment's own split stands in.
+        let sale = revenue::sale_of_payment(&mut tx, id).await?;
+        let (instructor_id, course_id, fee_bps, fee_minor) = match &sale {
+            Some(sale) => (
+                Some(sale.instructor_id),
+                sale.course_id,
+                sale.fee_bps,
+                sale.platform_fee_minor,
+            ),
+            None => (
+                payment.instructor_id,
+                None,
+                payment.fee_bps.unwrap_or(0),
+                payment.fee_minor.unwrap_or(0),
+            ),
+        };
+        let fee_back = match instructor_id {
+            Some(_) => fee_refund(
+                payment.amount_minor,
+                fee_minor,
+                payment.refunded_minor,
+                amount,
+            ),
+            None => 0,
+        };
         let (refund, updated) = payments::apply_refund(
             &mut tx,
             &payment,
@@ -292,7 +306,7 @@ impl InstructorApi {
             reason.as_str(),
         )
         .await?;
-        let transaction = match updated.instructor_id {
+        let transaction = match instructor_id {
             Some(instructor_id) => {
                 revenue::insert(
                     &mut tx,
@@ -300,14 +314,14 @@ impl InstructorApi {
                         instructor_id,
                         organization_id: updated.organization_id,
                         transaction_type: TransactionType::Refund.as_str(),
-                        course_id: None,
+                        course_id,
                         enrollment_id: updated.related_entity_id,
                         payment_id: Some(updated.id),
                         refund_id: Some(refund.id),
                         student_id: Some(updated.payer_id),
                         amount_minor: -amount,
                         currency: updated.currency.clone(),
-                        fee_bps: updated.fee_bps.unwrap_or(0),
+                        fee_bps,
                         platform_fee_minor: -fee_back,
                     },
                 )

@@ -138,7 +138,7 @@ async fn apply_enrollment(
             enrollment.course_enrolled_count,
             enrollment.course_completed_count,
         ),
-        enrollment.version,
+        enrollment.course_counts_version,
     )
     .await?;
     let activity = match verb {
@@ -191,27 +191,25 @@ async fn record_sale(
     student_id: Uuid,
     organization_id: Option<Uuid>,
 ) -> anyhow::Result<()> {
-    let payment = match optional_id(&enrollment.payment_id) {
-        Some(payment_id) => payments::get(tx, payment_id).await?,
-        None => None,
+    // Revenue is what a succeeded payment brought in; an activation without one (an
+    // enrollment made free meanwhile) earns nothing.
+    let Some(payment_id) = optional_id(&enrollment.payment_id) else {
+        return Ok(());
     };
-    let (amount, currency, fee_bps, fee) = match payment
-        .as_ref()
-        .and_then(|p| Some((p, p.fee_bps?, p.fee_minor?)))
-    {
-        Some((payment, fee_bps, fee)) => {
-            (payment.amount_minor, payment.currency.clone(), fee_bps, fee)
-        }
-        None => {
-            let fee_bps = payments::fee_bps_for(tx, Some(instructor_id)).await?;
-            (
-                enrollment.price_minor,
-                enrollment.currency.clone(),
-                fee_bps,
-                fee_for(enrollment.price_minor, fee_bps),
-            )
-        }
+    let Some(payment) = payments::get(tx, payment_id)
+        .await?
+        .filter(|p| p.succeeded_at.is_some())
+    else {
+        tracing::warn!(payment = %payment_id, "activation names a payment that has not succeeded here");
+        return Ok(());
     };
+    // The enrollment's instructor and their fee, whatever the payer's request said.
+    let fee_bps = payments::fee_bps_for(tx, Some(instructor_id)).await?;
+    let (amount, currency, fee) = (
+        payment.amount_minor,
+        payment.currency.clone(),
+        fee_for(payment.amount_minor, fee_bps),
+    );
     revenue::insert(
         tx,
         revenue::NewTransaction {
@@ -220,7 +218,7 @@ async fn record_sale(
             transaction_type: TransactionType::CourseEnrollment.as_str(),
             course_id: Some(course_id),
             enrollment_id: Some(enrollment_id),
-            payment_id: payment.map(|p| p.id),
+            payment_id: Some(payment.id),
             refund_id: None,
             student_id: Some(student_id),
             amount_minor: amount,

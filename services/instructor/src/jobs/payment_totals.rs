@@ -16,7 +16,7 @@ const DRIFT: &str = "
     LEFT JOIN (SELECT payment_id, -sum(platform_fee_minor) AS fees FROM revenue_transactions
                WHERE transaction_type = 'refund' GROUP BY payment_id) t ON t.payment_id = p.id
     WHERE p.refunded_minor <> coalesce(r.total, 0)
-       OR (p.instructor_id IS NOT NULL AND p.fee_refunded_minor <> coalesce(t.fees, 0))";
+       OR p.fee_refunded_minor <> coalesce(t.fees, 0)";
 
 #[async_trait]
 impl Reconciliation for PaymentTotals {
@@ -57,8 +57,8 @@ impl Reconciliation for PaymentTotals {
                fee_refunded_minor = coalesce((SELECT -sum(platform_fee_minor) FROM revenue_transactions t
                                               WHERE t.payment_id = p.id AND t.transaction_type = 'refund'), 0)
              WHERE p.refunded_minor <> coalesce((SELECT sum(amount_minor) FROM payment_refunds r WHERE r.payment_id = p.id), 0)
-                OR (p.instructor_id IS NOT NULL AND p.fee_refunded_minor <> coalesce((SELECT -sum(platform_fee_minor)
-                    FROM revenue_transactions t WHERE t.payment_id = p.id AND t.transaction_type = 'refund'), 0))",
+                OR p.fee_refunded_minor <> coalesce((SELECT -sum(platform_fee_minor)
+                    FROM revenue_transactions t WHERE t.payment_id = p.id AND t.transaction_type = 'refund'), 0)",
         )
         .execute(tx.conn())
         .await?

@@ -139,10 +139,15 @@ pub struct RefundRow {
     pub amount_minor: i64,
 }
 
-pub async fn find_refund(tx: &mut Tx, request_id: &str) -> Result<Option<RefundRow>, sqlx::Error> {
+pub async fn find_refund(
+    tx: &mut Tx,
+    payment_id: Uuid,
+    request_id: &str,
+) -> Result<Option<RefundRow>, sqlx::Error> {
     sqlx::query_as::<_, RefundRow>(
-        "SELECT id, payment_id, amount_minor FROM payment_refunds WHERE request_id = $1",
+        "SELECT id, payment_id, amount_minor FROM payment_refunds WHERE payment_id = $1 AND request_id = $2",
     )
+    .bind(payment_id)
     .bind(request_id)
     .fetch_optional(tx.conn())
     .await

@@ -6,6 +6,37 @@ use uuid::Uuid;
 
 use super::Tx;
 
+#[derive(sqlx::FromRow)]
+struct CourseState {
+    status: String,
+    status_version: i64,
+    rating_sum: i64,
+    review_count: i64,
+    rating_version: i64,
+    counts_version: i64,
+}
+
+/// The course's projection row, created empty if need be and locked, so that concurrent
+/// consumers (replicas) apply their events to it one after the other.
+async fn lock_course(
+    tx: &mut Tx,
+    course_id: Uuid,
+    instructor_id: Uuid,
+) -> Result<CourseState, sqlx::Error> {
+    sqlx::query("INSERT INTO course_projection (course_id, instructor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(course_id)
+        .bind(instructor_id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query_as(
+        "SELECT status, status_version, rating_sum, review_count, rating_version, counts_version
+         FROM course_projection WHERE course_id = $1 FOR UPDATE",
+    )
+    .bind(course_id)
+    .fetch_one(tx.conn())
+    .await
+}
+
 /// Applies a course's new status; returns how the number of the instructor's published
 /// courses changed (-1, 0 or +1).
 pub async fn course_status(
@@ -16,32 +47,21 @@ pub async fn course_status(
     status: &str,
     version: i64,
 ) -> Result<i64, sqlx::Error> {
-    let previous: Option<(String, i64)> = sqlx::query_as(
-        "SELECT status, status_version FROM course_projection WHERE course_id = $1 FOR UPDATE",
-    )
-    .bind(course_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    if previous.as_ref().is_some_and(|p| p.1 >= version) {
+    let previous = lock_course(tx, course_id, instructor_id).await?;
+    if previous.status_version >= version {
         return Ok(0);
     }
-    sqlx::query(
-        "INSERT INTO course_projection (course_id, instructor_id, title, status, status_version)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (course_id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,
-            status_version = EXCLUDED.status_version",
-    )
-    .bind(course_id)
-    .bind(instructor_id)
-    .bind(title)
-    .bind(status)
-    .bind(version)
-    .execute(tx.conn())
-    .await?;
-    let was_published = previous.is_some_and(|p| p.0 == "published");
-    Ok(i64::from(status == "published") - i64::from(was_published))
+    sqlx::query("UPDATE course_projection SET title = $2, status = $3, status_version = $4 WHERE course_id = $1")
+        .bind(course_id)
+        .bind(title)
+        .bind(status)
+        .bind(version)
+        .execute(tx.conn())
+        .await?;
+    Ok(i64::from(status == "published") - i64::from(previous.status == "published"))
 }
 
+/// Applies a course's new enrollment counts when they are newer than the stored ones.
 pub async fn course_counts(
     tx: &mut Tx,
     course_id: Uuid,
@@ -50,20 +70,20 @@ pub async fn course_counts(
     counts: (i64, i64),
     version: i64,
 ) -> Result<(), sqlx::Error> {
+    let previous = lock_course(tx, course_id, instructor_id).await?;
+    if previous.counts_version >= version {
+        return Ok(());
+    }
     sqlx::query(
-        "INSERT INTO course_projection (course_id, instructor_id, title, enrolled_count, completed_count, counts_version)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (course_id) DO UPDATE SET enrolled_count = EXCLUDED.enrolled_count,
-            completed_count = EXCLUDED.completed_count, counts_version = EXCLUDED.counts_version,
-            title = CASE WHEN course_projection.title = '' THEN EXCLUDED.title ELSE course_projection.title END
-         WHERE course_projection.counts_version < EXCLUDED.counts_version",
+        "UPDATE course_projection SET enrolled_count = $2, completed_count = $3, counts_version = $4,
+            title = CASE WHEN title = '' THEN $5 ELSE title END
+         WHERE course_id = $1",
     )
     .bind(course_id)
-    .bind(instructor_id)
-    .bind(title)
     .bind(counts.0)
     .bind(counts.1)
     .bind(version)
+    .bind(title)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -77,30 +97,21 @@ pub async fn course_rating(
     rating: (i64, i64),
     version: i64,
 ) -> Result<(i64, i64), sqlx::Error> {
-    let previous: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT rating_sum, review_count, rating_version FROM course_projection WHERE course_id = $1 FOR UPDATE",
-    )
-    .bind(course_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    if previous.is_some_and(|p| p.2 >= version) {
+    let previous = lock_course(tx, course_id, instructor_id).await?;
+    if previous.rating_version >= version {
         return Ok((0, 0));
     }
-    sqlx::query(
-        "INSERT INTO course_projection (course_id, instructor_id, rating_sum, review_count, rating_version)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (course_id) DO UPDATE SET rating_sum = EXCLUDED.rating_sum,
-            review_count = EXCLUDED.review_count, rating_version = EXCLUDED.rating_version",
-    )
-    .bind(course_id)
-    .bind(instructor_id)
-    .bind(rating.0)
-    .bind(rating.1)
-    .bind(version)
-    .execute(tx.conn())
-    .await?;
-    let (old_sum, old_count) = previous.map(|p| (p.0, p.1)).unwrap_or((0, 0));
-    Ok((rating.0 - old_sum, rating.1 - old_count))
+    sqlx::query("UPDATE course_projection SET rating_sum = $2, review_count = $3, rating_version = $4 WHERE course_id = $1")
+        .bind(course_id)
+        .bind(rating.0)
+        .bind(rating.1)
+        .bind(version)
+        .execute(tx.conn())
+        .await?;
+    Ok((
+        rating.0 - previous.rating_sum,
+        rating.1 - previous.review_count,
+    ))
 }
 
 /// Counts a student once per instructor; returns whether they are new.

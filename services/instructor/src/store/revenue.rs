@@ -74,6 +74,18 @@ pub async fn insert(
     .await
 }
 
+/// The sale a payment paid for, if it was recorded.
+pub async fn sale_of_payment(
+    tx: &mut Tx,
+    payment_id: Uuid,
+) -> Result<Option<TransactionRow>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(sql("SELECT {COLUMNS} FROM revenue_transactions
+         WHERE payment_id = $1 AND transaction_type = 'course_enrollment'"))
+    .bind(payment_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
 pub async fn by_refund(
     tx: &mut Tx,
     refund_id: Uuid,

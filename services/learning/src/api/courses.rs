@@ -372,6 +372,20 @@ impl LearningApi {
         let id = id.expect("parsed when there are no violations");
         let mut tx = self.tx_for(Some(&principal)).await?;
         let stored = self.editable_course(&mut tx, &principal, id).await?;
+        // Co-instructors edit content; what the course costs, who may see it and how
+        // students join stay with its owner and admins.
+        let commercial = ["price", "visibility", "enrollment_type"]
+            .iter()
+            .any(|p| paths.contains(*p));
+        if commercial
+            && !super::course_access(&mut tx, Some(&principal), &stored)
+                .await?
+                .manage_team
+        {
+            return Err(ApiError::PermissionDenied(
+                "price, visibility and enrollment type are changed by the course's owner".into(),
+            ));
+        }
         let mut fields = fields_of(&stored);
         let mut v = Violations::new();
         for path in &paths {
@@ -402,7 +416,12 @@ impl LearningApi {
         next: CourseStatus,
     ) -> Result<CourseRow, ApiError> {
         let mut tx = self.tx_for(Some(principal)).await?;
-        self.editable_course(&mut tx, principal, id).await?;
+        let (_, access) = visible_course(&mut tx, Some(principal), id).await?;
+        if !access.manage_team {
+            return Err(ApiError::PermissionDenied(
+                "the course's owner publishes and archives it".into(),
+            ));
+        }
         let course = courses::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
@@ -523,10 +542,31 @@ impl LearningApi {
         let principal = optional_principal(&request);
         let course_id = parse_id("course_id", &request.get_ref().course_id)?;
         let mut tx = self.tx_for(principal.as_ref()).await?;
-        visible_course(&mut tx, principal.as_ref(), course_id).await?;
+        let (_, access) = visible_course(&mut tx, principal.as_ref(), course_id).await?;
+        // Everyone who sees the course sees its outline; the lessons' content is for its
+        // students, its teaching team and admins (and preview lessons for everyone).
+        let enrolled = match &principal {
+            Some(p) if !access.edit => {
+                crate::store::enrollments::get_by_student(&mut tx, course_id, p.subject)
+                    .await?
+                    .is_some_and(|e| {
+                        e.status == crate::domain::EnrollmentStatus::Active.as_str()
+                            || e.status == crate::domain::EnrollmentStatus::Completed.as_str()
+                    })
+            }
+            _ => false,
+        };
+        let full_access =
+            enrolled || access.edit || access.manage_students || access.view && access.manage_team;
         let modules = content::modules_of(&mut tx, course_id).await?;
         let mut lessons = content::lessons_of(&mut tx, course_id).await?;
         tx.commit().await?;
+        if !full_access {
+            for lesson in lessons.iter_mut().filter(|l| !l.preview) {
+                lesson.body.clear();
+                lesson.content_url.clear();
+            }
+        }
         let modules = modules
             .into_iter()
             .map(|m| {

@@ -110,7 +110,11 @@ impl LearningApi {
         let counts = if free {
             courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0).await?
         } else {
-            (course.enrolled_count, course.completed_count)
+            (
+                course.enrolled_count,
+                course.completed_count,
+                course.counts_version,
+            )
         };
         tx.publish(events::enrollment_changed(
             &enrollment,
@@ -215,8 +219,10 @@ impl LearningApi {
         if !(0..=100).contains(&req.progress_percent) {
             v.add("progress_percent", "must be from 0 to 100");
         }
-        if req.watch_time_seconds < 0 {
-            v.add("watch_time_seconds", "must not be negative");
+        // A week of watching one lesson is the most anyone records; it keeps the totals
+        // far from overflowing.
+        if !(0..=604_800).contains(&req.watch_time_seconds) {
+            v.add("watch_time_seconds", "must be from 0 to 604800 seconds");
         }
         if req.quiz_score.is_some_and(|s| !(0..=100).contains(&s)) {
             v.add("quiz_score", "must be from 0 to 100");

@@ -55,7 +55,7 @@ impl LearningApi {
         course_id: uuid::Uuid,
         sum: i64,
         count: i64,
-    ) -> Result<(f64, i64, i64), ApiError> {
+    ) -> Result<courses::Ratings, ApiError> {
         let caller = tx.context().clone();
         tx.set_context(&TenantContext::system()).await?;
         let rating = courses::add_to_ratings(tx, course_id, sum, count).await?;

@@ -51,7 +51,7 @@ fn enrollment_verb(status: EnrollmentStatus, created: bool) -> &'static str {
 pub fn enrollment_changed(
     row: &EnrollmentRow,
     course_title: &str,
-    counts: (i64, i64),
+    counts: courses::Counts,
     created: bool,
 ) -> Event {
     let status = EnrollmentStatus::from_db(&row.status).unwrap_or(EnrollmentStatus::Active);
@@ -70,6 +70,7 @@ pub fn enrollment_changed(
         course_enrolled_count: counts.0,
         course_completed_count: counts.1,
         version: row.updated_at.timestamp_micros(),
+        course_counts_version: counts.2,
     };
     let subject = format!("learning.enrollment.{}", enrollment_verb(status, created));
     Event::new(&subject, row.organization_id, &payload)
@@ -114,11 +115,11 @@ pub fn lesson_progress_recorded(
     )
 }
 
-/// `verb` is created, updated or deleted; `rating` the course's (average, count, sum).
+/// `verb` is created, updated or deleted; `rating` the course's new rating statistics.
 pub fn review_changed(
     verb: &str,
     review: &ReviewRow,
-    rating: (f64, i64, i64),
+    rating: courses::Ratings,
     organization_id: Option<Uuid>,
 ) -> Event {
     let payload = pb::ReviewChanged {
@@ -130,8 +131,7 @@ pub fn review_changed(
         course_average_rating: rating.0,
         course_review_count: rating.1,
         course_rating_sum: rating.2,
-        // The time of the change: deletions have no row to take it from.
-        version: chrono::Utc::now().timestamp_micros(),
+        version: rating.3,
     };
     Event::new(
         &format!("learning.review.{verb}"),
@@ -147,7 +147,7 @@ pub async fn transition_enrollment(
     tx: &mut Tx,
     enrollment: &EnrollmentRow,
     next: EnrollmentStatus,
-    payment: Option<(Uuid, i64)>,
+    payment: Option<Uuid>,
 ) -> Result<EnrollmentRow, ApiError> {
     let current = EnrollmentStatus::from_db(&enrollment.status)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
@@ -160,7 +160,26 @@ pub async fn transition_enrollment(
     }
     let caller = tx.context().clone();
     tx.set_context(&TenantContext::system()).await?;
-    let updated = enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?;
+    let updated = if current == EnrollmentStatus::Cancelled {
+        // A reopened enrollment starts afresh at the course's current price.
+        let course = courses::get(tx, enrollment.course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
+        let reopened = enrollments::reopen(
+            tx,
+            enrollment.id,
+            next.as_str(),
+            course.price_minor,
+            &course.currency,
+        )
+        .await?;
+        match payment {
+            Some(_) => enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?,
+            None => reopened,
+        }
+    } else {
+        enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?
+    };
     let enrolled = i64::from(next.counts_as_enrolled()) - i64::from(current.counts_as_enrolled());
     let completed = i64::from(next == EnrollmentStatus::Completed)
         - i64::from(current == EnrollmentStatus::Completed);
@@ -170,7 +189,11 @@ pub async fn transition_enrollment(
     let counts = if enrolled != 0 || completed != 0 {
         courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?
     } else {
-        (course.enrolled_count, course.completed_count)
+        (
+            course.enrolled_count,
+            course.completed_count,
+            course.counts_version,
+        )
     };
     tx.publish(enrollment_changed(&updated, &course.title, counts, false))
         .await?;

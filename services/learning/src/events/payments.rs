@@ -31,23 +31,40 @@ impl EventHandler for PaymentEvents {
                 if payment.related_entity_type != COURSE_ENROLLMENT {
                     return Ok(());
                 }
+                let payment_id = Uuid::try_parse(&payment.payment_id)?;
+                // A payment refunded in full before its success reached us grants nothing.
+                if was_refunded(tx, payment_id).await? {
+                    return Ok(());
+                }
                 let Some(enrollment) = locked_enrollment(tx, &payment.related_entity_id).await?
                 else {
                     tracing::warn!(payment = %payment.payment_id, "payment for an unknown enrollment");
                     return Ok(());
                 };
+                // The payment must be the student's, in the course's currency, and cover
+                // the price: anything else is left for an operator to refund.
+                let covers = payment.payer_id == enrollment.student_id.to_string()
+                    && payment.currency == enrollment.currency
+                    && payment.amount_minor >= enrollment.price_minor;
+                if !covers {
+                    tracing::warn!(
+                        payment = %payment.payment_id,
+                        enrollment = %enrollment.id,
+                        "payment does not cover the enrollment; not activating"
+                    );
+                    return Ok(());
+                }
                 let status =
                     EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
                 if matches!(
                     status,
                     EnrollmentStatus::PendingPayment | EnrollmentStatus::Cancelled
                 ) {
-                    let payment_id = Uuid::try_parse(&payment.payment_id)?;
                     transition_enrollment(
                         tx,
                         &enrollment,
                         EnrollmentStatus::Active,
-                        Some((payment_id, payment.amount_minor)),
+                        Some(payment_id),
                     )
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -59,10 +76,21 @@ impl EventHandler for PaymentEvents {
                 if refund.related_entity_type != COURSE_ENROLLMENT || !refund.fully_refunded {
                     return Ok(());
                 }
+                let payment_id = Uuid::try_parse(&refund.payment_id)?;
+                sqlx::query(
+                    "INSERT INTO refunded_payments (payment_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                )
+                .bind(payment_id)
+                .execute(tx.conn())
+                .await?;
                 let Some(enrollment) = locked_enrollment(tx, &refund.related_entity_id).await?
                 else {
                     return Ok(());
                 };
+                // Only the enrollment this payment activated is refunded.
+                if enrollment.payment_id != Some(payment_id) {
+                    return Ok(());
+                }
                 let status =
                     EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
                 if status.can_become(EnrollmentStatus::Refunded) {
@@ -75,6 +103,15 @@ impl EventHandler for PaymentEvents {
             _ => Ok(()),
         }
     }
+}
+
+async fn was_refunded(tx: &mut Tx, payment_id: Uuid) -> anyhow::Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM refunded_payments WHERE payment_id = $1)")
+            .bind(payment_id)
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 async fn locked_enrollment(

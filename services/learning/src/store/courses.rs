@@ -34,6 +34,7 @@ pub struct CourseRow {
     pub review_count: i64,
     pub average_rating: f64,
     pub lesson_count: i32,
+    pub counts_version: i64,
     pub published_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,7 +45,7 @@ const COLUMNS: &str = "id, instructor_id, organization_id, title, description, c
     certificate_enabled, certificate_template_url, allow_comments, allow_questions, drip_content, \
     drip_schedule, cohort_based, default_duration_weeks, enrollment_type, enrolled_count, \
     completed_count, rating_sum, review_count, average_rating::float8 AS average_rating, \
-    lesson_count, published_at, created_at, updated_at";
+    lesson_count, counts_version, published_at, created_at, updated_at";
 
 /// Every editable field of a course, fully validated.
 #[derive(Debug, Clone)]
@@ -231,16 +232,21 @@ pub async fn list(
     .await
 }
 
-/// Changes the enrollment statistics by the given deltas and returns the new values.
+/// The enrollment statistics and their version.
+pub type Counts = (i64, i64, i64);
+
+/// Changes the enrollment statistics by the given deltas and returns the new values with
+/// their version.
 pub async fn add_to_enrollment_counts(
     tx: &mut Tx,
     id: Uuid,
     enrolled: i64,
     completed: i64,
-) -> Result<(i64, i64), sqlx::Error> {
+) -> Result<Counts, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE courses SET enrolled_count = enrolled_count + $2, completed_count = completed_count + $3
-         WHERE id = $1 RETURNING enrolled_count, completed_count",
+        "UPDATE courses SET enrolled_count = enrolled_count + $2, completed_count = completed_count + $3,
+            counts_version = counts_version + 1
+         WHERE id = $1 RETURNING enrolled_count, completed_count, counts_version",
     )
     .bind(id)
     .bind(enrolled)
@@ -249,16 +255,20 @@ pub async fn add_to_enrollment_counts(
     .await
 }
 
-/// Changes the rating statistics and returns (average, count, sum).
+/// The rating statistics: (average, count, sum, version).
+pub type Ratings = (f64, i64, i64, i64);
+
+/// Changes the rating statistics and returns them with their new version.
 pub async fn add_to_ratings(
     tx: &mut Tx,
     id: Uuid,
     sum: i64,
     count: i64,
-) -> Result<(f64, i64, i64), sqlx::Error> {
+) -> Result<Ratings, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE courses SET rating_sum = rating_sum + $2, review_count = review_count + $3
-         WHERE id = $1 RETURNING average_rating::float8, review_count, rating_sum",
+        "UPDATE courses SET rating_sum = rating_sum + $2, review_count = review_count + $3,
+            rating_version = rating_version + 1
+         WHERE id = $1 RETURNING average_rating::float8, review_count, rating_sum, rating_version",
     )
     .bind(id)
     .bind(sum)

@@ -78,6 +78,20 @@ pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::
     .await
 }
 
+pub async fn get_by_student(
+    tx: &mut Tx,
+    course_id: Uuid,
+    student_id: Uuid,
+) -> Result<Option<EnrollmentRow>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql(
+        "SELECT {COLUMNS} FROM enrollments WHERE course_id = $1 AND student_id = $2",
+    ))
+    .bind(course_id)
+    .bind(student_id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
 pub async fn lock_by_student(
     tx: &mut Tx,
     course_id: Uuid,
@@ -93,12 +107,12 @@ pub async fn lock_by_student(
 }
 
 /// Moves an enrollment to `status`, stamping the matching time; a payment id is kept
-/// when given.
+/// when given (the price stays the enrollment's own).
 pub async fn set_status(
     tx: &mut Tx,
     id: Uuid,
     status: &str,
-    payment: Option<(Uuid, i64)>,
+    payment: Option<Uuid>,
 ) -> Result<EnrollmentRow, sqlx::Error> {
     sqlx::query_as::<_, EnrollmentRow>(sql("UPDATE enrollments SET status = $2,
             activated_at = CASE WHEN $2 = 'active' THEN now() ELSE activated_at END,
@@ -106,14 +120,38 @@ pub async fn set_status(
             cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
             refunded_at = CASE WHEN $2 = 'refunded' THEN now() ELSE refunded_at END,
             payment_id = coalesce($3, payment_id),
-            price_minor = coalesce($4, price_minor),
-            updated_at = now()
+            -- Strictly increasing, even for two changes in one transaction: it is the
+            -- version consumers compare.
+            updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
          WHERE id = $1
          RETURNING {COLUMNS}"))
     .bind(id)
     .bind(status)
-    .bind(payment.map(|p| p.0))
-    .bind(payment.map(|p| p.1))
+    .bind(payment)
+    .fetch_one(tx.conn())
+    .await
+}
+
+/// Reopens a cancelled enrollment at the course's current price, forgetting the payment
+/// of its earlier life.
+pub async fn reopen(
+    tx: &mut Tx,
+    id: Uuid,
+    status: &str,
+    price_minor: i64,
+    currency: &str,
+) -> Result<EnrollmentRow, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentRow>(sql(
+        "UPDATE enrollments SET status = $2, price_minor = $3, currency = $4, payment_id = NULL,
+            activated_at = CASE WHEN $2 = 'active' THEN now() ELSE NULL END, cancelled_at = NULL,
+            updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
+         WHERE id = $1
+         RETURNING {COLUMNS}",
+    ))
+    .bind(id)
+    .bind(status)
+    .bind(price_minor)
+    .bind(currency)
     .fetch_one(tx.conn())
     .await
 }

@@ -146,18 +146,16 @@ pub async fn list(
 
 /// Adds the voter's helpful vote, or withdraws it when it exists; returns whether the
 /// vote stands now.
-pub async fn toggle_vote(
-    tx: &mut Tx,
-    review_id: Uuid,
-    voter_id: Uuid,
-) -> Result<bool, sqlx::Error> {
+pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result<bool, ApiError> {
     let added = sqlx::query(
         "INSERT INTO review_votes (review_id, voter_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(review_id)
     .bind(voter_id)
     .execute(tx.conn())
-    .await?
+    .await
+    // The review was deleted meanwhile.
+    .map_err(|e| write_error(e, ("review_id", "duplicate vote"), "review"))?
     .rows_affected()
         == 1;
     if !added {
@@ -174,12 +172,13 @@ pub async fn add_to_helpful_count(
     tx: &mut Tx,
     review_id: Uuid,
     delta: i64,
-) -> Result<ReviewRow, sqlx::Error> {
+) -> Result<ReviewRow, ApiError> {
     sqlx::query_as::<_, ReviewRow>(sql(
         "UPDATE course_reviews SET helpful_count = helpful_count + $2 WHERE id = $1 RETURNING {COLUMNS}",
     ))
     .bind(review_id)
     .bind(delta)
-    .fetch_one(tx.conn())
-    .await
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or_else(|| ApiError::not_found("review"))
 }
