@@ -510,3 +510,163 @@ async fn expired_role_grants_appear_neither_in_tokens_nor_in_has_role() {
     );
     assert_eq!(violated_fields(&status), vec!["expire_time"]);
 }
+
+#[tokio::test]
+async fn org_admins_cannot_touch_those_who_outrank_them_and_suspension_ends_sessions() {
+    let t = two_tenants().await;
+    let (app, token) = (&t.app, t.alice_token.as_str());
+    let admin = app.login(ADMIN_EMAIL, PASSWORD).await.access_token;
+    // A platform admin whose home organization is A is beyond A's org admin.
+    let boss = app
+        .create_user(Some(&admin), "boss@a.example", &t.org_a.id)
+        .await;
+    app.users()
+        .grant_role(authed(
+            pb::GrantRoleRequest {
+                user_id: boss.id.clone(),
+                role: pb::Role::Admin as i32,
+                organization_id: String::new(),
+                expire_time: None,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let suspend = |id: &str| pb::UpdateUserRequest {
+        user: Some(pb::User {
+            id: id.into(),
+            status: pb::UserStatus::Suspended as i32,
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["status".into()],
+        }),
+    };
+    assert_code(
+        app.users()
+            .update_user(authed(suspend(&boss.id), token))
+            .await,
+        Code::PermissionDenied,
+    );
+    // Nor may an org admin reset a member's password (platform admins only).
+    let carol = app
+        .create_user(Some(token), "carol@a.example", &t.org_a.id)
+        .await;
+    assert_code(
+        app.users()
+            .change_password(authed(
+                pb::ChangePasswordRequest {
+                    user_id: carol.id.clone(),
+                    current_password: String::new(),
+                    new_password: "Another-Horse-43".into(),
+                },
+                token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+
+    // Suspending a member ends their sessions, and reactivating them does not revive them.
+    let carol_tokens = app.login("carol@a.example", PASSWORD).await;
+    app.users()
+        .update_user(authed(suspend(&carol.id), token))
+        .await
+        .unwrap();
+    app.users()
+        .update_user(authed(
+            pb::UpdateUserRequest {
+                user: Some(pb::User {
+                    id: carol.id.clone(),
+                    status: pb::UserStatus::Active as i32,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["status".into()],
+                }),
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+    assert_code(
+        app.auth()
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: carol_tokens.refresh_token,
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.users()
+            .get_user(authed(
+                pb::GetUserRequest {
+                    id: carol.id.clone(),
+                },
+                &carol_tokens.access_token,
+            ))
+            .await,
+        Code::Unauthenticated,
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_role_ends_the_sessions_that_carried_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let user = app.create_user(None, "former@example.org", "").await;
+    let grant = app
+        .users()
+        .grant_role(authed(
+            pb::GrantRoleRequest {
+                user_id: user.id.clone(),
+                role: pb::Role::Admin as i32,
+                organization_id: String::new(),
+                expire_time: None,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap();
+    let tokens = app.login("former@example.org", PASSWORD).await;
+    app.users()
+        .revoke_role(authed(
+            pb::RevokeRoleRequest {
+                grant_id: grant.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    // The token still names the admin role, but its session is over.
+    assert_code(
+        app.users()
+            .grant_role(authed(
+                pb::GrantRoleRequest {
+                    user_id: user.id.clone(),
+                    role: pb::Role::Admin as i32,
+                    organization_id: String::new(),
+                    expire_time: None,
+                },
+                &tokens.access_token,
+            ))
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.auth()
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: tokens.refresh_token,
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.users()
+            .revoke_role(authed(pb::RevokeRoleRequest { grant_id: grant.id }, &admin))
+            .await,
+        Code::NotFound,
+    );
+}

@@ -355,3 +355,45 @@ async fn the_admin_bootstrap_is_refused_once_an_admin_exists() {
     .unwrap_err();
     assert!(error.to_string().contains("already exists"), "{error}");
 }
+
+#[tokio::test]
+async fn a_stale_token_attached_to_a_refresh_does_not_block_it() {
+    let app = TestApp::spawn().await;
+    app.create_user(None, "habit@example.org", "").await;
+    let tokens = app.login("habit@example.org", PASSWORD).await;
+    let refreshed = app
+        .auth()
+        .refresh_token(authed(
+            pb::RefreshTokenRequest {
+                refresh_token: tokens.refresh_token,
+            },
+            "stale.expired.token",
+        ))
+        .await;
+    assert!(refreshed.is_ok(), "{refreshed:?}");
+    // Elsewhere a bad token is still refused.
+    assert_code(
+        app.users()
+            .get_user(authed(
+                pb::GetUserRequest {
+                    id: uuid::Uuid::now_v7().to_string(),
+                },
+                "stale.expired.token",
+            ))
+            .await,
+        Code::Unauthenticated,
+    );
+    // And text the database cannot store is bad input, not an internal error.
+    let status = assert_code(
+        app.users()
+            .create_user(pb::CreateUserRequest {
+                email: "nul@example.org".into(),
+                password: PASSWORD.into(),
+                full_name: "Null\u{0}Byte".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["full_name"]);
+}

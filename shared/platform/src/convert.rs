@@ -128,8 +128,13 @@ pub fn bounded_json(
     value: Option<Struct>,
 ) -> serde_json::Value {
     let json = struct_to_json(value);
-    if json.to_string().len() > MAX_JSON_BYTES {
+    let text = json.to_string();
+    if text.len() > MAX_JSON_BYTES {
         violations.add(field, format!("must be at most {MAX_JSON_BYTES} bytes"));
+    }
+    // jsonb cannot store NUL (serialized as \u0000).
+    if text.contains("\\u0000") {
+        violations.add(field, "must not contain NUL characters");
     }
     json
 }

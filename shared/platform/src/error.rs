@@ -133,6 +133,16 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::Unavailable("the database is unavailable; retry later".into())
             }
+            // Row-level security refused the write: the service's own check let through
+            // something the policies do not allow.
+            _ if pg_error_code(&error).as_deref() == Some("42501") => {
+                tracing::warn!(error = %error, "row-level security refused a write");
+                Self::PermissionDenied("the caller is not allowed to do this".into())
+            }
+            // Text the database cannot store (NUL bytes, invalid encodings).
+            _ if matches!(pg_error_code(&error).as_deref(), Some("22021" | "22P05")) => {
+                Self::invalid("request", "contains characters that cannot be stored")
+            }
             // A deadlock or serialization failure: nothing was written, a retry succeeds.
             _ if matches!(pg_error_code(&error).as_deref(), Some("40P01" | "40001")) => {
                 Self::Aborted("the change collided with a concurrent one; retry it".into())

@@ -29,7 +29,7 @@ pub struct ServerLimits {
     /// Longest time an RPC may run; a shorter client deadline (grpc-timeout) wins.
     #[arg(long, env = "LYCEUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// RPCs handled at once across all connections; further ones wait.
+    /// RPCs handled at once on one client connection; further ones wait.
     #[arg(long, env = "LYCEUM_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
     /// Largest request or response message, in bytes.
@@ -174,9 +174,9 @@ impl GrpcServer {
         let result = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(limits.request_timeout_secs))
             .trace_fn(crate::telemetry::server_span)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                limits.max_concurrent_requests,
-            ))
+            // Per connection, so that one busy client cannot starve the health probes,
+            // which come on connections of their own.
+            .concurrency_limit_per_connection(limits.max_concurrent_requests)
             .layer(AuthLayer::new(self.verifier.clone()))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, graceful)

@@ -14,6 +14,14 @@ impl<const MAX: usize, const REQUIRED: bool> BoundedText<MAX, REQUIRED> {
         if trimmed.chars().count() > MAX {
             return Err(format!("must be at most {MAX} characters"));
         }
+        // PostgreSQL text cannot hold NUL; other control characters (but line breaks and
+        // tabs) have no place in names and descriptions either.
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err("must not contain control characters".into());
+        }
         Ok(Self(trimmed.to_owned()))
     }
 

@@ -19,9 +19,7 @@ const BAD_CREDENTIALS: &str = "invalid email or password";
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 async fn verify_off_thread(hash: PasswordHash, candidate: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || hash.matches(&candidate))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+    super::run_hashing(move || hash.matches(&candidate)).await
 }
 
 fn key_message(row: signing_keys::KeyRow, active: bool) -> pb::SigningKey {
@@ -201,9 +199,7 @@ impl IdentityApi {
         rand::thread_rng().fill_bytes(&mut secret);
         let secret = URL_SAFE_NO_PAD.encode(secret);
         let to_hash = secret.clone();
-        let hash = tokio::task::spawn_blocking(move || PasswordHash::of_secret(&to_hash))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let hash = super::run_hashing(move || PasswordHash::of_secret(&to_hash)).await?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))

@@ -16,6 +16,30 @@ use crate::store::signing_keys::KeyRing;
 
 pub use tokens::SessionRevocationCheck;
 
+/// Runs Argon2 work (19 MiB and tens of milliseconds per hash) off the async threads, a
+/// few at a time: unauthenticated sign-ins and sign-ups cannot pile up unbounded memory
+/// and CPU. A caller that waits too long for a turn gets RESOURCE_EXHAUSTED.
+pub(crate) async fn run_hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, lyceum_platform::ApiError> {
+    use lyceum_platform::ApiError;
+    static TURNS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    });
+    let _turn = tokio::time::timeout(Duration::from_secs(5), TURNS.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::ResourceExhausted("too many sign-ins at once; retry shortly".into())
+        })?
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// Lifetimes of issued tokens.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenLifetimes {

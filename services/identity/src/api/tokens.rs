@@ -38,23 +38,29 @@ impl IdentityApi {
         organization_id: Option<Uuid>,
         session_id: Uuid,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let roles = grants::active_grants(tx, user_id)
-            .await?
+        let active = grants::active_grants(tx, user_id).await?;
+        // The token ends no later than the first of its grants does.
+        let first_expiry = active.iter().filter_map(|g| g.expires_at).min();
+        let roles = active
             .into_iter()
             .map(|g| GrantedRole {
                 role: g.role,
                 org: g.organization_id,
             })
             .collect();
-        self.sign(
-            tx,
-            user_id,
-            PrincipalKind::User,
-            organization_id,
+        let now = Utc::now();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: user_id,
+            iat: now.timestamp(),
+            exp: 0,
+            jti: Uuid::now_v7(),
+            kind: PrincipalKind::User,
+            org: organization_id,
             roles,
-            Some(session_id),
-        )
-        .await
+            sid: Some(session_id),
+        };
+        self.sign(tx, claims, first_expiry).await
     }
 
     pub(super) async fn issue_service_access_token(
@@ -62,39 +68,31 @@ impl IdentityApi {
         tx: &mut Tx,
         service_account_id: Uuid,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        self.sign(
-            tx,
-            service_account_id,
-            PrincipalKind::Service,
-            None,
-            vec![],
-            None,
-        )
-        .await
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: service_account_id,
+            iat: Utc::now().timestamp(),
+            exp: 0,
+            jti: Uuid::now_v7(),
+            kind: PrincipalKind::Service,
+            org: None,
+            roles: vec![],
+            sid: None,
+        };
+        self.sign(tx, claims, None).await
     }
 
+    /// Signs the claims with the active key, expiring after the access-token lifetime or
+    /// at `not_after`, whichever comes first.
     async fn sign(
         &self,
         tx: &mut Tx,
-        subject: Uuid,
-        kind: PrincipalKind,
-        org: Option<Uuid>,
-        roles: Vec<GrantedRole>,
-        sid: Option<Uuid>,
+        mut claims: Claims,
+        not_after: Option<DateTime<Utc>>,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let now = Utc::now();
-        let expires = now + self.lifetimes.access;
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            sub: subject,
-            iat: now.timestamp(),
-            exp: expires.timestamp(),
-            jti: Uuid::now_v7(),
-            kind,
-            org,
-            roles,
-            sid,
-        };
+        let lifetime_end = Utc::now() + self.lifetimes.access;
+        let expires = not_after.map_or(lifetime_end, |t| t.min(lifetime_end));
+        claims.exp = expires.timestamp();
         let signer = self.keys.active_signer(tx).await?;
         Ok((signer.sign(&claims), expires))
     }

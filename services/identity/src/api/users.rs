@@ -52,6 +52,28 @@ fn can_grant(principal: &Principal, role: Role, org: Option<Uuid>) -> bool {
 }
 
 impl IdentityApi {
+    /// Whether the user holds a grant beyond the caller's reach (platform admin, or a role
+    /// in an organization the caller does not administer): org admins do not manage them.
+    async fn outranks(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        user_id: Uuid,
+    ) -> Result<bool, ApiError> {
+        if principal.has_platform_access() {
+            return Ok(false);
+        }
+        let caller = tx.context().clone();
+        tx.set_context(&TenantContext::system()).await?;
+        let held = grants::active_grants(tx, user_id).await?;
+        tx.set_context(&caller).await?;
+        Ok(held.iter().any(|g| {
+            g.role == Role::Admin.as_str()
+                || g.organization_id
+                    .is_some_and(|org| !principal.administers(org))
+        }))
+    }
+
     async fn visible_user(
         &self,
         tx: &mut Tx,
@@ -110,9 +132,7 @@ impl IdentityApi {
             (Some(_), Some(_)) => return Err(ApiError::not_found("organization")),
             (Some(_), None) => return Err(ApiError::permission_denied()),
         };
-        let hash = tokio::task::spawn_blocking(move || password.hash())
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let hash = super::run_hashing(move || password.hash()).await?;
 
         let mut tx = self.db.begin(&context).await?;
         let user = users::insert(
@@ -263,7 +283,8 @@ impl IdentityApi {
             .await?;
         let existing = self.visible_user(&mut tx, &principal, id).await?;
         // Users edit their own profile; only those who manage them change their status.
-        let managing = can_manage_user(&principal, &existing);
+        let managing = can_manage_user(&principal, &existing)
+            && !self.outranks(&mut tx, &principal, id).await?;
         let editing_self = principal.is_user(id) && status.is_none();
         if !managing && !editing_self {
             return Err(ApiError::permission_denied());
@@ -272,7 +293,12 @@ impl IdentityApi {
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
         if status.is_some_and(|s| s != UserStatus::Active) {
+            // The caller may manage the user but not their sessions' rows: the service
+            // ends them itself.
+            let caller = tx.context().clone();
+            tx.set_context(&TenantContext::system()).await?;
             sessions::revoke_user_sessions(&mut tx, id, "user_suspended").await?;
+            tx.set_context(&caller).await?;
         }
         tx.publish(events::user_updated(&updated)).await?;
         let newly_suspended = status == Some(UserStatus::Suspended)
@@ -341,19 +367,20 @@ impl IdentityApi {
             let current = credentials::password_hash(&mut tx, id).await?;
             let candidate = req.current_password.clone();
             let matches =
-                tokio::task::spawn_blocking(move || current.is_some_and(|h| h.matches(&candidate)))
-                    .await
-                    .map_err(|e| ApiError::Internal(e.into()))?;
+                super::run_hashing(move || current.is_some_and(|h| h.matches(&candidate))).await?;
             if !matches {
                 return Err(ApiError::invalid("current_password", "does not match"));
             }
-        } else if !can_manage_user(&principal, &user) {
-            return Err(ApiError::permission_denied());
+        } else if !principal.has_platform_access() {
+            // Resetting another user's password is a takeover tool: platform admins only.
+            let _ = &user;
+            return Err(ApiError::PermissionDenied(
+                "only the user or a platform admin changes a password".into(),
+            ));
         }
-        let hash = tokio::task::spawn_blocking(move || password.hash())
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let hash = super::run_hashing(move || password.hash()).await?;
         credentials::set_password(&mut tx, id, &hash).await?;
+        tx.set_context(&TenantContext::system()).await?;
         sessions::revoke_user_sessions(&mut tx, id, "password_changed").await?;
         tx.commit().await?;
         Ok(pb::ChangePasswordResponse {})
@@ -415,6 +442,14 @@ impl IdentityApi {
         if !principal.has_platform_access() && user.organization_id != org {
             return Err(ApiError::not_found("user"));
         }
+        // An organization's roles belong to its members: tenancy (and its row-level
+        // security) follows the user's home organization.
+        if org.is_some() && user.organization_id != org {
+            return Err(ApiError::invalid(
+                "organization_id",
+                "must be the user's own organization",
+            ));
+        }
         let row = grants::grant(
             &mut tx,
             NewGrant {
@@ -451,8 +486,15 @@ impl IdentityApi {
         if !can_grant(&principal, role, grant.organization_id) {
             return Err(ApiError::permission_denied());
         }
-        grants::revoke(&mut tx, id).await?;
+        if !grants::revoke(&mut tx, id).await? {
+            // Revoked meanwhile by someone else: nothing more to do or announce.
+            return Err(ApiError::not_found("grant"));
+        }
         tx.publish(events::role_revoked(&grant)).await?;
+        // The role travels in the user's access tokens: end their sessions so it stops
+        // working now, not when those tokens expire.
+        tx.set_context(&TenantContext::system()).await?;
+        sessions::revoke_user_sessions(&mut tx, grant.user_id, "roles_revoked").await?;
         tx.commit().await?;
         Ok(pb::RevokeRoleResponse {})
     }

@@ -113,7 +113,7 @@ pub async fn update(
            company_size = coalesce($6, company_size),
            settings = coalesce($7, settings),
            branding = coalesce($8, branding),
-           updated_at = now()
+           updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
          WHERE id = $1
          RETURNING id, name, slug, subscription_tier, subscription_status, company_size,
                    settings, branding, created_at, updated_at",

@@ -132,7 +132,7 @@ pub async fn update(
            company_name = coalesce($4, company_name),
            metadata = coalesce($5, metadata),
            status = coalesce($6, status),
-           updated_at = now()
+           updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
          WHERE id = $1
          RETURNING id, organization_id, email, full_name, avatar_url, company_name, metadata,
                    status, created_at, updated_at",
