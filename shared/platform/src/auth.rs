@@ -246,7 +246,8 @@ pub struct TokenVerifier {
     source: Arc<dyn KeySource>,
     revocation: Option<Arc<dyn RevocationCheck>>,
     keys: RwLock<HashMap<String, VerifyingKey>>,
-    last_refresh: Mutex<Option<Instant>>,
+    /// When keys were last fetched, and whether that fetch succeeded.
+    last_refresh: Mutex<Option<(Instant, bool)>>,
     /// Tokens whose signature already checked out: a client sends the same token with
     /// every call for minutes, and an Ed25519 verification per call is the largest CPU
     /// cost of a cheap RPC. Cleared whenever the key set changes.
@@ -349,17 +350,26 @@ impl TokenVerifier {
     /// Fetches the key set again, unless that was done moments ago.
     pub async fn refresh(&self) -> Result<(), TokenError> {
         let mut last = self.last_refresh.lock().await;
-        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
-            return Ok(());
+        if let Some((at, succeeded)) = *last
+            && at.elapsed() < MIN_REFRESH_INTERVAL
+        {
+            // A failure is remembered too, so a key source that is down is asked at most
+            // once per interval however many tokens with unknown key ids arrive meanwhile.
+            return if succeeded {
+                Ok(())
+            } else {
+                Err(TokenError::KeysUnavailable)
+            };
         }
-        let fetched = self.source.fetch_keys().await.map_err(|error| {
+        let fetched = self.source.fetch_keys().await;
+        *last = Some((Instant::now(), fetched.is_ok()));
+        let fetched = fetched.map_err(|error| {
             tracing::warn!(error = format!("{error:#}"), "fetching signing keys failed");
             TokenError::KeysUnavailable
         })?;
         *self.keys.write().await = fetched.into_iter().map(|k| (k.kid, k.key)).collect();
         // A retired key must stop vouching for the tokens it signed.
         self.verified.lock().expect("token cache").clear();
-        *last = Some(Instant::now());
         Ok(())
     }
 }
@@ -617,6 +627,30 @@ mod tests {
             Err(TokenError::UnknownKey)
         );
         assert_eq!(v.verify("a.b").await, Err(TokenError::Malformed));
+    }
+
+    struct UnreachableKeys(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl KeySource for UnreachableKeys {
+        async fn fetch_keys(&self) -> anyhow::Result<Vec<PublicKey>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            anyhow::bail!("identity is down")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_key_source_is_asked_once_per_interval() {
+        let source = Arc::new(UnreachableKeys(Default::default()));
+        let verifier = TokenVerifier::new(source.clone());
+        let s = signer("k1", 1);
+        for _ in 0..20 {
+            assert_eq!(
+                verifier.verify(&s.sign(&claims(300))).await,
+                Err(TokenError::KeysUnavailable)
+            );
+        }
+        assert_eq!(source.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -46,10 +46,9 @@ impl Runtime {
             }
         }
 
-        let server = self.server.run_until_stopped(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        });
+        // Relays and consumers keep running while the server drains, so events written
+        // by the last in-flight requests are still published before the process exits.
+        let server = self.server.run_until_stopped(shutdown);
         tokio::pin!(server);
         let served = loop {
             tokio::select! {
@@ -68,6 +67,7 @@ impl Runtime {
                 }
             }
         };
+        let _ = stop.send(true);
         // The server has drained; give relays and consumers time to finish their unit.
         let drained = tokio::time::timeout(BACKGROUND_GRACE, async {
             while let Some(joined) = background.join_next().await {
