@@ -144,6 +144,69 @@ async fn a_failing_handler_dead_letters_after_n_tries_while_later_messages_flow_
     assert!(!dlq::replay(&sink_db, &bus, Uuid::now_v7()).await.unwrap());
 }
 
+#[tokio::test]
+async fn a_replayed_dead_letter_reaches_only_the_consumer_that_failed_it() {
+    let (_db, sink_db, bus) = sink().await;
+    let poison = envelope(Uuid::now_v7());
+    let failing = Arc::new(SinkHandler::default());
+    failing
+        .failing
+        .lock()
+        .unwrap()
+        .insert(poison.event_id.clone());
+    publish_raw(&bus, &poison, &poison.event_id).await;
+    let (_stop_failing, _failing_task) = spawn_sink(
+        sink_db.clone(),
+        bus.clone(),
+        fast_spec("sink-failing"),
+        failing.clone(),
+    );
+    let (_stop_bystander, _bystander_task) = spawn_sink(
+        sink_db.clone(),
+        bus.clone(),
+        fast_spec("sink-bystander"),
+        Arc::default(),
+    );
+    eventually("the dead letter", Duration::from_secs(20), || async {
+        !dlq::list(&sink_db, false).await.unwrap().is_empty()
+    })
+    .await;
+    eventually("the bystander's copy", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await.0 == 1
+    })
+    .await;
+
+    // Long after, the bystander's inbox has forgotten the event: only the replay's
+    // address keeps the bystander from applying it a second time.
+    let mut tx = sink_db.begin(&TenantContext::system()).await.unwrap();
+    sqlx::query("DELETE FROM inbox WHERE consumer = 'sink-bystander'")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    failing.failing.lock().unwrap().clear();
+    let letter = dlq::list(&sink_db, false).await.unwrap().remove(0);
+    assert_eq!(letter.consumer, "sink-failing");
+    assert!(dlq::replay(&sink_db, &bus, letter.id).await.unwrap());
+    // Both consumers read in stream order: once each has the marker, each has seen the
+    // replay before it.
+    let mut marker = envelope(Uuid::now_v7());
+    marker.event_type = "lyceum.sink.marker".into();
+    publish_raw(&bus, &marker, &marker.event_id).await;
+    eventually(
+        "the marker at both consumers",
+        Duration::from_secs(20),
+        || async { sink_counts(&sink_db, Some("lyceum.sink.marker")).await.0 == 2 },
+    )
+    .await;
+    assert_eq!(
+        sink_counts(&sink_db, Some(&poison.event_type)).await,
+        (2, 1),
+        "the bystander's first copy and the failing consumer's replay, nothing more"
+    );
+}
+
 /// Publishes batches until writing is over and the outbox stayed empty for a while;
 /// returns how many events this relay published.
 async fn drain(relay: &Relay, writing_done: &AtomicBool) -> usize {

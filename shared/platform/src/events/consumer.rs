@@ -19,6 +19,7 @@ use prost::Message as _;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::dlq::REPLAY_FOR_HEADER;
 use super::metrics::ConsumerMetrics;
 use super::{EventBus, Shutdown, stopped};
 use crate::db::{Database, TenantContext, Tx};
@@ -175,6 +176,17 @@ impl Consumer {
     async fn process_batch(&self, messages: Vec<async_nats::jetstream::Message>) {
         let mut decoded = Vec::with_capacity(messages.len());
         for message in messages {
+            let replay_target = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(REPLAY_FOR_HEADER));
+            if replay_target.is_some_and(|target| target.as_str() != self.spec.name) {
+                // A replay meant for another consumer of this subject: not ours to apply.
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(error = %error, "ack of another consumer's replay failed");
+                }
+                continue;
+            }
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
             if delivered > 1 {
                 self.metrics.redeliveries.add(1, &self.metrics.labels);

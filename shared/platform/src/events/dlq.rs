@@ -1,14 +1,18 @@
 //! Operators' view of dead letters: list them, and replay one once its cause is fixed.
 //!
 //! Replaying republishes the original envelope on its original subject under a fresh
-//! message id. Every consumer of that subject sees it again; those that applied it the
-//! first time skip it through their inbox, the one that failed applies it now.
+//! message id, addressed to the consumer that failed it through the [`REPLAY_FOR_HEADER`]
+//! header. Other consumers of the subject acknowledge it unread, so a replay can't apply an
+//! event twice at a consumer whose inbox has since forgotten it.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::EventBus;
 use crate::db::{Database, TenantContext};
+
+/// Names the one consumer a replayed message is meant for.
+pub const REPLAY_FOR_HEADER: &str = "Lyceum-Replay-For";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadLetter {
@@ -41,17 +45,19 @@ pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<D
 /// dead letter in this service.
 pub async fn replay(db: &Database, bus: &EventBus, id: Uuid) -> anyhow::Result<bool> {
     let mut tx = db.begin(&TenantContext::system()).await?;
-    let row: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT subject, payload FROM dead_letters WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?;
-    let Some((subject, payload)) = row else {
+    let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT consumer, subject, payload FROM dead_letters WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some((consumer, subject, payload)) = row else {
         tx.rollback().await?;
         return Ok(false);
     };
     let publish = async_nats::jetstream::message::PublishMessage::build()
         .message_id(format!("replay-{id}-{}", Uuid::now_v7()))
+        .header(REPLAY_FOR_HEADER, consumer.as_str())
         .payload(payload.into());
     bus.jetstream()
         .send_publish(bus.subject(&subject), publish)
