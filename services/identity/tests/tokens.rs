@@ -342,6 +342,101 @@ async fn service_accounts_exchange_their_secret_for_a_service_token() {
 }
 
 #[tokio::test]
+async fn a_disabled_service_account_loses_its_secret_and_its_tokens() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    app.create_user(None, "plain@example.org", "").await;
+    let someone = app.login("plain@example.org", PASSWORD).await.access_token;
+    let created = app
+        .auth()
+        .create_service_account(authed(
+            pb::CreateServiceAccountRequest {
+                name: "cohort".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let account = created.service_account.unwrap();
+    assert!(account.disable_time.is_none());
+    let exchange = pb::AuthenticateServiceAccountRequest {
+        service_account_id: account.id.clone(),
+        client_secret: created.client_secret,
+    };
+    let token = app
+        .auth()
+        .authenticate_service_account(exchange.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap()
+        .access_token;
+    let disable = |id: &str, token: &str| {
+        authed(
+            pb::DisableServiceAccountRequest {
+                service_account_id: id.to_owned(),
+            },
+            token,
+        )
+    };
+
+    assert_code(
+        app.auth()
+            .disable_service_account(disable(&account.id, &someone))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        app.auth()
+            .disable_service_account(disable(&uuid::Uuid::now_v7().to_string(), &admin))
+            .await,
+        Code::NotFound,
+    );
+    assert_code(
+        app.auth()
+            .disable_service_account(disable("not-an-id", &admin))
+            .await,
+        Code::InvalidArgument,
+    );
+
+    let disabled = app
+        .auth()
+        .disable_service_account(disable(&account.id, &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    let disable_time = disabled.disable_time.expect("disabled");
+    let again = app
+        .auth()
+        .disable_service_account(disable(&account.id, &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    assert_eq!(
+        again.disable_time,
+        Some(disable_time),
+        "the first time is kept"
+    );
+
+    assert_code(
+        app.auth().authenticate_service_account(exchange).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.users()
+            .batch_get_users(authed(pb::BatchGetUsersRequest { ids: vec![] }, &token))
+            .await,
+        Code::Unauthenticated,
+    );
+}
+
+#[tokio::test]
 async fn the_admin_bootstrap_is_refused_once_an_admin_exists() {
     let app = TestApp::spawn().await;
     app.admin_token().await;

@@ -208,12 +208,33 @@ impl IdentityApi {
             service_accounts::insert(&mut tx, name.as_str(), &hash.0, principal.subject).await?;
         tx.commit().await?;
         Ok(pb::CreateServiceAccountResponse {
-            service_account: Some(pb::ServiceAccount {
-                id: row.id.to_string(),
-                name: row.name,
-                create_time: Some(timestamp(row.created_at)),
-            }),
+            service_account: Some(service_account_message(row)),
             client_secret: secret,
+        })
+    }
+
+    async fn disable_service_account_(
+        &self,
+        request: Request<pb::DisableServiceAccountRequest>,
+    ) -> Result<pb::DisableServiceAccountResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id(
+            "service_account_id",
+            &request.into_inner().service_account_id,
+        )?;
+        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
+            return Err(ApiError::permission_denied());
+        }
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
+        let row = service_accounts::disable(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service account"))?;
+        tx.commit().await?;
+        Ok(pb::DisableServiceAccountResponse {
+            service_account: Some(service_account_message(row)),
         })
     }
 
@@ -291,5 +312,20 @@ impl AuthService for IdentityApi {
         r: Request<pb::AuthenticateServiceAccountRequest>,
     ) -> Result<Response<pb::AuthenticateServiceAccountResponse>, Status> {
         Ok(Response::new(self.authenticate_service_account_(r).await?))
+    }
+    async fn disable_service_account(
+        &self,
+        r: Request<pb::DisableServiceAccountRequest>,
+    ) -> Result<Response<pb::DisableServiceAccountResponse>, Status> {
+        Ok(Response::new(self.disable_service_account_(r).await?))
+    }
+}
+
+fn service_account_message(row: service_accounts::ServiceAccountRow) -> pb::ServiceAccount {
+    pb::ServiceAccount {
+        id: row.id.to_string(),
+        name: row.name,
+        create_time: Some(timestamp(row.created_at)),
+        disable_time: row.disabled_at.map(timestamp),
     }
 }

@@ -47,6 +47,18 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sql
     .await
 }
 
+/// Marks the account disabled, keeping the first disable time. `None` when there is no
+/// such account.
+pub async fn disable(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
+    sqlx::query_as::<_, ServiceAccountRow>(
+        "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1
+         RETURNING id, name, client_secret_hash, created_at, disabled_at",
+    )
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await
+}
+
 pub async fn is_enabled(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL)",
