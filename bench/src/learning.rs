@@ -190,7 +190,7 @@ impl Operation for EnrollSql {
         )
         .await
         .map_err(|e| e.to_string())?;
-        tx.set_context(&TenantContext::system())
+        tx.begin_bookkeeping("enrollment progress and counts")
             .await
             .map_err(sql)?;
         progress::create(&mut tx, &enrollment, course.lesson_count)

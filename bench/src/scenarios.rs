@@ -27,7 +27,7 @@ fn sql(error: impl std::fmt::Display) -> String {
 
 /// What identity's verifier does for every request: is the session still live?
 async fn revocation_check(db: &Database, principal: &Principal) -> Result<(), String> {
-    let mut tx = db.begin(&TenantContext::system()).await.map_err(sql)?;
+    let mut tx = db.begin_system("test").await.map_err(sql)?;
     let session = principal.session_id.unwrap_or_default();
     sessions::session_is_live(&mut tx, session, principal.subject)
         .await

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use lyceum_platform::auth::TokenVerifier;
 use lyceum_platform::crypto::SecretBox;
-use lyceum_platform::db::{Database, ServiceSchema, TenantContext};
+use lyceum_platform::db::{Database, ServiceSchema};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_proto::identity::v1::auth_service_server::AuthServiceServer;
 use lyceum_proto::identity::v1::organization_service_server::OrganizationServiceServer;
@@ -119,7 +119,7 @@ pub async fn bootstrap_platform_admin(
 ) -> anyhow::Result<Uuid> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
-    let mut tx = db.begin(&TenantContext::system()).await?;
+    let mut tx = db.begin_system("bootstrap").await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.bootstrap'))")
         .execute(tx.conn())
         .await?;

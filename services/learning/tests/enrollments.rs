@@ -486,3 +486,47 @@ async fn payments_that_do_not_cover_the_enrollment_or_were_refunded_grant_nothin
     assert_eq!(active.payment_id, good);
     assert_eq!(active.price_paid.unwrap().amount_minor, 4900);
 }
+
+#[tokio::test]
+async fn the_teaching_team_cancels_a_students_enrollment_under_its_own_policies() {
+    let app = TestApp::spawn().await;
+    let teacher = app.instructor(None);
+    let student = app.student(None);
+    let stranger = app.student(None);
+    let (course, _) = app.published_course(&teacher, 0, 1).await;
+    let enrollment = app.enroll(&student, &course.id).await;
+    let cancel = |token: &str| {
+        authed(
+            pb::CancelEnrollmentRequest {
+                id: enrollment.id.clone(),
+            },
+            token,
+        )
+    };
+    assert_code(
+        app.enrollments()
+            .cancel_enrollment(cancel(&stranger.token))
+            .await,
+        Code::NotFound,
+    );
+    // The course's owner manages its students: the update passes the staff policy and
+    // the column rules (cancelling is the one change staff may make).
+    let cancelled = app
+        .enrollments()
+        .cancel_enrollment(cancel(&teacher.token))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap();
+    assert_eq!(cancelled.status, pb::EnrollmentStatus::Cancelled as i32);
+    assert_eq!(
+        app.course(&teacher, &course.id)
+            .await
+            .unwrap()
+            .statistics
+            .unwrap()
+            .enrolled_count,
+        0
+    );
+}

@@ -445,9 +445,7 @@ pub async fn jobs(command: JobsCommand) -> anyhow::Result<ExitCode> {
             let db = service_database(&args.database, ServiceName::Instructor).await?;
             let mut moved = 0;
             loop {
-                let mut tx = db
-                    .begin(&lyceum_platform::db::TenantContext::system())
-                    .await?;
+                let mut tx = db.begin_system("archive activity").await?;
                 let batch = lyceum_instructor::store::profiles::archive_activity(
                     &mut tx,
                     args.older_than_days,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
-use lyceum_platform::db::{TenantContext, Tx};
+use lyceum_platform::db::Tx;
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_proto::events::v1 as pb;
@@ -56,7 +56,7 @@ async fn the_consumer_span_continues_the_producer_trace() {
         .trace_id()
         .to_string();
     async {
-        let mut tx = sink_db.begin(&TenantContext::system()).await.unwrap();
+        let mut tx = sink_db.begin_system("test").await.unwrap();
         let payload = pb::RoleRevoked::default();
         tx.publish(lyceum_platform::events::Event::new(
             "sink.thing.happened",

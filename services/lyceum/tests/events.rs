@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use lyceum_platform::events::consumer::ConsumerSpec;
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_platform::events::{EventBus, dlq};
@@ -178,7 +178,7 @@ async fn a_replayed_dead_letter_reaches_only_the_consumer_that_failed_it() {
 
     // Long after, the bystander's inbox has forgotten the event: only the replay's
     // address keeps the bystander from applying it a second time.
-    let mut tx = sink_db.begin(&TenantContext::system()).await.unwrap();
+    let mut tx = sink_db.begin_system("test").await.unwrap();
     sqlx::query("DELETE FROM inbox WHERE consumer = 'sink-bystander'")
         .execute(tx.conn())
         .await
@@ -229,7 +229,7 @@ async fn drain(relay: &Relay, writing_done: &AtomicBool) -> usize {
 
 async fn write_events(db: &Database, count: usize) {
     for chunk in 0..count / 100 {
-        let mut tx = db.begin(&TenantContext::system()).await.unwrap();
+        let mut tx = db.begin_system("test").await.unwrap();
         for i in 0..100 {
             let payload = pb::RoleRevoked {
                 grant_id: format!("{chunk}-{i}"),

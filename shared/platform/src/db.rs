@@ -4,7 +4,15 @@
 //! role (`lyceum_<schema>_owner`, which cannot log in); the running service connects as
 //! `lyceum_<schema>`, a role that owns nothing, is not a superuser, has no BYPASSRLS and is
 //! granted data privileges on its own schema only. Every request runs in a transaction that
-//! first sets the tenant context read by the row-level security policies.
+//! first sets the caller's tenant context, read by the row-level security policies.
+//!
+//! Work that no caller's context covers (relays, consumers, jobs, operators' commands,
+//! sign-in before anyone is signed in, and named bookkeeping steps) runs as a third role,
+//! `lyceum_<schema>_system`: it cannot log in, bypasses row-level security on its own
+//! schema only, and is reached only by an explicit `SET LOCAL ROLE` through
+//! [`Database::begin_system`] or [`Tx::begin_bookkeeping`]. No value of the tenant context
+//! grants what that role has, so a handler that forgets a check still runs under the
+//! caller's policies.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,6 +41,15 @@ impl ServiceSchema {
     pub fn owner_role(&self) -> String {
         format!("lyceum_{}_owner", self.name)
     }
+
+    /// The role the service switches to, explicitly, for work outside any caller's context.
+    pub fn system_role(&self) -> String {
+        system_role_of(self.name)
+    }
+}
+
+fn system_role_of(service: &str) -> String {
+    format!("lyceum_{service}_system")
 }
 
 /// The connection URL of a service: the explicit one when given, otherwise the shared
@@ -92,17 +109,23 @@ pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow:
 
     let owner = schema.owner_role();
     let runtime = schema.runtime_role();
+    let system = schema.system_role();
     let name = schema.name;
-    // Identifiers come from compile-time constants, never from input.
+    // Identifiers come from compile-time constants, never from input. The runtime role does
+    // not inherit the system role's privileges: it must switch to it by name.
     let provision = format!(
         r#"
         DO $$ BEGIN CREATE ROLE {owner} NOLOGIN;
           EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
         DO $$ BEGIN CREATE ROLE {runtime} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
           EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-        ALTER ROLE {runtime} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+        DO $$ BEGIN CREATE ROLE {system} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+        ALTER ROLE {runtime} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT;
+        ALTER ROLE {system} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+        GRANT {system} TO {runtime};
         CREATE SCHEMA IF NOT EXISTS {name} AUTHORIZATION {owner};
-        GRANT USAGE ON SCHEMA {name} TO {runtime};
+        GRANT USAGE ON SCHEMA {name} TO {runtime}, {system};
         "#
     );
     // Two migrators racing on CREATE SCHEMA can still collide; a retry sees the winner's work.
@@ -135,10 +158,12 @@ pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow:
         .with_context(|| format!("running the {name} migrations"))?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         r#"
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {runtime};
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {name} TO {runtime};
-        REVOKE ALL ON TABLE {name}._sqlx_migrations FROM {runtime};
-        REVOKE ALL ON TABLE {name}._lyceum_kit_migrations FROM {runtime};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {runtime}, {system};
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {name} TO {runtime}, {system};
+        REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA {name} FROM PUBLIC;
+        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {name} TO {runtime}, {system};
+        REVOKE ALL ON TABLE {name}._sqlx_migrations FROM {runtime}, {system};
+        REVOKE ALL ON TABLE {name}._lyceum_kit_migrations FROM {runtime}, {system};
         RESET ROLE;
         RESET search_path;
         "#
@@ -179,17 +204,6 @@ impl TenantContext {
         }
     }
 
-    /// The service acting on its own behalf (sign-in, event handlers, jobs): the policies'
-    /// equivalent of Supabase's service role. Only code paths that authenticate by other
-    /// means may use it.
-    pub fn system() -> Self {
-        Self {
-            user_id: None,
-            org_id: None,
-            roles: vec!["system".to_owned()],
-        }
-    }
-
     /// An anonymous caller: sees only what policies make public.
     pub fn anonymous() -> Self {
         Self::default()
@@ -226,8 +240,18 @@ impl Database {
             service: self.service,
             context: TenantContext::default(),
             notify_relay: false,
+            bookkeeping: None,
         };
         tx.set_context(context).await?;
+        Ok(tx)
+    }
+
+    /// Begins a transaction as the service itself, under its system role: for work that
+    /// acts for no caller (relays, consumers, jobs, operators' commands) or that must find
+    /// a caller before there is one (sign-in). `purpose` names it in traces.
+    pub async fn begin_system(&self, purpose: &'static str) -> Result<Tx, sqlx::Error> {
+        let mut tx = self.begin(&TenantContext::anonymous()).await?;
+        tx.begin_bookkeeping(purpose).await?;
         Ok(tx)
     }
 }
@@ -240,6 +264,8 @@ pub struct Tx {
     service: &'static str,
     context: TenantContext,
     notify_relay: bool,
+    /// What the statements since [`Tx::begin_bookkeeping`] do as the system role, if any.
+    bookkeeping: Option<&'static str>,
 }
 
 impl Tx {
@@ -256,10 +282,38 @@ impl Tx {
         self.service
     }
 
-    /// Replaces the tenant context for the rest of the transaction. Used after the
-    /// caller's own writes have passed the policies, for bookkeeping rows the caller could
-    /// not write directly (the credentials and default grants of a user an org admin
-    /// creates).
+    /// Switches the following statements to the service's system role, which no policy
+    /// restrains, until [`Tx::end_bookkeeping`]. Only for named bookkeeping that must touch
+    /// rows the caller may not (a projection of the caller's own writes, the work of the
+    /// event path); never for the caller's own reads and writes.
+    pub async fn begin_bookkeeping(&mut self, purpose: &'static str) -> Result<(), sqlx::Error> {
+        // The role name comes from the service's compile-time name, never from input.
+        let statement = format!("SET LOCAL ROLE {}", system_role_of(self.service));
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&mut *self.inner)
+            .await?;
+        tracing::trace!(purpose, "bookkeeping as the system role");
+        self.bookkeeping = Some(purpose);
+        Ok(())
+    }
+
+    /// Returns to the caller's policies after [`Tx::begin_bookkeeping`].
+    pub async fn end_bookkeeping(&mut self) -> Result<(), sqlx::Error> {
+        if self.bookkeeping.take().is_some() {
+            sqlx::raw_sql("SET LOCAL ROLE NONE")
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether statements currently run as the system role, and for what.
+    pub fn bookkeeping(&self) -> Option<&'static str> {
+        self.bookkeeping
+    }
+
+    /// Replaces the tenant context for the rest of the transaction: sign-in continues as
+    /// the user it has just authenticated. No context grants more than its own policies.
     pub async fn set_context(&mut self, context: &TenantContext) -> Result<(), sqlx::Error> {
         sqlx::query(
             "SELECT set_config('lyceum.user_id', $1, true),

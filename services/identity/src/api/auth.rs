@@ -47,7 +47,7 @@ impl IdentityApi {
         let email = email.expect("parsed when there are no violations");
 
         // Sign-in happens before there is a principal: the service acts for itself.
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("sign-in").await?;
         let user = users::find_by_email(&mut tx, email.as_str()).await?;
         let stored = match &user {
             Some(u) => credentials::password_hash(&mut tx, u.id).await?,
@@ -85,7 +85,7 @@ impl IdentityApi {
         if token.is_empty() {
             return Err(ApiError::invalid("refresh_token", "is required"));
         }
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("token refresh").await?;
         let presented = sessions::find_and_lock(&mut tx, &hash_refresh_token(&token))
             .await?
             .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
@@ -136,7 +136,7 @@ impl IdentityApi {
         if token.is_empty() {
             return Err(ApiError::invalid("refresh_token", "is required"));
         }
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("token revocation").await?;
         // Like OAuth token revocation (RFC 7009), an unknown token is not an error.
         if let Some(presented) =
             sessions::find_and_lock(&mut tx, &hash_refresh_token(&token)).await?
@@ -148,7 +148,7 @@ impl IdentityApi {
     }
 
     async fn get_signing_keys_(&self) -> Result<pb::GetSigningKeysResponse, ApiError> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("signing keys").await?;
         let rows = signing_keys::unretired(&mut tx).await?;
         tx.commit().await?;
         Ok(pb::GetSigningKeysResponse {
@@ -244,7 +244,7 @@ impl IdentityApi {
     ) -> Result<pb::AuthenticateServiceAccountResponse, ApiError> {
         let req = request.into_inner();
         let id = parse_id("service_account_id", &req.service_account_id)?;
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("service account sign-in").await?;
         let account = service_accounts::get(&mut tx, id).await?;
         let hash = account
             .as_ref()

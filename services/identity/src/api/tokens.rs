@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
 use lyceum_platform::auth::{Claims, GrantedRole, ISSUER, PrincipalKind, RevocationCheck};
 use lyceum_platform::convert::timestamp;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use lyceum_proto::identity::v1 as pb;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -148,7 +148,7 @@ impl SessionRevocationCheck {
 #[async_trait]
 impl RevocationCheck for SessionRevocationCheck {
     async fn is_revoked(&self, claims: &Claims) -> anyhow::Result<bool> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("session liveness").await?;
         let live = match (claims.kind, claims.sid) {
             (PrincipalKind::User, Some(sid)) => {
                 sessions::session_is_live(&mut tx, sid, claims.sub).await?

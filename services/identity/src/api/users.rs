@@ -63,10 +63,10 @@ impl IdentityApi {
         if principal.has_platform_access() {
             return Ok(false);
         }
-        let caller = tx.context().clone();
-        tx.set_context(&TenantContext::system()).await?;
+        // The caller may not list the grants it is asking about.
+        tx.begin_bookkeeping("outranking check").await?;
         let held = grants::active_grants(tx, user_id).await?;
-        tx.set_context(&caller).await?;
+        tx.end_bookkeeping().await?;
         Ok(held.iter().any(|g| {
             g.role == Role::Admin.as_str()
                 || g.organization_id
@@ -122,7 +122,8 @@ impl IdentityApi {
 
         // Without a token this is self-registration, which joins no organization.
         let context = match (&principal, organization_id) {
-            (None, None) => TenantContext::system(),
+            // Nobody is signed in yet: creating the account is the service's own work.
+            (None, None) => TenantContext::anonymous(),
             (None, Some(_)) => return Err(ApiError::unauthenticated()),
             (Some(p), Some(org)) if p.administers(org) => TenantContext::for_principal(p),
             (Some(p), None) if p.has_platform_access() => TenantContext::for_principal(p),
@@ -135,6 +136,9 @@ impl IdentityApi {
         let hash = super::run_hashing(move || password.hash()).await?;
 
         let mut tx = self.db.begin(&context).await?;
+        if principal.is_none() {
+            tx.begin_bookkeeping("self-registration").await?;
+        }
         let user = users::insert(
             &mut tx,
             NewUser {
@@ -149,7 +153,10 @@ impl IdentityApi {
         .await?;
         // The user row passed the caller's policies; its credentials and default grants
         // are the service's own bookkeeping.
-        tx.set_context(&TenantContext::system()).await?;
+        if tx.bookkeeping().is_none() {
+            tx.begin_bookkeeping("new user's credentials and default roles")
+                .await?;
+        }
         credentials::set_password(&mut tx, user.id, &hash).await?;
         tx.publish(events::user_created(&user)).await?;
         // Everyone is a `user`; members of an organization are also its `member`s.
@@ -295,10 +302,10 @@ impl IdentityApi {
         if status.is_some_and(|s| s != UserStatus::Active) {
             // The caller may manage the user but not their sessions' rows: the service
             // ends them itself.
-            let caller = tx.context().clone();
-            tx.set_context(&TenantContext::system()).await?;
+            tx.begin_bookkeeping("end suspended user's sessions")
+                .await?;
             sessions::revoke_user_sessions(&mut tx, id, "user_suspended").await?;
-            tx.set_context(&caller).await?;
+            tx.end_bookkeeping().await?;
         }
         tx.publish(events::user_updated(&updated)).await?;
         let newly_suspended = status == Some(UserStatus::Suspended)
@@ -380,7 +387,8 @@ impl IdentityApi {
         }
         let hash = super::run_hashing(move || password.hash()).await?;
         credentials::set_password(&mut tx, id, &hash).await?;
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("end sessions after a password change")
+            .await?;
         sessions::revoke_user_sessions(&mut tx, id, "password_changed").await?;
         tx.commit().await?;
         Ok(pb::ChangePasswordResponse {})
@@ -493,7 +501,8 @@ impl IdentityApi {
         tx.publish(events::role_revoked(&grant)).await?;
         // The role travels in the user's access tokens: end their sessions so it stops
         // working now, not when those tokens expire.
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("end sessions after a role revocation")
+            .await?;
         sessions::revoke_user_sessions(&mut tx, grant.user_id, "roles_revoked").await?;
         tx.commit().await?;
         Ok(pb::RevokeRoleResponse {})
@@ -521,9 +530,8 @@ impl IdentityApi {
         if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
             return Err(ApiError::permission_denied());
         }
-        // Evaluated as the service: the caller may ask about grants it cannot list itself.
-        tx.commit().await?;
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        // The caller may ask about grants it cannot list itself.
+        tx.begin_bookkeeping("role check").await?;
         let has_role = grants::has_role(&mut tx, user_id, role.as_str(), org).await?;
         tx.commit().await?;
         Ok(pb::HasRoleResponse { has_role })

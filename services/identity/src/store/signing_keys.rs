@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use lyceum_platform::auth::{KeySource, PublicKey, TokenSigner};
 use lyceum_platform::crypto::SecretBox;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use rand::RngCore;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -60,7 +60,7 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
 /// Creates the first key if there is none. Replicas starting together serialize on an
 /// advisory lock so that exactly one creates it.
 pub async fn ensure_signing_key(db: &Database, sealer: &SecretBox) -> anyhow::Result<()> {
-    let mut tx = db.begin(&TenantContext::system()).await?;
+    let mut tx = db.begin_system("signing keys").await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
         .execute(tx.conn())
         .await?;
@@ -125,7 +125,7 @@ impl DbKeySource {
 #[async_trait]
 impl KeySource for DbKeySource {
     async fn fetch_keys(&self) -> anyhow::Result<Vec<PublicKey>> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("signing keys").await?;
         let rows = unretired(&mut tx).await?;
         tx.commit().await?;
         rows.into_iter().map(public_key).collect()

@@ -94,8 +94,12 @@ impl InstructorApi {
                 .as_bytes()
             )
         );
-        // The payment's bookkeeping is the service's; the caller's rights were checked above.
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        // A payer records their own payment (pending, feeless: the policies insist); payment
+        // operators record any.
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let (row, _created) = payments::insert_once(
             &mut tx,
             NewPayment {
@@ -169,7 +173,10 @@ impl InstructorApi {
         Self::require_payment_operator(&principal)?;
         let req = request.into_inner();
         let id = parse_id("id", &req.id)?;
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
@@ -203,7 +210,10 @@ impl InstructorApi {
         let req = request.into_inner();
         let id = parse_id("id", &req.id)?;
         let reason = Reason::parse(&req.reason).map_err(|e| ApiError::invalid("reason", e))?;
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
@@ -237,7 +247,10 @@ impl InstructorApi {
         let (Some(id), Some(request_id), Some(reason)) = (id, request_id, reason) else {
             unreachable!("parsed when there are no violations")
         };
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         // Concurrent refunds of one payment queue on its row: their sum cannot pass it.
         let payment = payments::lock(&mut tx, id)
             .await?

@@ -335,7 +335,10 @@ impl InstructorApi {
                 "payouts are made by the platform".into(),
             ));
         }
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self
+            .db
+            .begin(&TenantContext::for_principal(&principal))
+            .await?;
         let Some((payout_id, amount, count)) = profiles::pay_out(&mut tx, id).await? else {
             return Err(ApiError::FailedPrecondition(
                 "the instructor has no pending earnings".into(),

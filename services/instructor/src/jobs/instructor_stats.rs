@@ -2,7 +2,7 @@
 //! courses and ratings recomputed from the projections they are kept from.
 
 use async_trait::async_trait;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use lyceum_platform::verify::{Drift, Reconciliation};
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ impl Reconciliation for InstructorStats {
     }
 
     async fn check(&self, db: &Database) -> anyhow::Result<Vec<Drift>> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("instructor stats job").await?;
         let rows: Vec<(Uuid, i64, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{TRUTH}
              SELECT t.instructor_id, coalesce(s.total_students, 0), t.students, coalesce(s.total_courses, 0), t.courses,
@@ -75,7 +75,7 @@ impl Reconciliation for InstructorStats {
     }
 
     async fn repair(&self, db: &Database) -> anyhow::Result<u64> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("instructor stats job").await?;
         let repaired = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{TRUTH}
              INSERT INTO instructor_stats (instructor_id, total_students, total_courses, rating_sum, review_count)

@@ -2,7 +2,7 @@
 //! fee against its refund rows and refund transactions, and every transaction's split.
 
 use async_trait::async_trait;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use lyceum_platform::verify::{Drift, Reconciliation};
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ impl Reconciliation for PaymentTotals {
     }
 
     async fn check(&self, db: &Database) -> anyhow::Result<Vec<Drift>> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("payment totals job").await?;
         let rows: Vec<(Uuid, i64, i64, i64, i64)> =
             sqlx::query_as(DRIFT).fetch_all(tx.conn()).await?;
         tx.commit().await?;
@@ -50,7 +50,7 @@ impl Reconciliation for PaymentTotals {
     }
 
     async fn repair(&self, db: &Database) -> anyhow::Result<u64> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("payment totals job").await?;
         let repaired = sqlx::query(
             "UPDATE payments p SET
                refunded_minor = coalesce((SELECT sum(amount_minor) FROM payment_refunds r WHERE r.payment_id = p.id), 0),

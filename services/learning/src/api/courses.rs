@@ -528,6 +528,7 @@ impl LearningApi {
             },
         )
         .await?;
+        tx.begin_bookkeeping("lesson count").await?;
         courses::add_lesson(&mut tx, course_id).await?;
         tx.commit().await?;
         Ok(pb::CreateLessonResponse {

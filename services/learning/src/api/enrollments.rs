@@ -1,6 +1,5 @@
 use lyceum_platform::auth::{PrincipalKind, require_principal};
 use lyceum_platform::convert::{optional_id, page_size, parse_id, required_id};
-use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentService;
@@ -105,7 +104,8 @@ impl LearningApi {
         )
         .await?;
         // The progress row and the course's statistics are the service's bookkeeping.
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("enrollment progress and counts")
+            .await?;
         progress::create(&mut tx, &enrollment, course.lesson_count).await?;
         let counts = if free {
             courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0).await?
@@ -192,9 +192,7 @@ impl LearningApi {
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         self.enrollment_for(&mut tx, &principal, id).await?;
-        // Authorized: lock it as the service (row locks need the update policies, which
-        // only the student has).
-        tx.set_context(&TenantContext::system()).await?;
+        // Locked under the caller's own policies: the student, or staff who manage students.
         let enrollment = enrollments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("enrollment"))?;
@@ -301,7 +299,7 @@ impl LearningApi {
 
         // The student's course progress is the service's bookkeeping, updated in the same
         // transaction by the difference this call made.
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("student progress totals").await?;
         let course = courses::get(&mut tx, enrollment.course_id)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
@@ -356,6 +354,8 @@ impl LearningApi {
             &saved,
         ))
         .await?;
+        // Completing the enrollment is the student's own change again.
+        tx.end_bookkeeping().await?;
 
         let every_lesson_done =
             saved.total_lessons > 0 && saved.completed_lessons >= saved.total_lessons;

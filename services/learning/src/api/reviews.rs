@@ -2,7 +2,6 @@ use std::collections::HashSet;
 
 use lyceum_platform::auth::{optional_principal, require_principal};
 use lyceum_platform::convert::{page_size, parse_id, required_id, update_mask};
-use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::review_service_server::ReviewService;
@@ -56,10 +55,9 @@ impl LearningApi {
         sum: i64,
         count: i64,
     ) -> Result<courses::Ratings, ApiError> {
-        let caller = tx.context().clone();
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("course ratings").await?;
         let rating = courses::add_to_ratings(tx, course_id, sum, count).await?;
-        tx.set_context(&caller).await?;
+        tx.end_bookkeeping().await?;
         Ok(rating)
     }
 
@@ -318,7 +316,7 @@ impl LearningApi {
             ));
         }
         let voted = reviews::toggle_vote(&mut tx, id, principal.subject).await?;
-        tx.set_context(&TenantContext::system()).await?;
+        tx.begin_bookkeeping("helpful votes").await?;
         let updated =
             reviews::add_to_helpful_count(&mut tx, id, if voted { 1 } else { -1 }).await?;
         tx.commit().await?;

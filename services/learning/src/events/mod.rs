@@ -6,7 +6,6 @@ pub mod payments;
 
 use lyceum_platform::ApiError;
 use lyceum_platform::convert::opt_id_to_string;
-use lyceum_platform::db::TenantContext;
 use lyceum_platform::events::Event;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
@@ -158,8 +157,8 @@ pub async fn transition_enrollment(
             next.as_str()
         )));
     }
-    let caller = tx.context().clone();
-    tx.set_context(&TenantContext::system()).await?;
+    // The status change runs under the caller's policies and column rules (as the system
+    // role when the payment events drive it); the statistics are bookkeeping.
     let updated = if current == EnrollmentStatus::Cancelled {
         // A reopened enrollment starts afresh at the course's current price.
         let course = courses::get(tx, enrollment.course_id)
@@ -180,6 +179,10 @@ pub async fn transition_enrollment(
     } else {
         enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?
     };
+    let caller_bookkeeping = tx.bookkeeping().is_some();
+    if !caller_bookkeeping {
+        tx.begin_bookkeeping("enrollment counts").await?;
+    }
     let enrolled = i64::from(next.counts_as_enrolled()) - i64::from(current.counts_as_enrolled());
     let completed = i64::from(next == EnrollmentStatus::Completed)
         - i64::from(current == EnrollmentStatus::Completed);
@@ -197,6 +200,8 @@ pub async fn transition_enrollment(
     };
     tx.publish(enrollment_changed(&updated, &course.title, counts, false))
         .await?;
-    tx.set_context(&caller).await?;
+    if !caller_bookkeeping {
+        tx.end_bookkeeping().await?;
+    }
     Ok(updated)
 }

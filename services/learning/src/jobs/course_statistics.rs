@@ -2,7 +2,7 @@
 //! lesson statistics from the enrollments, reviews and lessons, and repairs drift.
 
 use async_trait::async_trait;
-use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::db::Database;
 use lyceum_platform::verify::{Drift, Reconciliation};
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ impl Reconciliation for CourseStatistics {
     }
 
     async fn check(&self, db: &Database) -> anyhow::Result<Vec<Drift>> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("course statistics job").await?;
         let rows: Vec<DriftRow> = sqlx::query_as(DRIFT_QUERY).fetch_all(tx.conn()).await?;
         tx.commit().await?;
         let mut drift = Vec::new();
@@ -86,7 +86,7 @@ impl Reconciliation for CourseStatistics {
     }
 
     async fn repair(&self, db: &Database) -> anyhow::Result<u64> {
-        let mut tx = db.begin(&TenantContext::system()).await?;
+        let mut tx = db.begin_system("course statistics job").await?;
         let repaired = sqlx::query(
             "UPDATE courses c SET
                enrolled_count = (SELECT count(*) FROM enrollments e WHERE e.course_id = c.id AND e.status IN ('active', 'completed')),

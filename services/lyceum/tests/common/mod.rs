@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lyceum_platform::db::{Database, ServiceSchema, TenantContext, Tx};
+use lyceum_platform::db::{Database, ServiceSchema, Tx};
 use lyceum_platform::events::EventBus;
 use lyceum_platform::events::consumer::{Consumer, ConsumerSpec, EventHandler};
 use lyceum_proto::events::v1::EventEnvelope;
@@ -64,7 +64,7 @@ pub fn spawn_sink(
 
 /// (rows, distinct event ids) applied by the sink, optionally of one event type.
 pub async fn sink_counts(db: &Database, event_type: Option<&str>) -> (i64, i64) {
-    let mut tx = db.begin(&TenantContext::system()).await.unwrap();
+    let mut tx = db.begin_system("test").await.unwrap();
     let counts = sqlx::query_as(
         "SELECT count(*), count(DISTINCT event_id) FROM sink_events
          WHERE $1::text IS NULL OR event_type = $1",

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::dlq::REPLAY_FOR_HEADER;
 use super::metrics::ConsumerMetrics;
 use super::{EventBus, Shutdown, stopped};
-use crate::db::{Database, TenantContext, Tx};
+use crate::db::{Database, Tx};
 use lyceum_proto::events::v1::EventEnvelope;
 
 /// Applies one event inside the consumer's transaction (the inbox row is already written
@@ -252,7 +252,7 @@ impl Consumer {
         &self,
         batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
     ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("consumer batch").await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (_, envelope, delivered) in batch {
             let span = tracing::info_span!(
@@ -325,7 +325,7 @@ impl Consumer {
             .unwrap_or(message.subject.as_str())
             .to_owned();
         let stored = async {
-            let mut tx = self.db.begin(&TenantContext::system()).await?;
+            let mut tx = self.db.begin_system("dead letter").await?;
             sqlx::query(
                 "INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

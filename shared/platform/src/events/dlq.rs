@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::EventBus;
-use crate::db::{Database, TenantContext};
+use crate::db::Database;
 
 /// Names the one consumer a replayed message is meant for.
 pub const REPLAY_FOR_HEADER: &str = "Lyceum-Replay-For";
@@ -28,7 +28,7 @@ pub struct DeadLetter {
 
 /// Dead letters of a service's consumers, newest first.
 pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut tx = db.begin(&TenantContext::system()).await?;
+    let mut tx = db.begin_system("dead letters").await?;
     let rows = sqlx::query_as::<_, DeadLetter>(
         "SELECT id, consumer, subject, event_id, error, deliveries, failed_at, replayed_at
          FROM dead_letters WHERE $1 OR replayed_at IS NULL
@@ -44,7 +44,7 @@ pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<D
 /// Republishes a dead letter and marks it replayed. Returns false when there is no such
 /// dead letter in this service.
 pub async fn replay(db: &Database, bus: &EventBus, id: Uuid) -> anyhow::Result<bool> {
-    let mut tx = db.begin(&TenantContext::system()).await?;
+    let mut tx = db.begin_system("dead letters").await?;
     let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT consumer, subject, payload FROM dead_letters WHERE id = $1 FOR UPDATE",
     )

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::metrics::EventMetrics;
 use super::{EventBus, Shutdown, outbox_channel, stopped};
-use crate::db::{Database, TenantContext};
+use crate::db::Database;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
@@ -128,7 +128,7 @@ impl Relay {
 
     /// Publishes one batch; returns how many rows were published.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("relay claim").await?;
         // Losing this commit in a crash only means publishing the batch again, which
         // JetStream and the inboxes de-duplicate: no need to wait for the WAL flush.
         sqlx::query("SET LOCAL synchronous_commit = off")
@@ -206,7 +206,7 @@ impl Relay {
 
     /// Deletes old sent rows and old inbox entries, and records the backlog.
     async fn maintain(&self) -> anyhow::Result<()> {
-        let mut tx = self.db.begin(&TenantContext::system()).await?;
+        let mut tx = self.db.begin_system("outbox cleanup").await?;
         let keep = self.settings.keep_sent.as_secs_f64();
         sqlx::query(
             "DELETE FROM outbox WHERE published_at IS NOT NULL
@@ -233,7 +233,7 @@ impl Relay {
 
 /// The number of unpublished events and the age of the oldest, in seconds.
 pub async fn outbox_backlog(db: &Database) -> anyhow::Result<(i64, f64)> {
-    let mut tx = db.begin(&TenantContext::system()).await?;
+    let mut tx = db.begin_system("outbox backlog").await?;
     let (count, age): (i64, Option<f64>) = sqlx::query_as(
         "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
          FROM outbox WHERE published_at IS NULL",

@@ -1,0 +1,583 @@
+//! Row-level security as an independent second wall: every rule is checked as the
+//! service's own database role, with a tenant context that lacks the right, the way a
+//! handler that forgot its authorization check would reach the database.
+
+use lyceum_platform::db::{Database, ServiceSchema, TenantContext};
+use lyceum_testkit::TestDatabase;
+use sqlx::{AssertSqlSafe, PgConnection};
+use uuid::Uuid;
+
+const SCHEMAS: [ServiceSchema; 3] = [
+    lyceum_identity::SCHEMA,
+    lyceum_learning::SCHEMA,
+    lyceum_instructor::SCHEMA,
+];
+
+/// One table of each schema, to knock on from the other services.
+fn a_table_of(schema: &str) -> &'static str {
+    match schema {
+        "identity" => "identity.users",
+        "learning" => "learning.courses",
+        "instructor" => "instructor.payments",
+        other => panic!("unknown schema {other}"),
+    }
+}
+
+async fn migrated() -> TestDatabase {
+    let db = TestDatabase::create().await;
+    for schema in &SCHEMAS {
+        db.migrate(schema).await;
+    }
+    db
+}
+
+fn user(id: Uuid, org: Option<Uuid>, roles: &[&str]) -> TenantContext {
+    TenantContext {
+        user_id: Some(id),
+        org_id: org,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+async fn seed(conn: &mut PgConnection, statement: &str) {
+    sqlx::raw_sql(AssertSqlSafe(statement.to_owned()))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("seeding `{statement}`: {e}"));
+}
+
+/// Runs one statement as the service role under `context` and returns the SQLSTATE it
+/// failed with, or None when it succeeded. The transaction is rolled back either way.
+async fn attempt(db: &Database, context: &TenantContext, statement: &str) -> Option<String> {
+    let mut tx = db.begin(context).await.unwrap();
+    let outcome = sqlx::raw_sql(AssertSqlSafe(statement.to_owned()))
+        .execute(tx.conn())
+        .await;
+    tx.rollback().await.unwrap();
+    match outcome {
+        Ok(_) => None,
+        Err(sqlx::Error::Database(e)) => Some(e.code().unwrap_or_default().into_owned()),
+        Err(other) => panic!("`{statement}` failed outside the database: {other}"),
+    }
+}
+
+async fn refused(db: &Database, context: &TenantContext, statement: &str) {
+    assert_eq!(
+        attempt(db, context, statement).await.as_deref(),
+        Some("42501"),
+        "`{statement}` must be refused as insufficient privilege"
+    );
+}
+
+async fn allowed(db: &Database, context: &TenantContext, statement: &str) {
+    assert_eq!(
+        attempt(db, context, statement).await,
+        None,
+        "`{statement}` is the control and must succeed"
+    );
+}
+
+async fn count(db: &Database, context: &TenantContext, query: &str) -> i64 {
+    let mut tx = db.begin(context).await.unwrap();
+    let n: i64 = sqlx::query_scalar(AssertSqlSafe(query.to_owned()))
+        .fetch_one(tx.conn())
+        .await
+        .unwrap_or_else(|e| panic!("`{query}`: {e}"));
+    tx.rollback().await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn no_service_role_reaches_another_services_schema() {
+    let test_db = migrated().await;
+    let mut cells = 0;
+    for own in &SCHEMAS {
+        let db = test_db.service_database(own).await;
+        for other in SCHEMAS.iter().filter(|o| o.name != own.name) {
+            let table = a_table_of(other.name);
+            // As the runtime role with the broadest context a token can carry...
+            let admin = user(Uuid::now_v7(), None, &["admin", "service"]);
+            let code = attempt(&db, &admin, &format!("SELECT 1 FROM {table} LIMIT 1")).await;
+            assert_eq!(code.as_deref(), Some("42501"), "{} reads {table}", own.name);
+            // ...and as its system role, which bypasses row-level security at home.
+            let mut tx = db.begin_system("test").await.unwrap();
+            let outcome = sqlx::raw_sql(AssertSqlSafe(format!("SELECT 1 FROM {table} LIMIT 1")))
+                .execute(tx.conn())
+                .await;
+            tx.rollback().await.unwrap();
+            assert!(outcome.is_err(), "{}'s system role reads {table}", own.name);
+            cells += 2;
+        }
+    }
+    assert_eq!(cells, 12, "3 services × 2 other schemas × 2 roles");
+}
+
+#[tokio::test]
+async fn the_system_role_cannot_log_in_and_is_reached_only_by_name() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    for schema in &SCHEMAS {
+        let (can_login, bypasses): (bool, bool) =
+            sqlx::query_as("SELECT rolcanlogin, rolbypassrls FROM pg_roles WHERE rolname = $1")
+                .bind(schema.system_role())
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert!(!can_login && bypasses, "{}", schema.system_role());
+        let (inherits, bypasses): (bool, bool) =
+            sqlx::query_as("SELECT rolinherit, rolbypassrls FROM pg_roles WHERE rolname = $1")
+                .bind(schema.runtime_role())
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert!(
+            !inherits && !bypasses,
+            "{} must switch to its system role explicitly",
+            schema.runtime_role()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_context_that_names_system_opens_nothing() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let owner = Uuid::now_v7();
+    let draft = Uuid::now_v7();
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title) VALUES ('{draft}', '{owner}', 'Draft');
+             INSERT INTO learning.outbox (id, subject, envelope) VALUES ('{}', 'learning.x', '\\x00');",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let claims_system = TenantContext {
+        user_id: None,
+        org_id: None,
+        roles: vec!["system".into()],
+    };
+    assert_eq!(
+        count(&db, &claims_system, "SELECT count(*) FROM courses").await,
+        0
+    );
+    assert_eq!(
+        count(&db, &claims_system, "SELECT count(*) FROM outbox").await,
+        0
+    );
+    assert_eq!(
+        count(&db, &claims_system, "SELECT count(*) FROM inbox").await,
+        0
+    );
+    refused(
+        &db,
+        &claims_system,
+        &format!(
+            "INSERT INTO inbox (consumer, event_id) VALUES ('x', '{}')",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    // Any caller may still append to the outbox in its own transaction.
+    allowed(
+        &db,
+        &claims_system,
+        &format!(
+            "INSERT INTO outbox (id, subject, envelope) VALUES ('{}', 'learning.y', '\\x00')",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    // The control: the named system role sees both.
+    let mut tx = db.begin_system("test").await.unwrap();
+    let seen: i64 =
+        sqlx::query_scalar("SELECT (SELECT count(*) FROM courses) + (SELECT count(*) FROM outbox)")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(seen, 2);
+}
+
+#[tokio::test]
+async fn security_definer_functions_pin_search_path_and_nothing_is_executable_by_public() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let unpinned: Vec<String> = sqlx::query_scalar(
+        "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname IN ('identity', 'learning', 'instructor') AND p.prosecdef
+           AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c
+                           WHERE c LIKE 'search\\_path=%' AND c LIKE '%pg\\_temp')",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        unpinned.is_empty(),
+        "unpinned SECURITY DEFINER functions: {unpinned:?}"
+    );
+    let definers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'learning' AND p.prosecdef",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        definers >= 2,
+        "the control: learning has SECURITY DEFINER functions"
+    );
+    let public: Vec<String> = sqlx::query_scalar(
+        "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname IN ('identity', 'learning', 'instructor')
+           AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
+                                           WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        public.is_empty(),
+        "functions PUBLIC may execute: {public:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_table_cannot_take_over_a_draft_course() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let owner = Uuid::now_v7();
+    let stranger = Uuid::now_v7();
+    let draft = Uuid::now_v7();
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title) VALUES ('{draft}', '{owner}', 'Draft')"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_stranger = user(stranger, None, &["user", "instructor"]);
+    let mut tx = db.begin(&as_stranger).await.unwrap();
+    // Temporary tables come first in an unpinned search_path: these would make teaches()
+    // and can_view_course() answer yes for the stranger.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TEMP TABLE course_instructors (course_id uuid, instructor_id uuid, permissions text[]);
+         INSERT INTO pg_temp.course_instructors VALUES ('{draft}', '{stranger}', '{{edit_content}}');
+         CREATE TEMP TABLE courses (id uuid, instructor_id uuid, status text, visibility text, organization_id uuid);
+         INSERT INTO pg_temp.courses VALUES ('{draft}', '{stranger}', 'published', 'public', NULL);
+         GRANT SELECT ON pg_temp.courses, pg_temp.course_instructors TO PUBLIC;"
+    )))
+    .execute(tx.conn())
+    .await
+    .unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM learning.courses WHERE id = $1")
+        .bind(draft)
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    let taken = sqlx::query("UPDATE learning.courses SET title = 'Mine' WHERE id = $1")
+        .bind(draft)
+        .execute(tx.conn())
+        .await
+        .unwrap()
+        .rows_affected();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        (seen, taken),
+        (0, 0),
+        "the stranger saw or changed the draft"
+    );
+}
+
+#[tokio::test]
+async fn learning_column_rules_hold_for_callers_who_lack_the_right() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, co, student, voter, stranger) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let org = Uuid::now_v7();
+    let (paid, org_course) = (Uuid::now_v7(), Uuid::now_v7());
+    let (pending, done) = (Uuid::now_v7(), Uuid::now_v7());
+    let (review, org_review) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title, status, price_minor) VALUES
+               ('{paid}', '{owner}', 'Paid', 'published', 5000);
+             INSERT INTO learning.courses (id, instructor_id, organization_id, title, status, visibility) VALUES
+               ('{org_course}', '{owner}', '{org}', 'In house', 'published', 'organization');
+             INSERT INTO learning.course_instructors (course_id, instructor_id, role, permissions) VALUES
+               ('{paid}', '{co}', 'co_instructor', '{{edit_content,respond_to_reviews}}');
+             INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, status, price_minor) VALUES
+               ('{pending}', '{paid}', '{student}', '{owner}', 'pending_payment', 5000);
+             INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, organization_id, status) VALUES
+               ('{done}', '{org_course}', '{student}', '{owner}', '{org}', 'completed');
+             INSERT INTO learning.course_reviews (id, course_id, student_id, enrollment_id, instructor_id, rating) VALUES
+               ('{review}', '{paid}', '{student}', '{pending}', '{owner}', 4),
+               ('{org_review}', '{org_course}', '{student}', '{done}', '{owner}', 5);
+             INSERT INTO learning.review_votes (review_id, voter_id) VALUES
+               ('{review}', '{voter}'), ('{org_review}', '{voter}');"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_student = user(student, None, &["user"]);
+    let as_co = user(co, None, &["user", "instructor"]);
+    let as_stranger = user(stranger, None, &["user"]);
+
+    // A student changes neither the status, nor the price, nor the payment.
+    for change in [
+        "status = 'active'",
+        "price_minor = 0",
+        "currency = 'EUR'",
+        &format!("payment_id = '{}'", Uuid::now_v7()),
+    ] {
+        refused(
+            &db,
+            &as_student,
+            &format!("UPDATE enrollments SET {change} WHERE id = '{pending}'"),
+        )
+        .await;
+    }
+    // Nor does an enrollment start paid for, or at another price.
+    let other_student = Uuid::now_v7();
+    refused(
+        &db,
+        &user(other_student, None, &["user"]),
+        &format!(
+            "INSERT INTO enrollments (id, course_id, student_id, instructor_id, status, price_minor)
+             VALUES ('{}', '{paid}', '{other_student}', '{owner}', 'active', 0)",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    // The controls: the student's own legal moves.
+    allowed(
+        &db,
+        &as_student,
+        &format!("UPDATE enrollments SET status = 'cancelled', cancelled_at = now() WHERE id = '{pending}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &user(other_student, None, &["user"]),
+        &format!(
+            "INSERT INTO enrollments (id, course_id, student_id, instructor_id, status, price_minor)
+             VALUES ('{}', '{paid}', '{other_student}', '{owner}', 'pending_payment', 5000)",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+
+    // A co-instructor edits content but never the owner or the statistics.
+    refused(
+        &db,
+        &as_co,
+        &format!("UPDATE courses SET instructor_id = '{co}' WHERE id = '{paid}'"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_co,
+        &format!("UPDATE courses SET enrolled_count = 1000 WHERE id = '{paid}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_co,
+        &format!("UPDATE courses SET title = 'Better title' WHERE id = '{paid}'"),
+    )
+    .await;
+
+    // A review's author cannot answer it or count votes; the teaching team can answer.
+    refused(
+        &db,
+        &as_student,
+        &format!("UPDATE course_reviews SET helpful_count = 99 WHERE id = '{review}'"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_student,
+        &format!("UPDATE course_reviews SET instructor_response = 'Great!' WHERE id = '{review}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_co,
+        &format!(
+            "UPDATE course_reviews SET instructor_response = 'Thanks', responded_at = now() WHERE id = '{review}'"
+        ),
+    )
+    .await;
+
+    // Votes show only where their course does: not the organization's course to a stranger.
+    let votes = |id: Uuid| format!("SELECT count(*) FROM review_votes WHERE review_id = '{id}'");
+    assert_eq!(count(&db, &as_stranger, &votes(org_review)).await, 0);
+    assert_eq!(
+        count(&db, &as_stranger, &votes(review)).await,
+        1,
+        "public course"
+    );
+    let member = user(Uuid::now_v7(), Some(org), &["user", "member"]);
+    assert_eq!(count(&db, &member, &votes(org_review)).await, 1, "member");
+}
+
+#[tokio::test]
+async fn identity_column_rules_hold_for_callers_who_lack_the_right() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let org = Uuid::now_v7();
+    let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let session = Uuid::now_v7();
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO identity.organizations (id, name, slug) VALUES ('{org}', 'Acme', 'acme');
+             INSERT INTO identity.users (id, organization_id, email) VALUES
+               ('{alice}', '{org}', 'alice@example.com'), ('{bob}', '{org}', 'bob@example.com');
+             INSERT INTO identity.role_grants (id, user_id, role, organization_id) VALUES
+               ('{}', '{alice}', 'org_admin', '{org}'), ('{}', '{bob}', 'member', '{org}');
+             INSERT INTO identity.sessions (id, user_id, expires_at, revoked_at, revoked_reason) VALUES
+               ('{session}', '{bob}', now() + interval '1 day', now(), 'logout');",
+            Uuid::now_v7(),
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_identity::SCHEMA).await;
+    let as_bob = user(bob, Some(org), &["user", "member"]);
+    let as_alice = user(alice, Some(org), &["user", "org_admin"]);
+
+    refused(
+        &db,
+        &as_bob,
+        &format!("UPDATE users SET status = 'inactive' WHERE id = '{bob}'"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_bob,
+        &format!("UPDATE users SET organization_id = NULL WHERE id = '{bob}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_bob,
+        &format!("UPDATE users SET full_name = 'Bob' WHERE id = '{bob}'"),
+    )
+    .await;
+    // An org admin grants roles in their organization, never to themselves.
+    refused(
+        &db,
+        &as_alice,
+        &format!(
+            "INSERT INTO role_grants (id, user_id, role, organization_id) VALUES ('{}', '{alice}', 'team_lead', '{org}')",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_alice,
+        &format!("DELETE FROM role_grants WHERE user_id = '{alice}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_alice,
+        &format!(
+            "INSERT INTO role_grants (id, user_id, role, organization_id) VALUES ('{}', '{bob}', 'team_lead', '{org}')",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_alice,
+        &format!("UPDATE users SET status = 'suspended' WHERE id = '{bob}'"),
+    )
+    .await;
+    // A revoked session stays revoked.
+    refused(
+        &db,
+        &as_bob,
+        &format!(
+            "UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL WHERE id = '{session}'"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn instructor_column_rules_hold_for_callers_who_lack_the_right() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let instructor = Uuid::now_v7();
+    let bio = "A".repeat(60);
+    seed(
+        &mut admin,
+        &format!("INSERT INTO instructor.instructor_profiles (instructor_id, bio) VALUES ('{instructor}', '{bio}')"),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_instructor::SCHEMA).await;
+    let as_instructor = user(instructor, None, &["user", "instructor"]);
+    for flag in ["verified", "featured"] {
+        refused(
+            &db,
+            &as_instructor,
+            &format!(
+                "UPDATE instructor_profiles SET {flag} = true WHERE instructor_id = '{instructor}'"
+            ),
+        )
+        .await;
+    }
+    let newcomer = Uuid::now_v7();
+    refused(
+        &db,
+        &user(newcomer, None, &["user", "instructor"]),
+        &format!("INSERT INTO instructor_profiles (instructor_id, bio, verified) VALUES ('{newcomer}', '{bio}', true)"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_instructor,
+        &format!(
+            "UPDATE instructor_profiles SET bio = '{bio}B' WHERE instructor_id = '{instructor}'"
+        ),
+    )
+    .await;
+    allowed(
+        &db,
+        &user(Uuid::now_v7(), None, &["admin"]),
+        &format!(
+            "UPDATE instructor_profiles SET verified = true WHERE instructor_id = '{instructor}'"
+        ),
+    )
+    .await;
+
+    // A payer records a pending payment, never one that already succeeded or carries a fee.
+    let payer = Uuid::now_v7();
+    let payment = |status: &str, fee: &str| {
+        format!(
+            "INSERT INTO payments (id, request_id, request_fingerprint, payer_id, amount_minor, currency,
+                                   provider, payment_type, invoice_number, status, fee_minor)
+             VALUES ('{}', '{}', 'f', '{payer}', 1000, 'USD', 'manual', 'other', '{}', '{status}', {fee})",
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7()
+        )
+    };
+    let as_payer = user(payer, None, &["user"]);
+    refused(&db, &as_payer, &payment("succeeded", "NULL")).await;
+    refused(&db, &as_payer, &payment("pending", "0")).await;
+    allowed(&db, &as_payer, &payment("pending", "NULL")).await;
+}
