@@ -122,9 +122,10 @@ impl Students {
     }
 }
 
+/// Enrollments of fresh students, each call into the next of `courses`.
 pub struct EnrollRpc {
     pub stack: Arc<Stack>,
-    pub course_id: Uuid,
+    pub courses: Arc<Vec<Uuid>>,
     pub students: Arc<Students>,
 }
 
@@ -136,10 +137,11 @@ impl Operation for EnrollRpc {
             .tokens
             .get(sequence as usize)
             .ok_or("ran out of students")?;
+        let course_id = self.courses[sequence as usize % self.courses.len()];
         let mut client = EnrollmentServiceClient::new(self.stack.learning_channel(worker));
         let request = with_bearer(
             Request::new(pb::EnrollRequest {
-                course_id: self.course_id.to_string(),
+                course_id: course_id.to_string(),
             }),
             token,
         );
@@ -147,9 +149,11 @@ impl Operation for EnrollRpc {
     }
 }
 
+/// The statements the service runs for a free enrollment, replayed through its store
+/// functions without gRPC: the cost of the service's own SQL, not a reference design.
 pub struct EnrollSql {
     pub stack: Arc<Stack>,
-    pub course_id: Uuid,
+    pub courses: Arc<Vec<Uuid>>,
     pub students: Arc<Students>,
 }
 
@@ -161,25 +165,26 @@ impl Operation for EnrollSql {
             .principals
             .get(sequence as usize)
             .ok_or("ran out of students")?;
+        let course_id = self.courses[sequence as usize % self.courses.len()];
         let db = &self.stack.learning;
         let mut tx = db
             .begin(&TenantContext::for_principal(principal))
             .await
             .map_err(sql)?;
-        let course = courses::get(&mut tx, self.course_id)
+        let course = courses::get(&mut tx, course_id)
             .await
             .map_err(sql)?
             .ok_or("no course")?;
-        instructors::permissions_of(&mut tx, self.course_id, principal.subject)
+        instructors::permissions_of(&mut tx, course_id, principal.subject)
             .await
             .map_err(sql)?;
-        enrollments::lock_by_student(&mut tx, self.course_id, principal.subject)
+        enrollments::lock_by_student(&mut tx, course_id, principal.subject)
             .await
             .map_err(sql)?;
         let enrollment = enrollments::insert(
             &mut tx,
             NewEnrollment {
-                course_id: self.course_id,
+                course_id,
                 student_id: principal.subject,
                 instructor_id: course.instructor_id,
                 organization_id: course.organization_id,
@@ -196,7 +201,7 @@ impl Operation for EnrollSql {
         progress::create(&mut tx, &enrollment, course.lesson_count)
             .await
             .map_err(sql)?;
-        let counts = courses::add_to_enrollment_counts(&mut tx, self.course_id, 1, 0)
+        let counts = courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0)
             .await
             .map_err(sql)?;
         for created in [true, false] {

@@ -4,6 +4,7 @@
 
 mod dashboard;
 mod data;
+mod enroll_matrix;
 mod events;
 mod learning;
 mod load;
@@ -30,6 +31,9 @@ enum Scenario {
     GetCourse,
     ListCourses,
     Enroll,
+    /// Enroll beside the baselines' reference designs in every cell of the matrix (not
+    /// part of the default run: it loads up to a million enrollments several times).
+    EnrollMatrix,
     Dashboard,
     RelayThroughput,
     EventLag,
@@ -66,6 +70,18 @@ struct Args {
     /// Existing enrollments of the course at which to repeat enroll, e.g. 0,100000,1000000.
     #[arg(long, value_delimiter = ',')]
     enroll_scaling_sizes: Vec<i64>,
+    /// Existing enrollments for enroll-matrix.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 100_000, 1_000_000])]
+    matrix_sizes: Vec<i64>,
+    /// Concurrent callers for enroll-matrix.
+    #[arg(long, value_delimiter = ',', default_values_t = [4, 32])]
+    matrix_callers: Vec<usize>,
+    /// Courses of one instructor the enroll-matrix enrollments spread over (1 to 10).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10])]
+    matrix_courses: Vec<usize>,
+    /// The team's reference SQL for enroll-matrix (seedstyle.sql, incremental.sql, load.sql).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/baselines"))]
+    baselines_dir: std::path::PathBuf,
     /// Dashboard volume: instructors, courses, enrollments, activity rows, students.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 1_000_000, 10_000_000, 200_000])]
     dashboard_volume: Vec<i64>,
@@ -107,6 +123,7 @@ struct EnrollScalingPoint {
 #[derive(Serialize, Default)]
 struct Report {
     enroll_scaling: Vec<EnrollScalingPoint>,
+    enroll_matrix: Vec<enroll_matrix::Cell>,
     dashboard: Vec<(dashboard::Query, Comparison)>,
     dashboard_volume: Option<dashboard::Volume>,
     date: String,
@@ -282,12 +299,12 @@ async fn main() -> anyhow::Result<()> {
             Scenario::Enroll => (
                 Arc::new(learning::EnrollRpc {
                     stack: stack.clone(),
-                    course_id: enroll_course,
+                    courses: Arc::new(vec![enroll_course]),
                     students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
                 }),
                 Arc::new(learning::EnrollSql {
                     stack: stack.clone(),
-                    course_id: enroll_course,
+                    courses: Arc::new(vec![enroll_course]),
                     students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
                 }),
             ),
@@ -334,7 +351,7 @@ async fn main() -> anyhow::Result<()> {
         learning::grow_enrollments(&mut admin, enroll_course, existing).await?;
         let operation = Arc::new(learning::EnrollRpc {
             stack: stack.clone(),
-            course_id: enroll_course,
+            courses: Arc::new(vec![enroll_course]),
             students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
         });
         let service = load::run(operation, config).await;
@@ -349,6 +366,22 @@ async fn main() -> anyhow::Result<()> {
             existing_enrollments: existing,
             service,
         });
+    }
+
+    if selected.contains(&Scenario::EnrollMatrix) {
+        println!();
+        report.enroll_matrix = enroll_matrix::run(
+            &stack,
+            &mut admin,
+            &enroll_matrix::MatrixSettings {
+                baselines: args.baselines_dir.clone(),
+                sizes: args.matrix_sizes.clone(),
+                callers: args.matrix_callers.clone(),
+                spreads: args.matrix_courses.clone(),
+                config,
+            },
+        )
+        .await?;
     }
 
     if selected.contains(&Scenario::Dashboard) {

@@ -114,3 +114,44 @@ fn the_dashboard_scenarios_run_on_a_small_volume_and_explain_their_plans() {
     let _ = std::fs::remove_file(&plans);
     assert_eq!(text.matches("Execution Time").count(), 6, "{text}");
 }
+
+#[test]
+fn the_enroll_matrix_measures_the_reference_designs_beside_enroll() {
+    let report_path =
+        std::env::temp_dir().join(format!("lyceum-bench-matrix-{}.json", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
+        .args(["--scenario", "enroll-matrix", "--duration-secs", "1"])
+        .args(["--warmup-secs", "0", "--size", "100", "--courses", "10"])
+        .args(["--matrix-sizes", "0,500", "--matrix-callers", "2"])
+        .args(["--matrix-courses", "1,3", "--json"])
+        .arg(&report_path)
+        .output()
+        .expect("lyceum-bench runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report_path);
+    let cells = report["enroll_matrix"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "2 sizes × 2 spreads × 1 caller count");
+    for cell in cells {
+        for design in [
+            "seeds_recount",
+            "one_statement",
+            "enroll_free",
+            "enroll_paid",
+            "replayed_statements",
+        ] {
+            let measurement = &cell[design];
+            assert!(measurement["requests"].as_u64().unwrap() > 0, "{cell}");
+            assert!(
+                measurement["errors"].as_object().unwrap().is_empty(),
+                "{cell}"
+            );
+        }
+        assert!(cell["free_vs_one_statement"].as_f64().unwrap() > 0.0);
+    }
+}
