@@ -4,6 +4,7 @@
 //! - [`telemetry`]: logs, OTLP traces and metrics, W3C trace context over gRPC
 //! - [`db`]: the pool bound to a service's schema and role, migrations, tenant transactions
 //! - [`auth`]: Ed25519 JWT verification, the `Principal`, the tower layer
+//! - [`capacity`]: seats, caps, budgets and credits taken and given back exactly once
 //! - [`error`]: domain errors to canonical gRPC codes with field details
 //! - [`server`]: health, reflection, limits and graceful shutdown
 //! - [`convert`]: wire types to domain types, page tokens
@@ -13,6 +14,7 @@
 //! - [`verify`]: reconciliation of derived statistics
 
 pub mod auth;
+pub mod capacity;
 pub mod config;
 pub mod convert;
 pub mod crypto;
