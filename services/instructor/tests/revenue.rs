@@ -142,6 +142,13 @@ impl App {
                 })
                 .collect(),
             sid: None,
+            // Service accounts here stand for the payment provider's handler.
+            scopes: match kind {
+                PrincipalKind::Service => {
+                    vec![lyceum_platform::auth::scopes::PAYMENTS_WRITE.into()]
+                }
+                PrincipalKind::User => vec![],
+            },
         };
         Caller {
             id,
