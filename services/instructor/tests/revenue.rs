@@ -142,11 +142,13 @@ impl App {
                 })
                 .collect(),
             sid: None,
-            // Service accounts here stand for the payment provider's handler.
+            // Service accounts here stand for the payment provider's handler and the
+            // payout job.
             scopes: match kind {
-                PrincipalKind::Service => {
-                    vec![lyceum_platform::auth::scopes::PAYMENTS_WRITE.into()]
-                }
+                PrincipalKind::Service => vec![
+                    lyceum_platform::auth::scopes::PAYMENTS_WRITE.into(),
+                    lyceum_platform::auth::scopes::PAYOUTS_WRITE.into(),
+                ],
                 PrincipalKind::User => vec![],
             },
         };

@@ -68,11 +68,13 @@ pub mod scopes {
     /// Record payments for a payer and report their outcome (succeeded, failed,
     /// refunded): the payment provider's webhook handler.
     pub const PAYMENTS_WRITE: &str = "payments:write";
+    /// Pay instructors their pending earnings (CreatePayout): the payout job.
+    pub const PAYOUTS_WRITE: &str = "payouts:write";
     /// Read users' profiles (GetUser, BatchGetUsers, ListUsers).
     pub const USERS_READ: &str = "users:read";
 
     /// Every scope identity may grant.
-    pub const ALL: [&str; 2] = [PAYMENTS_WRITE, USERS_READ];
+    pub const ALL: [&str; 3] = [PAYMENTS_WRITE, PAYOUTS_WRITE, USERS_READ];
 
     pub fn is_known(scope: &str) -> bool {
         ALL.contains(&scope)
