@@ -679,8 +679,10 @@ impl TokenVerifier {
         self.disabled_accounts_known.store(false, Ordering::Release);
         let verifier = self.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+            let mut backoff = FIRST_BACKOFF;
             loop {
+                let started = Instant::now();
                 tokio::select! {
                     result = verifier.read_disabled_service_accounts(&bus) => {
                         if let Err(error) = result {
@@ -693,7 +695,12 @@ impl TokenVerifier {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = crate::events::stopped(&mut shutdown) => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // A subscription that held for a while failed for a new reason: retry soon.
+                backoff = if started.elapsed() > Duration::from_secs(30) {
+                    FIRST_BACKOFF
+                } else {
+                    (backoff * 2).min(Duration::from_secs(5))
+                };
             }
         })
     }
@@ -727,16 +734,27 @@ impl TokenVerifier {
         let mut messages = consumer.messages().await?;
         while let Some(message) = messages.next().await {
             let message = message?;
-            let envelope =
+            // An event this verifier cannot read is logged and passed over: stopping on
+            // it would replay the stream and stop there again, forever.
+            let disabled =
                 lyceum_proto::events::v1::EventEnvelope::decode(message.payload.as_ref())
-                    .context("decoding an event envelope")?;
-            let event: lyceum_proto::events::v1::ServiceAccountDisabled =
-                crate::events::unpack(&envelope)?;
-            match event.service_account_id.parse::<Uuid>() {
+                    .context("decoding an event envelope")
+                    .and_then(|envelope| {
+                        crate::events::unpack::<lyceum_proto::events::v1::ServiceAccountDisabled>(
+                            &envelope,
+                        )
+                    })
+                    .and_then(|event| {
+                        event
+                            .service_account_id
+                            .parse::<Uuid>()
+                            .context("service_account_id is not a UUID")
+                    });
+            match disabled {
                 Ok(id) => self.deny_service_account(id),
-                Err(_) => tracing::warn!(
-                    event = envelope.event_id,
-                    "service_account.disabled without a valid account id"
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "skipping an unreadable service_account.disabled event"
                 ),
             }
             if message
