@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo build --locked -p lyceum
 ./target/debug/lyceum migrate all
+# Development mode, chosen here in the open: without LYCEUM_DATA_KEY the services seal
+# secrets with the public development key (and say so in their log). Production sets
+# LYCEUM_DATA_KEY and never LYCEUM_DEV_MODE.
+export LYCEUM_DEV_MODE="${LYCEUM_DEV_MODE:-1}"
 exec ./target/debug/lyceum serve "${@:-all}"

@@ -166,6 +166,7 @@ impl Stack {
                 org: None,
             }],
             sid: None,
+            scopes: vec![],
         };
         (self.signer.sign(&claims), Principal::from_claims(claims))
     }

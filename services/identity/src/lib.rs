@@ -24,7 +24,7 @@ use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use uuid::Uuid;
 
-pub use api::{IdentityApi, TokenLifetimes};
+pub use api::{IdentityApi, IdentitySettings, Limit, SignInLimits, TokenLifetimes};
 use domain::{Email, Password, Role};
 use store::signing_keys::{KeyRing, ensure_signing_key};
 
@@ -46,22 +46,37 @@ pub const GRPC_SERVICES: [&str; 3] = [
 pub struct IdentityModule {
     db: Database,
     api: IdentityApi,
+    audience: String,
 }
 
 impl IdentityModule {
-    /// Makes sure a signing key exists and builds the handlers.
+    /// Makes sure a signing key exists and builds the handlers, with default settings but
+    /// for the token lifetimes.
     pub async fn start(
         db: Database,
         sealer: SecretBox,
         lifetimes: TokenLifetimes,
     ) -> anyhow::Result<Self> {
+        let settings = IdentitySettings {
+            lifetimes,
+            ..IdentitySettings::default()
+        };
+        Self::start_with(db, sealer, settings).await
+    }
+
+    pub async fn start_with(
+        db: Database,
+        sealer: SecretBox,
+        settings: IdentitySettings,
+    ) -> anyhow::Result<Self> {
         ensure_signing_key(&db, &sealer)
             .await
             .context("preparing the signing keys")?;
-        let keys = Arc::new(KeyRing::new(sealer));
+        let keys = Arc::new(KeyRing::new(sealer, settings.audience.clone()));
         Ok(Self {
-            api: IdentityApi::new(db.clone(), keys, lifetimes),
+            api: IdentityApi::new(db.clone(), keys, &settings),
             db,
+            audience: settings.audience,
         })
     }
 
@@ -71,6 +86,7 @@ impl IdentityModule {
         TokenVerifier::new(Arc::new(store::signing_keys::DbKeySource::new(
             self.db.clone(),
         )))
+        .with_audience(&self.audience)
         .with_revocation_check(Arc::new(api::SessionRevocationCheck::new(self.db.clone())))
     }
 }

@@ -4,10 +4,14 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use ed25519_dalek::SigningKey;
-use lyceum_platform::auth::{GrantedRole, GrpcKeySource, TokenSigner, TokenVerifier};
+use lyceum_identity::IdentitySettings;
+use lyceum_platform::auth::{
+    GrantedRole, GrpcKeySource, PrincipalKind, TokenError, TokenSigner, TokenVerifier, scopes,
+};
 use lyceum_proto::identity::v1 as pb;
 use tonic::Code;
 
@@ -155,8 +159,12 @@ async fn a_suspended_user_can_neither_log_in_nor_refresh() {
 }
 
 #[tokio::test]
-async fn reusing_a_rotated_refresh_token_revokes_its_whole_family() {
-    let app = TestApp::spawn().await;
+async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_its_whole_family() {
+    let app = TestApp::spawn_with(IdentitySettings {
+        refresh_grace: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
     app.create_user(None, "eve@example.org", "").await;
     let first = app.login("eve@example.org", PASSWORD).await;
     let second = app
@@ -171,7 +179,9 @@ async fn reusing_a_rotated_refresh_token_revokes_its_whole_family() {
         .unwrap();
     assert_ne!(first.refresh_token, second.refresh_token);
 
-    // The stolen first token comes back: refused, and the legitimate successor dies too.
+    // The stolen first token comes back after the grace window: refused, and the
+    // legitimate successor dies too.
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert_code(
         app.auth()
             .refresh_token(pb::RefreshTokenRequest {
@@ -198,7 +208,7 @@ async fn reusing_a_rotated_refresh_token_revokes_its_whole_family() {
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_of_one_token_rotate_it_once() {
+async fn concurrent_refreshes_of_one_token_all_get_the_same_new_pair() {
     let app = TestApp::spawn().await;
     app.create_user(None, "race@example.org", "").await;
     let tokens = app.login("race@example.org", PASSWORD).await;
@@ -210,8 +220,41 @@ async fn concurrent_refreshes_of_one_token_rotate_it_once() {
                 .await
         }
     });
-    let results = futures::future::join_all(attempts).await;
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let pairs: Vec<pb::TokenPair> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every refresh within the grace window succeeds"))
+        .map(|r| r.into_inner().tokens.unwrap())
+        .collect();
+    assert!(pairs.iter().all(|p| *p == pairs[0]), "one pair for all");
+    assert_ne!(pairs[0].refresh_token, tokens.refresh_token);
+
+    // The token was rotated once: the session holds the first token and one successor.
+    let mut conn = app.db.admin_connection().await;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM identity.refresh_tokens t JOIN identity.sessions s
+           ON s.id = t.session_id WHERE s.revoked_at IS NULL",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows, 2);
+    // The shared successor goes on working, and the session is alive.
+    let next = app
+        .auth()
+        .refresh_token(pb::RefreshTokenRequest {
+            refresh_token: pairs[0].refresh_token.clone(),
+        })
+        .await
+        .expect("the successor rotates")
+        .into_inner()
+        .tokens
+        .unwrap();
+    let me = claims_of(&next.access_token).sub.to_string();
+    app.users()
+        .get_user(authed(pb::GetUserRequest { id: me }, &next.access_token))
+        .await
+        .expect("the session survived the double refresh");
 }
 
 #[tokio::test]
@@ -220,7 +263,8 @@ async fn rotated_signing_keys_keep_old_tokens_valid_and_remote_verifiers_learn_n
     let admin = app.admin_token().await;
     let remote = TokenVerifier::new(Arc::new(
         GrpcKeySource::new(&format!("http://{}", app.server.addr)).unwrap(),
-    ));
+    ))
+    .with_key_refresh_interval(Duration::from_millis(1500));
     let old_kid = claims_header_kid(&admin);
     remote
         .verify(&admin)
@@ -259,6 +303,23 @@ async fn rotated_signing_keys_keep_old_tokens_valid_and_remote_verifiers_learn_n
         .await
         .expect("the previous key still verifies");
 
+    // A second rotation retires the first key. Identity refuses its tokens at once; the
+    // remote verifier, which knew that key, stops accepting them after its interval.
+    app.auth()
+        .rotate_signing_key(authed(pb::RotateSigningKeyRequest {}, &fresh))
+        .await
+        .expect("rotate again");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        remote.verify(&admin).await,
+        Err(lyceum_platform::auth::TokenError::UnknownKey),
+        "a retired key stops verifying on the interval"
+    );
+    remote
+        .verify(&fresh)
+        .await
+        .expect("the previous-but-one key still verifies");
+
     app.create_user(None, "plain@example.org", "").await;
     let plain = app.login("plain@example.org", PASSWORD).await.access_token;
     assert_code(
@@ -282,7 +343,7 @@ fn claims_header_kid(token: &str) -> String {
 }
 
 #[tokio::test]
-async fn service_accounts_exchange_their_secret_for_a_service_token() {
+async fn service_accounts_exchange_their_secret_for_a_token_carrying_their_scopes() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let user = app.create_user(None, "someone@example.org", "").await;
@@ -291,6 +352,7 @@ async fn service_accounts_exchange_their_secret_for_a_service_token() {
         .create_service_account(authed(
             pb::CreateServiceAccountRequest {
                 name: "learning".into(),
+                scopes: vec![scopes::USERS_READ.into()],
             },
             &admin,
         ))
@@ -298,6 +360,7 @@ async fn service_accounts_exchange_their_secret_for_a_service_token() {
         .unwrap()
         .into_inner();
     let account = created.service_account.unwrap();
+    assert_eq!(account.scopes, vec![scopes::USERS_READ.to_owned()]);
 
     assert_code(
         app.auth()
@@ -320,10 +383,9 @@ async fn service_accounts_exchange_their_secret_for_a_service_token() {
         .tokens
         .unwrap()
         .access_token;
-    assert_eq!(
-        claims_of(&token).kind,
-        lyceum_platform::auth::PrincipalKind::Service
-    );
+    let claims = claims_of(&token);
+    assert_eq!(claims.kind, PrincipalKind::Service);
+    assert_eq!(claims.scopes, vec![scopes::USERS_READ.to_owned()]);
 
     let users = app
         .users()
@@ -339,11 +401,168 @@ async fn service_accounts_exchange_their_secret_for_a_service_token() {
         .users;
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].full_name, "User someone@example.org");
+
+    // Unknown, repeated and missing scopes are bad input, each named.
+    let status = assert_code(
+        app.auth()
+            .create_service_account(authed(
+                pb::CreateServiceAccountRequest {
+                    name: "broken".into(),
+                    scopes: vec![
+                        "admin".into(),
+                        scopes::USERS_READ.into(),
+                        scopes::USERS_READ.into(),
+                    ],
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["scopes[0]", "scopes[2]"]);
+    let status = assert_code(
+        app.auth()
+            .create_service_account(authed(
+                pb::CreateServiceAccountRequest {
+                    name: "nothing".into(),
+                    scopes: vec![],
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["scopes"]);
 }
 
 #[tokio::test]
-async fn a_disabled_service_account_loses_its_secret_and_its_tokens() {
+async fn no_service_account_grants_roles_changes_passwords_or_acts_as_an_admin() {
     let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let admin_id = claims_of(&admin).sub.to_string();
+    let org = app.create_org(&admin, "acme").await;
+    let member = app
+        .create_user(Some(&admin), "member@acme.test", &org.id)
+        .await;
+    let (_, reader) = app
+        .service_account(&admin, "reader", &[scopes::USERS_READ])
+        .await;
+    let (_, payments) = app.service_account(&admin, "payments", &scopes::ALL).await;
+
+    for token in [&reader, &payments] {
+        for (user_id, role, org_id) in [
+            (&member.id, pb::Role::Admin, ""),
+            (&member.id, pb::Role::OrgAdmin, org.id.as_str()),
+        ] {
+            let result = app
+                .users()
+                .grant_role(authed(
+                    pb::GrantRoleRequest {
+                        user_id: user_id.clone(),
+                        role: role as i32,
+                        organization_id: org_id.into(),
+                        expire_time: None,
+                    },
+                    token,
+                ))
+                .await;
+            assert_code(result, Code::PermissionDenied);
+        }
+        assert_code(
+            app.users()
+                .change_password(authed(
+                    pb::ChangePasswordRequest {
+                        user_id: admin_id.clone(),
+                        current_password: String::new(),
+                        new_password: "Taken-Over-Password-1".into(),
+                    },
+                    token,
+                ))
+                .await,
+            Code::PermissionDenied,
+        );
+        assert_code(
+            app.users()
+                .update_user(authed(
+                    pb::UpdateUserRequest {
+                        user: Some(pb::User {
+                            id: member.id.clone(),
+                            status: pb::UserStatus::Suspended as i32,
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["status".into()],
+                        }),
+                    },
+                    token,
+                ))
+                .await,
+            Code::PermissionDenied,
+        );
+        assert_code(
+            app.orgs()
+                .create_organization(authed(
+                    pb::CreateOrganizationRequest {
+                        name: "Takeover".into(),
+                        slug: "takeover".into(),
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await,
+            Code::PermissionDenied,
+        );
+        assert_code(
+            app.auth()
+                .create_service_account(authed(
+                    pb::CreateServiceAccountRequest {
+                        name: "escalate".into(),
+                        scopes: vec![scopes::USERS_READ.into()],
+                    },
+                    token,
+                ))
+                .await,
+            Code::PermissionDenied,
+        );
+    }
+    // Reading users is the scope's, not every service account's.
+    app.users()
+        .get_user(authed(
+            pb::GetUserRequest {
+                id: member.id.clone(),
+            },
+            &reader,
+        ))
+        .await
+        .expect("users:read reads any user");
+    let (_, payments_only) = app
+        .service_account(&admin, "payments-only", &[scopes::PAYMENTS_WRITE])
+        .await;
+    assert_code(
+        app.users()
+            .get_user(authed(pb::GetUserRequest { id: member.id }, &payments_only))
+            .await,
+        Code::NotFound,
+    );
+    assert_code(
+        app.users()
+            .list_users(authed(pb::ListUsersRequest::default(), &payments_only))
+            .await,
+        Code::InvalidArgument,
+    );
+    // The admin's password still opens the admin's account.
+    app.login(ADMIN_EMAIL, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_disabled_service_account_loses_its_secret_and_its_tokens_everywhere_within_seconds() {
+    let app = TestApp::spawn().await;
+    // Another service's verifier: keys over gRPC, disabled accounts from identity's events.
+    let (_stop, following) = tokio::sync::watch::channel(false);
+    let remote = Arc::new(TokenVerifier::new(Arc::new(
+        GrpcKeySource::new(&format!("http://{}", app.server.addr)).unwrap(),
+    )));
+    remote.follow_disabled_service_accounts(app.bus.clone(), following.clone());
     let admin = app.admin_token().await;
     app.create_user(None, "plain@example.org", "").await;
     let someone = app.login("plain@example.org", PASSWORD).await.access_token;
@@ -352,6 +571,7 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens() {
         .create_service_account(authed(
             pb::CreateServiceAccountRequest {
                 name: "cohort".into(),
+                scopes: vec![scopes::USERS_READ.into()],
             },
             &admin,
         ))
@@ -373,6 +593,11 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens() {
         .tokens
         .unwrap()
         .access_token;
+    eventually(
+        "the remote verifier accepts the enabled account",
+        || async { remote.verify(&token).await.is_ok() },
+    )
+    .await;
     let disable = |id: &str, token: &str| {
         authed(
             pb::DisableServiceAccountRequest {
@@ -434,6 +659,52 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens() {
             .await,
         Code::Unauthenticated,
     );
+
+    // Elsewhere: refused within seconds of the event, long before the token expires.
+    let disabled_at = std::time::Instant::now();
+    eventually(
+        "the remote verifier refuses the disabled account",
+        || async { remote.verify(&token).await == Err(TokenError::Revoked) },
+    )
+    .await;
+    assert!(disabled_at.elapsed() < Duration::from_secs(5));
+    // A service started afterwards learns it from the stream before accepting any
+    // service-account token: never accepted, at most "retry shortly" until caught up.
+    let (_stop_late, following_late) = tokio::sync::watch::channel(false);
+    let restarted = Arc::new(TokenVerifier::new(Arc::new(
+        GrpcKeySource::new(&format!("http://{}", app.server.addr)).unwrap(),
+    )));
+    restarted.follow_disabled_service_accounts(app.bus.clone(), following_late);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match restarted.verify(&token).await {
+            Err(TokenError::Revoked) => break,
+            Err(TokenError::RevocationsUnavailable) => {}
+            other => panic!("a restarted verifier answered {other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Disabling again publishes nothing more: one event for the account.
+    let published: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM identity.outbox WHERE subject = 'identity.service_account.disabled'",
+    )
+    .fetch_one(&mut app.db.admin_connection().await)
+    .await
+    .unwrap();
+    assert_eq!(published, 1);
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

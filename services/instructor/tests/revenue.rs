@@ -142,6 +142,15 @@ impl App {
                 })
                 .collect(),
             sid: None,
+            // Service accounts here stand for the payment provider's handler and the
+            // payout job.
+            scopes: match kind {
+                PrincipalKind::Service => vec![
+                    lyceum_platform::auth::scopes::PAYMENTS_WRITE.into(),
+                    lyceum_platform::auth::scopes::PAYOUTS_WRITE.into(),
+                ],
+                PrincipalKind::User => vec![],
+            },
         };
         Caller {
             id,

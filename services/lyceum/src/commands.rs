@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use lyceum_platform::auth::{GrpcKeySource, TokenVerifier};
-use lyceum_platform::config::{DatabaseArgs, NatsArgs, SecretArgs, TelemetryArgs};
+use lyceum_platform::config::{AuthArgs, DatabaseArgs, NatsArgs, SecretArgs, TelemetryArgs};
 use lyceum_platform::db::{self, Database, ServiceSchema};
 use lyceum_platform::events::relay::RelaySettings;
 use lyceum_platform::runtime::Runtime;
@@ -49,6 +49,8 @@ pub struct ServeArgs {
     telemetry: TelemetryArgs,
     #[command(flatten)]
     secrets: SecretArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
     #[command(flatten)]
     limits: ServerLimits,
 }
@@ -122,7 +124,7 @@ async fn start_modules(
     services: &[ServiceName],
     database: &DatabaseArgs,
     secrets: &SecretArgs,
-    lifetimes: lyceum_identity::TokenLifetimes,
+    identity_settings: lyceum_identity::IdentitySettings,
 ) -> anyhow::Result<(Vec<Arc<dyn ServiceModule>>, Option<TokenVerifier>)> {
     let mut modules: Vec<Arc<dyn ServiceModule>> = Vec::new();
     let mut verifier = None;
@@ -130,10 +132,13 @@ async fn start_modules(
         let db = service_database(database, *service).await?;
         match service {
             ServiceName::Identity => {
-                let module =
-                    lyceum_identity::IdentityModule::start(db, secrets.secret_box()?, lifetimes)
-                        .await
-                        .context("starting the identity service")?;
+                let module = lyceum_identity::IdentityModule::start_with(
+                    db,
+                    secrets.secret_box()?,
+                    identity_settings.clone(),
+                )
+                .await
+                .context("starting the identity service")?;
                 verifier = Some(module.token_verifier());
                 modules.push(Arc::new(module));
             }
@@ -158,25 +163,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     // Fail fast and loudly when a dependency is missing: no half-alive process.
     let bus = args.nats.connect().await?;
-    let lifetimes = lyceum_identity::TokenLifetimes {
-        access: Duration::from_secs(args.access_token_ttl_secs),
-        refresh: Duration::from_secs(args.refresh_token_ttl_secs),
+    let identity_settings = lyceum_identity::IdentitySettings {
+        lifetimes: lyceum_identity::TokenLifetimes {
+            access: Duration::from_secs(args.access_token_ttl_secs),
+            refresh: Duration::from_secs(args.refresh_token_ttl_secs),
+        },
+        audience: args.auth.token_audience.clone(),
+        trusted_proxy_hops: args.auth.trusted_proxy_hops,
+        ..Default::default()
     };
     let (modules, verifier) =
-        start_modules(&services, &args.database, &args.secrets, lifetimes).await?;
-    // Without identity in this process, keys come from identity over gRPC.
+        start_modules(&services, &args.database, &args.secrets, identity_settings).await?;
+    // Without identity in this process, keys come from identity over gRPC, and disabled
+    // service accounts are learnt from identity's events (identity's own verifier reads
+    // its table instead).
+    let (stop_following, following) = tokio::sync::watch::channel(false);
     let verifier = match verifier {
-        Some(verifier) => verifier,
-        None => TokenVerifier::new(Arc::new(GrpcKeySource::new(&args.identity_addr)?)),
+        Some(verifier) => Arc::new(verifier),
+        None => {
+            let verifier = Arc::new(
+                args.auth
+                    .verifier(Arc::new(GrpcKeySource::new(&args.identity_addr)?)),
+            );
+            verifier.follow_disabled_service_accounts(bus.clone(), following);
+            verifier
+        }
     };
 
-    let server = GrpcServer::bind(
-        args.listen,
-        modules.clone(),
-        Arc::new(verifier),
-        args.limits,
-    )
-    .await?;
+    let server = GrpcServer::bind(args.listen, modules.clone(), verifier, args.limits).await?;
     let runtime = Runtime {
         server,
         modules,
@@ -184,6 +198,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         relay: RelaySettings::default(),
     };
     runtime.run(shutdown_signal()).await?;
+    let _ = stop_following.send(true);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

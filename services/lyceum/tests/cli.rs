@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use lyceum_testkit::{TestDatabase, nats_url};
 
+/// The binary in development mode (the public data key), as scripts/run.sh runs it.
 fn lyceum() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
     command
         .env_remove("DATABASE_URL")
+        .env_remove("LYCEUM_DATA_KEY")
+        .env("LYCEUM_DEV_MODE", "1")
         .env("RUST_LOG", "warn")
         .env("LYCEUM_EVENT_PREFIX", format!("cli{}", std::process::id()));
     command
@@ -141,6 +144,82 @@ fn serve_names_the_unreachable_nats_server_and_exits_non_zero() {
         message.contains(&url) && message.contains("NATS"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn without_a_data_key_serve_refuses_to_start_unless_in_development_mode() {
+    let db = TestDatabase::create().await;
+    let migrate = lyceum()
+        .args(["migrate", "all", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", text(&migrate));
+
+    let port = free_port();
+    let serve = |command: &mut Command| {
+        command
+            .args([
+                "serve",
+                "identity",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", &db.url, "--nats-url", &nats_url()]);
+    };
+    let mut production = lyceum();
+    production.env_remove("LYCEUM_DEV_MODE");
+    serve(&mut production);
+    let output = production.output().unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    let message = text(&output);
+    assert!(
+        message.contains("LYCEUM_DATA_KEY is not set") && message.contains("--dev"),
+        "{message}"
+    );
+    // An empty variable is no key either.
+    let mut empty = lyceum();
+    empty
+        .env_remove("LYCEUM_DEV_MODE")
+        .env("LYCEUM_DATA_KEY", "");
+    serve(&mut empty);
+    assert!(!empty.output().unwrap().status.success());
+    // LYCEUM_DEV_MODE=0 is not development mode.
+    let mut off = lyceum();
+    off.env("LYCEUM_DEV_MODE", "0");
+    serve(&mut off);
+    assert!(!off.output().unwrap().status.success());
+
+    // With a key, or with --dev, the same command serves.
+    for (flag, key) in [
+        (None, Some("bHljZXVtLXRlc3Qta2V5LW5vdC1zZWNyZXQtLS0tLS0=")),
+        (Some("--dev"), None),
+    ] {
+        let mut command = lyceum();
+        command.env_remove("LYCEUM_DEV_MODE");
+        serve(&mut command);
+        if let Some(flag) = flag {
+            command.arg(flag);
+        }
+        if let Some(key) = key {
+            command.env("LYCEUM_DATA_KEY", key);
+        }
+        let mut server = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                server.try_wait().unwrap().is_none(),
+                "serve exited with {flag:?} / key {key:?}"
+            );
+            assert!(Instant::now() < deadline, "serve did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
 }
 
 #[test]

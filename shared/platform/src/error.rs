@@ -79,6 +79,13 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// Too many attempts: `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` saying when
+    /// to try again.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -119,7 +126,7 @@ impl ApiError {
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::ResourceExhausted(_) | Self::Throttled { .. } => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Aborted(_) => Code::Aborted,
             Self::Internal(_) => Code::Internal,
@@ -171,6 +178,13 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists { field, message } => {
                 let mut details = ErrorDetails::new();
                 details.add_bad_request_violation(field, message.clone());
+                Status::with_error_details(code, message, details)
+            }
+            ApiError::Throttled {
+                message,
+                retry_after,
+            } => {
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
                 Status::with_error_details(code, message, details)
             }
             ApiError::Internal(error) => {

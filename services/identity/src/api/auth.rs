@@ -1,18 +1,21 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use lyceum_platform::auth::require_principal;
+use lyceum_platform::auth::{require_principal, scopes};
 use lyceum_platform::convert::{parse_id, timestamp};
+use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::auth_service_server::AuthService;
+use prost::Message as _;
 use rand::RngCore;
 use tonic::{Request, Response, Status};
 
 use super::tokens::hash_refresh_token;
 use super::{IdentityApi, wire};
 use crate::domain::{Email, PasswordHash, Slug, UserStatus};
+use crate::events;
 use crate::store::{credentials, service_accounts, sessions, signing_keys, users};
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
@@ -37,6 +40,7 @@ impl IdentityApi {
         &self,
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<pb::AuthenticateResponse, ApiError> {
+        let address = super::throttle::client_address(&request, self.trusted_proxy_hops);
         let req = request.into_inner();
         let mut v = Violations::new();
         let email = v.check("email", Email::parse(&req.email));
@@ -45,6 +49,15 @@ impl IdentityApi {
         }
         v.into_result()?;
         let email = email.expect("parsed when there are no violations");
+        // Emails match whatever their case, so their throttle does too.
+        let account = email.as_str().to_lowercase();
+        // Refused before any hashing, so a throttled guesser costs next to nothing.
+        if let Some(retry_after) = self.throttle.retry_after(&account, &address) {
+            return Err(ApiError::Throttled {
+                message: "too many failed sign-ins; retry later".into(),
+                retry_after,
+            });
+        }
 
         // Sign-in happens before there is a principal: the service acts for itself.
         let mut tx = self.db.begin_system("sign-in").await?;
@@ -59,6 +72,7 @@ impl IdentityApi {
             .unwrap_or_else(|| PasswordHash::dummy().clone());
         let matches = verify_off_thread(hash, req.password).await? && stored.is_some();
         let Some(user) = user.filter(|_| matches) else {
+            self.throttle.record_failure(&account, &address);
             return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
         };
         if user.status != UserStatus::Active.as_str() {
@@ -89,8 +103,21 @@ impl IdentityApi {
         let presented = sessions::find_and_lock(&mut tx, &hash_refresh_token(&token))
             .await?
             .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
-        if presented.rotated_at.is_some() {
-            // A rotated token came back: someone holds a copy. End the whole session.
+        if let Some(rotated_at) = presented.rotated_at {
+            // The same client refreshing twice at once (two tabs, a retry after a lost
+            // answer) gets the pair the first refresh produced.
+            let within_grace = presented.checked_at - rotated_at
+                < chrono::Duration::from_std(self.refresh_grace).unwrap_or_default();
+            if within_grace
+                && presented.session_revoked_at.is_none()
+                && presented.session_expires_at > presented.checked_at
+                && let Some(sealed) = &presented.successor_sealed
+            {
+                let pair = open_token_pair(self.keys.sealer(), sealed)?;
+                tx.commit().await?;
+                return Ok(pb::RefreshTokenResponse { tokens: Some(pair) });
+            }
+            // A rotated token came back later: someone holds a copy. End the whole session.
             if presented.session_revoked_at.is_none() {
                 tracing::warn!(session = %presented.session_id, "refresh token reuse detected; revoking the session");
                 sessions::revoke_session(&mut tx, presented.session_id, "reuse_detected").await?;
@@ -112,7 +139,6 @@ impl IdentityApi {
                 user.status
             )));
         }
-        sessions::mark_rotated(&mut tx, presented.token_id).await?;
         let tokens = self
             .next_token_pair(
                 &mut tx,
@@ -122,6 +148,8 @@ impl IdentityApi {
                 presented.session_expires_at,
             )
             .await?;
+        let sealed = self.keys.sealer().encrypt(&tokens.encode_to_vec());
+        sessions::mark_rotated(&mut tx, presented.token_id, &sealed).await?;
         tx.commit().await?;
         Ok(pb::RefreshTokenResponse {
             tokens: Some(tokens),
@@ -187,9 +215,10 @@ impl IdentityApi {
         request: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<pb::CreateServiceAccountResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let name = request.into_inner().name;
+        let req = request.into_inner();
         let mut v = Violations::new();
-        let name = v.check("name", Slug::parse(&name));
+        let name = v.check("name", Slug::parse(&req.name));
+        let scopes = service_account_scopes(&mut v, req.scopes);
         v.into_result()?;
         let name = name.expect("parsed when there are no violations");
         if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
@@ -205,7 +234,8 @@ impl IdentityApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let row =
-            service_accounts::insert(&mut tx, name.as_str(), &hash.0, principal.subject).await?;
+            service_accounts::insert(&mut tx, name.as_str(), &hash.0, &scopes, principal.subject)
+                .await?;
         tx.commit().await?;
         Ok(pb::CreateServiceAccountResponse {
             service_account: Some(service_account_message(row)),
@@ -229,9 +259,12 @@ impl IdentityApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let row = service_accounts::disable(&mut tx, id)
+        let (row, newly_disabled) = service_accounts::disable(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("service account"))?;
+        if newly_disabled {
+            tx.publish(events::service_account_disabled(&row)).await?;
+        }
         tx.commit().await?;
         Ok(pb::DisableServiceAccountResponse {
             service_account: Some(service_account_message(row)),
@@ -256,7 +289,9 @@ impl IdentityApi {
                 "invalid service account credentials".into(),
             ));
         };
-        let (access_token, expires) = self.issue_service_access_token(&mut tx, account.id).await?;
+        let (access_token, expires) = self
+            .issue_service_access_token(&mut tx, account.id, account.scopes)
+            .await?;
         tx.commit().await?;
         Ok(pb::AuthenticateServiceAccountResponse {
             tokens: Some(pb::TokenPair {
@@ -327,5 +362,36 @@ fn service_account_message(row: service_accounts::ServiceAccountRow) -> pb::Serv
         name: row.name,
         create_time: Some(timestamp(row.created_at)),
         disable_time: row.disabled_at.map(timestamp),
+        scopes: row.scopes,
     }
+}
+
+/// The requested scopes: at least one, each known, none twice.
+fn service_account_scopes(v: &mut Violations, requested: Vec<String>) -> Vec<String> {
+    if requested.is_empty() {
+        v.add(
+            "scopes",
+            format!("at least one is required, of: {}", scopes::ALL.join(", ")),
+        );
+    }
+    let mut accepted: Vec<String> = Vec::new();
+    for (i, scope) in requested.into_iter().enumerate() {
+        if !scopes::is_known(&scope) {
+            v.add(
+                format!("scopes[{i}]"),
+                format!("must be one of: {}", scopes::ALL.join(", ")),
+            );
+        } else if accepted.contains(&scope) {
+            v.add(format!("scopes[{i}]"), "is given twice");
+        } else {
+            accepted.push(scope);
+        }
+    }
+    accepted
+}
+
+fn open_token_pair(sealer: &SecretBox, sealed: &[u8]) -> Result<pb::TokenPair, ApiError> {
+    let bytes = sealer.decrypt(sealed)?;
+    pb::TokenPair::decode(bytes.as_slice())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealed token pair: {e}")))
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod organizations;
+mod throttle;
 mod tokens;
 mod users;
 mod wire;
@@ -14,7 +15,10 @@ use lyceum_platform::db::Database;
 
 use crate::store::signing_keys::KeyRing;
 
+pub use throttle::{Limit, SignInLimits};
 pub use tokens::SessionRevocationCheck;
+
+use throttle::SignInThrottle;
 
 /// Runs Argon2 work (19 MiB and tens of milliseconds per hash) off the async threads, a
 /// few at a time: unauthenticated sign-ins and sign-ups cannot pile up unbounded memory
@@ -56,20 +60,52 @@ impl Default for TokenLifetimes {
     }
 }
 
+/// How identity issues tokens and guards sign-in; everything has a default.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub lifetimes: TokenLifetimes,
+    /// The `aud` of issued tokens (see `lyceum_platform::config::AuthArgs`).
+    pub audience: String,
+    pub sign_in_limits: SignInLimits,
+    /// Proxies whose `x-forwarded-for` entries name the client (0: the peer address).
+    pub trusted_proxy_hops: usize,
+    /// How long after a rotation the same refresh token still returns the pair that
+    /// rotation produced, for clients that refresh twice at once.
+    pub refresh_grace: Duration,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            lifetimes: TokenLifetimes::default(),
+            audience: lyceum_platform::auth::DEFAULT_AUDIENCE.to_owned(),
+            sign_in_limits: SignInLimits::default(),
+            trusted_proxy_hops: 0,
+            refresh_grace: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The state every handler of the identity service shares.
 #[derive(Clone)]
 pub struct IdentityApi {
     db: Database,
     keys: Arc<KeyRing>,
     lifetimes: TokenLifetimes,
+    throttle: Arc<SignInThrottle>,
+    trusted_proxy_hops: usize,
+    refresh_grace: Duration,
 }
 
 impl IdentityApi {
-    pub fn new(db: Database, keys: Arc<KeyRing>, lifetimes: TokenLifetimes) -> Self {
+    pub fn new(db: Database, keys: Arc<KeyRing>, settings: &IdentitySettings) -> Self {
         Self {
             db,
             keys,
-            lifetimes,
+            lifetimes: settings.lifetimes,
+            throttle: Arc::new(SignInThrottle::new(settings.sign_in_limits)),
+            trusted_proxy_hops: settings.trusted_proxy_hops,
+            refresh_grace: settings.refresh_grace,
         }
     }
 }

@@ -59,6 +59,7 @@ impl IdentityApi {
             org: organization_id,
             roles,
             sid: Some(session_id),
+            scopes: Vec::new(),
         };
         self.sign(tx, claims, first_expiry).await
     }
@@ -67,6 +68,7 @@ impl IdentityApi {
         &self,
         tx: &mut Tx,
         service_account_id: Uuid,
+        scopes: Vec<String>,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
         let claims = Claims {
             iss: ISSUER.to_owned(),
@@ -78,6 +80,7 @@ impl IdentityApi {
             org: None,
             roles: vec![],
             sid: None,
+            scopes,
         };
         self.sign(tx, claims, None).await
     }

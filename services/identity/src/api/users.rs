@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use lyceum_platform::auth::{Principal, optional_principal, require_principal};
+use lyceum_platform::auth::{Principal, optional_principal, require_principal, scopes};
 use lyceum_platform::convert::{
     bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
     update_mask,
@@ -24,11 +24,16 @@ use crate::store::{Tx, credentials, grants, sessions, users};
 type AvatarUrl = BoundedText<2048, false>;
 const MAX_BATCH: usize = 1000;
 
+/// Platform admins, and service accounts with the `users:read` scope.
+fn reads_every_user(principal: &Principal) -> bool {
+    principal.has_platform_access() || principal.has_scope(scopes::USERS_READ)
+}
+
 /// Who may see a user: themselves, members of the same organization, its admins, and
-/// anyone with platform access.
+/// whoever reads every user.
 fn can_see_user(principal: &Principal, user: &UserRow) -> bool {
     principal.is_user(user.id)
-        || principal.has_platform_access()
+        || reads_every_user(principal)
         || user
             .organization_id
             .is_some_and(|org| principal.organization_id == Some(org) || principal.administers(org))
@@ -215,10 +220,14 @@ impl IdentityApi {
         v.into_result()?;
         let org = org.expect("parsed when there are no violations");
         match org {
-            None if !principal.has_platform_access() => {
+            None if !reads_every_user(&principal) => {
                 return Err(ApiError::invalid("organization_id", "is required"));
             }
-            Some(org) if principal.organization_id != Some(org) && !principal.administers(org) => {
+            Some(org)
+                if principal.organization_id != Some(org)
+                    && !principal.administers(org)
+                    && !reads_every_user(&principal) =>
+            {
                 return Err(ApiError::not_found("organization"));
             }
             _ => {}

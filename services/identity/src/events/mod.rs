@@ -8,6 +8,7 @@ use lyceum_proto::events::v1 as pb;
 
 use crate::store::grants::GrantRow;
 use crate::store::organizations::OrganizationRow;
+use crate::store::service_accounts::ServiceAccountRow;
 use crate::store::users::UserRow;
 
 fn organization_snapshot(row: &OrganizationRow) -> pb::OrganizationSnapshot {
@@ -87,4 +88,18 @@ pub fn role_revoked(row: &GrantRow) -> Event {
         organization_id: opt_id_to_string(row.organization_id),
     };
     Event::new("identity.role.revoked", row.organization_id, &payload)
+}
+
+/// Every service's token verifier follows this event to refuse the account's tokens.
+pub fn service_account_disabled(row: &ServiceAccountRow) -> Event {
+    let payload = pb::ServiceAccountDisabled {
+        service_account_id: row.id.to_string(),
+        name: row.name.clone(),
+        disable_time: opt_timestamp(row.disabled_at),
+    };
+    Event::new(
+        lyceum_platform::auth::SERVICE_ACCOUNT_DISABLED,
+        None,
+        &payload,
+    )
 }

@@ -12,22 +12,26 @@ pub struct ServiceAccountRow {
     pub client_secret_hash: String,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
 }
 
 pub async fn insert(
     tx: &mut Tx,
     name: &str,
     secret_hash: &str,
+    scopes: &[String],
     created_by: Uuid,
 ) -> Result<ServiceAccountRow, ApiError> {
     sqlx::query_as::<_, ServiceAccountRow>(
-        "INSERT INTO service_accounts (id, name, client_secret_hash, created_by) VALUES ($1, $2, $3, $4)
-         RETURNING id, name, client_secret_hash, created_at, disabled_at",
+        "INSERT INTO service_accounts (id, name, client_secret_hash, created_by, scopes)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, client_secret_hash, created_at, disabled_at, scopes",
     )
     .bind(Uuid::now_v7())
     .bind(name)
     .bind(secret_hash)
     .bind(created_by)
+    .bind(scopes)
     .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
@@ -40,7 +44,7 @@ pub async fn insert(
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
     sqlx::query_as::<_, ServiceAccountRow>(
-        "SELECT id, name, client_secret_hash, created_at, disabled_at FROM service_accounts WHERE id = $1",
+        "SELECT id, name, client_secret_hash, created_at, disabled_at, scopes FROM service_accounts WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(tx.conn())
@@ -48,15 +52,29 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sql
 }
 
 /// Marks the account disabled, keeping the first disable time. `None` when there is no
-/// such account.
-pub async fn disable(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
-    sqlx::query_as::<_, ServiceAccountRow>(
-        "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1
-         RETURNING id, name, client_secret_hash, created_at, disabled_at",
+/// such account; the flag tells whether this call disabled it (false when it already was).
+pub async fn disable(
+    tx: &mut Tx,
+    id: Uuid,
+) -> Result<Option<(ServiceAccountRow, bool)>, sqlx::Error> {
+    // The row lock makes two concurrent disables agree on which one did it.
+    let was_disabled: Option<bool> = sqlx::query_scalar(
+        "SELECT disabled_at IS NOT NULL FROM service_accounts WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(tx.conn())
-    .await
+    .await?;
+    let Some(was_disabled) = was_disabled else {
+        return Ok(None);
+    };
+    let row = sqlx::query_as::<_, ServiceAccountRow>(
+        "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1
+         RETURNING id, name, client_secret_hash, created_at, disabled_at, scopes",
+    )
+    .bind(id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(Some((row, !was_disabled)))
 }
 
 pub async fn is_enabled(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {

@@ -11,8 +11,13 @@ pub struct PresentedToken {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub rotated_at: Option<DateTime<Utc>>,
+    /// The pair the rotation produced, sealed; see [`mark_rotated`].
+    pub successor_sealed: Option<Vec<u8>>,
     pub session_expires_at: DateTime<Utc>,
     pub session_revoked_at: Option<DateTime<Utc>>,
+    /// The database's clock when the row was read, for the grace window: the same clock
+    /// that stamped `rotated_at`.
+    pub checked_at: DateTime<Utc>,
 }
 
 pub async fn create_session(
@@ -55,8 +60,9 @@ pub async fn find_and_lock(
     token_hash: &[u8],
 ) -> Result<Option<PresentedToken>, sqlx::Error> {
     sqlx::query_as::<_, PresentedToken>(
-        "SELECT t.id AS token_id, t.session_id, t.user_id, t.rotated_at,
-                s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at
+        "SELECT t.id AS token_id, t.session_id, t.user_id, t.rotated_at, t.successor_sealed,
+                s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at,
+                clock_timestamp() AS checked_at
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
          WHERE t.token_hash = $1
          FOR UPDATE OF t, s",
@@ -66,11 +72,19 @@ pub async fn find_and_lock(
     .await
 }
 
-pub async fn mark_rotated(tx: &mut Tx, token_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1")
-        .bind(token_id)
-        .execute(tx.conn())
-        .await?;
+/// Marks the token rotated, keeping the sealed pair that replaced it for the grace window.
+pub async fn mark_rotated(
+    tx: &mut Tx,
+    token_id: Uuid,
+    successor_sealed: &[u8],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = now(), successor_sealed = $2 WHERE id = $1",
+    )
+    .bind(token_id)
+    .bind(successor_sealed)
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

@@ -75,13 +75,16 @@ pub async fn ensure_signing_key(db: &Database, sealer: &SecretBox) -> anyhow::Re
 /// Hands out the signer of the newest key, decrypting a key once per process.
 pub struct KeyRing {
     sealer: SecretBox,
+    audience: String,
     cached: Mutex<Option<TokenSigner>>,
 }
 
 impl KeyRing {
-    pub fn new(sealer: SecretBox) -> Self {
+    /// Signs tokens for `audience`, the deployment's `aud`.
+    pub fn new(sealer: SecretBox, audience: String) -> Self {
         Self {
             sealer,
+            audience,
             cached: Mutex::new(None),
         }
     }
@@ -105,7 +108,8 @@ impl KeyRing {
             .decrypt(&newest.private_key_encrypted)?
             .try_into()
             .map_err(|_| anyhow::anyhow!("sealed signing key has the wrong length"))?;
-        let signer = TokenSigner::new(newest.kid, SigningKey::from_bytes(&seed));
+        let signer = TokenSigner::new(newest.kid, SigningKey::from_bytes(&seed))
+            .with_audience(self.audience.clone());
         *cached = Some(signer.clone());
         Ok(signer)
     }

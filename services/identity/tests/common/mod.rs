@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lyceum_identity::{IdentityModule, SCHEMA, TokenLifetimes};
+use lyceum_identity::{IdentityModule, IdentitySettings, SCHEMA};
 use lyceum_platform::auth::Claims;
 use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
 use lyceum_platform::crypto::SecretBox;
@@ -33,14 +33,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(IdentitySettings::default()).await
+    }
+
+    pub async fn spawn_with(settings: IdentitySettings) -> Self {
         let db = TestDatabase::create().await;
         db.migrate(&SCHEMA).await;
         let database = db.service_database(&SCHEMA).await;
         let sealer = SecretBox::from_base64(DEVELOPMENT_DATA_KEY).unwrap();
-        let module =
-            IdentityModule::start(database.clone(), sealer.clone(), TokenLifetimes::default())
-                .await
-                .expect("identity starts");
+        let module = IdentityModule::start_with(database.clone(), sealer.clone(), settings)
+            .await
+            .expect("identity starts");
         let verifier = Arc::new(module.token_verifier());
         let bus = test_bus().await;
         let server = RunningServer::start(vec![Arc::new(module)], verifier, bus.clone()).await;
@@ -84,6 +87,41 @@ impl TestApp {
             .into_inner()
             .tokens
             .expect("tokens")
+    }
+
+    /// A service account with `scopes`: its id and a fresh access token.
+    pub async fn service_account(
+        &self,
+        admin: &str,
+        name: &str,
+        scopes: &[&str],
+    ) -> (String, String) {
+        let created = self
+            .auth()
+            .create_service_account(authed(
+                pb::CreateServiceAccountRequest {
+                    name: name.into(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                },
+                admin,
+            ))
+            .await
+            .expect("create service account")
+            .into_inner();
+        let id = created.service_account.expect("account").id;
+        let token = self
+            .auth()
+            .authenticate_service_account(pb::AuthenticateServiceAccountRequest {
+                service_account_id: id.clone(),
+                client_secret: created.client_secret,
+            })
+            .await
+            .expect("service account token")
+            .into_inner()
+            .tokens
+            .expect("tokens")
+            .access_token;
+        (id, token)
     }
 
     pub async fn create_org(&self, admin: &str, slug: &str) -> pb::Organization {

@@ -1,4 +1,4 @@
-use lyceum_platform::auth::{PrincipalKind, require_principal};
+use lyceum_platform::auth::{PrincipalKind, require_principal, scopes};
 use lyceum_platform::convert::{optional_id, parse_id, required_id};
 use lyceum_platform::db::TenantContext;
 use lyceum_platform::text::BoundedText;
@@ -70,7 +70,7 @@ impl InstructorApi {
             unreachable!("parsed when there are no violations")
         };
         let payer_id = payer.unwrap_or(principal.subject);
-        if payer_id != principal.subject && !principal.has_platform_access() {
+        if payer_id != principal.subject && !Self::is_payment_operator(&principal) {
             return Err(ApiError::PermissionDenied(
                 "payments are recorded for the caller".into(),
             ));
@@ -123,7 +123,7 @@ impl InstructorApi {
                 "was already used for a payment with different parameters",
             ));
         }
-        if row.payer_id != principal.subject && !principal.has_platform_access() {
+        if row.payer_id != principal.subject && !Self::is_payment_operator(&principal) {
             return Err(ApiError::invalid(
                 "request_id",
                 "was already used by another payer",
@@ -153,10 +153,16 @@ impl InstructorApi {
         })
     }
 
+    /// Platform admins, and service accounts with the `payments:write` scope (the
+    /// payment provider's handler).
+    fn is_payment_operator(principal: &lyceum_platform::auth::Principal) -> bool {
+        principal.has_platform_access() || principal.has_scope(scopes::PAYMENTS_WRITE)
+    }
+
     fn require_payment_operator(
         principal: &lyceum_platform::auth::Principal,
     ) -> Result<(), ApiError> {
-        if principal.has_platform_access() {
+        if Self::is_payment_operator(principal) {
             Ok(())
         } else {
             Err(ApiError::PermissionDenied(

@@ -330,7 +330,9 @@ impl InstructorApi {
     ) -> Result<pb::CreatePayoutResponse, ApiError> {
         let principal = require_principal(&request)?;
         let id = parse_id("instructor_id", &request.get_ref().instructor_id)?;
-        if !principal.has_platform_access() {
+        if !principal.has_platform_access()
+            && !principal.has_scope(lyceum_platform::auth::scopes::PAYOUTS_WRITE)
+        {
             return Err(ApiError::PermissionDenied(
                 "payouts are made by the platform".into(),
             ));

@@ -107,6 +107,7 @@ impl TestApp {
                 })
                 .collect(),
             sid: None,
+            scopes: vec![],
         };
         User {
             id,

@@ -205,6 +205,7 @@ impl ServiceProcess {
             .args(["--database-url", database_url, "--nats-url", nats_url])
             .env("LYCEUM_EVENT_PREFIX", prefix)
             .env("RUST_LOG", "warn")
+            .env("LYCEUM_DEV_MODE", "1")
             .env_remove("LYCEUM_FAILPOINT")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
