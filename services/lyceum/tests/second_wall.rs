@@ -581,3 +581,78 @@ async fn instructor_column_rules_hold_for_callers_who_lack_the_right() {
     refused(&db, &as_payer, &payment("pending", "0")).await;
     allowed(&db, &as_payer, &payment("pending", "NULL")).await;
 }
+
+#[tokio::test]
+async fn service_accounts_reach_only_what_their_scopes_name() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (user_id, course) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO identity.users (id, email) VALUES ('{user_id}', 'someone@example.com');
+             INSERT INTO learning.courses (id, instructor_id, title) VALUES ('{course}', '{}', 'Draft');
+             INSERT INTO instructor.payments (id, request_id, request_fingerprint, payer_id, amount_minor,
+                                              currency, provider, payment_type, invoice_number)
+             VALUES ('{}', 'r', 'f', '{user_id}', 1000, 'USD', 'manual', 'other', 'INV-1');",
+            Uuid::now_v7(),
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    let account = |scopes: &[&str]| TenantContext {
+        user_id: Some(Uuid::now_v7()),
+        org_id: None,
+        roles: std::iter::once("service".to_owned())
+            .chain(scopes.iter().map(|s| format!("scope:{s}")))
+            .collect(),
+    };
+    let identity = test_db.service_database(&lyceum_identity::SCHEMA).await;
+    let learning = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let instructor = test_db.service_database(&lyceum_instructor::SCHEMA).await;
+    let users = "SELECT count(*) FROM users";
+    let payments = "SELECT count(*) FROM payments";
+    assert_eq!(count(&identity, &account(&["users:read"]), users).await, 1);
+    assert_eq!(
+        count(&identity, &account(&["payments:write"]), users).await,
+        0
+    );
+    assert_eq!(
+        count(&instructor, &account(&["payments:write"]), payments).await,
+        1
+    );
+    assert_eq!(
+        count(&instructor, &account(&["users:read"]), payments).await,
+        0
+    );
+    // Reading is not writing, and no scope makes an account an administrator anywhere.
+    let changed = {
+        let mut tx = identity.begin(&account(&["users:read"])).await.unwrap();
+        let n = sqlx::query("UPDATE users SET full_name = 'x'")
+            .execute(tx.conn())
+            .await
+            .unwrap()
+            .rows_affected();
+        tx.rollback().await.unwrap();
+        n
+    };
+    assert_eq!(changed, 0);
+    let with_admin_role = TenantContext {
+        roles: vec!["service".into(), "admin".into(), "scope:users:read".into()],
+        ..account(&[])
+    };
+    assert_eq!(
+        count(&learning, &with_admin_role, "SELECT count(*) FROM courses").await,
+        0,
+        "a draft course stays hidden from a service account claiming admin"
+    );
+    assert_eq!(
+        count(
+            &identity,
+            &with_admin_role,
+            "SELECT count(*) FROM password_credentials"
+        )
+        .await,
+        0
+    );
+}

@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalKind};
 
 /// What the kit needs to know of a service's schema.
 #[derive(Clone, Copy)]
@@ -195,12 +195,25 @@ pub struct TenantContext {
 }
 
 impl TenantContext {
-    /// The context of an authenticated caller.
+    /// The context of an authenticated caller. A service account carries `service` and
+    /// one `scope:<scope>` per scope it holds, which policies check with `has_scope()`:
+    /// no role of a user's ever reaches the database for it.
     pub fn for_principal(principal: &Principal) -> Self {
+        let roles = match principal.kind {
+            PrincipalKind::User => principal.roles_in_home_organization(),
+            PrincipalKind::Service => std::iter::once(crate::auth::roles::SERVICE.to_owned())
+                .chain(
+                    principal
+                        .scopes
+                        .iter()
+                        .map(|scope| format!("scope:{scope}")),
+                )
+                .collect(),
+        };
         Self {
             user_id: Some(principal.subject),
             org_id: principal.organization_id,
-            roles: principal.roles_in_home_organization(),
+            roles,
         }
     }
 
