@@ -1765,3 +1765,275 @@ async fn revenue_goes_to_the_enrollments_instructor_not_the_one_the_payer_names(
             .is_empty()
     );
 }
+
+/// Records a student's progress in `tx` as learning's handler does: saves the totals and
+/// publishes the event with them.
+async fn save_progress(
+    tx: &mut lyceum_platform::db::Tx,
+    enrollment_id: Uuid,
+    lesson_id: Uuid,
+    completed_lessons: i32,
+) {
+    use lyceum_learning::events::{LessonChange, lesson_progress_recorded};
+    use lyceum_learning::store::{enrollments, progress};
+    let enrollment = enrollments::get(tx, enrollment_id).await.unwrap().unwrap();
+    let mut row = progress::lock(tx, enrollment_id).await.unwrap().unwrap();
+    row.completed_lessons = completed_lessons;
+    row.progress_percentage = f64::from(completed_lessons) * 50.0;
+    let saved = progress::save(tx, &row).await.unwrap();
+    let change = LessonChange {
+        lesson_id,
+        lesson_status: "completed".into(),
+        started_now: false,
+        completed_now: true,
+        quiz: None,
+    };
+    tx.publish(lesson_progress_recorded(&enrollment, &change, &saved))
+        .await
+        .unwrap();
+}
+
+async fn set_course_status(tx: &mut lyceum_platform::db::Tx, course_id: Uuid, status: &str) {
+    use lyceum_learning::events::course_status_changed;
+    use lyceum_learning::store::courses;
+    let row = courses::set_status(tx, course_id, status).await.unwrap();
+    tx.publish(course_status_changed(&row)).await.unwrap();
+}
+
+/// A transaction of learning's that starts now (its `now()` is fixed from here on).
+async fn begin_learning(app: &App) -> lyceum_platform::db::Tx {
+    use lyceum_platform::db::TenantContext;
+    let mut tx = app.learning.begin(&TenantContext::system()).await.unwrap();
+    let _: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    tx
+}
+
+#[tokio::test]
+async fn a_change_that_commits_last_wins_even_if_its_transaction_started_first() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let (course, lessons) = app.course(&teacher, "Races", 0, 2).await;
+    let enrollment = app.enroll(&student, &course).await;
+    app.learning_events_applied().await;
+    let (course_id, enrollment_id): (Uuid, Uuid) =
+        (course.parse().unwrap(), enrollment.id.parse().unwrap());
+    let lesson_id: Uuid = lessons[0].parse().unwrap();
+
+    // Each time, the transaction that started first commits last: learning ends with its
+    // state, and so must the projections.
+    let mut early = begin_learning(&app).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut late = begin_learning(&app).await;
+    save_progress(&mut late, enrollment_id, lesson_id, 1).await;
+    set_course_status(&mut late, course_id, "archived").await;
+    late.commit().await.unwrap();
+    save_progress(&mut early, enrollment_id, lesson_id, 2).await;
+    set_course_status(&mut early, course_id, "published").await;
+    early.commit().await.unwrap();
+
+    app.learning_events_applied().await;
+    let mut conn = app.db.admin_connection().await;
+    let (completed, progress): (i32, f64) = sqlx::query_as(
+        "SELECT completed_lessons, progress_percentage::float8 FROM instructor.enrollment_projection
+         WHERE enrollment_id = $1",
+    )
+    .bind(enrollment_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((completed, progress), (2, 100.0));
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM instructor.course_projection WHERE course_id = $1")
+            .bind(course_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(status, "published");
+    assert_eq!(app.stats(&teacher).await.total_courses, 1);
+}
+
+/// Every row of the projections learning's events feed, with what differs between two
+/// applications of the same events left out (generated ids, insertion times).
+async fn projection_snapshot(app: &App) -> Vec<(String, String)> {
+    let mut conn = app.db.admin_connection().await;
+    sqlx::query_as(
+        "SELECT 'course', to_jsonb(c)::text FROM instructor.course_projection c
+         UNION ALL SELECT 'enrollment', to_jsonb(e)::text FROM instructor.enrollment_projection e
+         UNION ALL SELECT 'stats', to_jsonb(s)::text FROM instructor.instructor_stats s
+         UNION ALL SELECT 'student', (to_jsonb(s) - 'first_seen_at')::text FROM instructor.instructor_students s
+         UNION ALL SELECT 'activity', (to_jsonb(a) - 'id')::text FROM instructor.student_activity a
+         UNION ALL SELECT 'revenue', (to_jsonb(r) - 'id' - 'created_at')::text
+                   FROM instructor.revenue_transactions r
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+async fn clear_projections(app: &App) {
+    let mut conn = app.db.admin_connection().await;
+    sqlx::query(
+        "TRUNCATE instructor.course_projection, instructor.enrollment_projection, instructor.instructor_stats,
+                  instructor.instructor_students, instructor.student_activity, instructor.revenue_transactions",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+/// A deterministic shuffle (xorshift), so that a failure can be replayed.
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut items = items.to_vec();
+    let mut state = seed.max(1);
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    items
+}
+
+#[tokio::test]
+async fn projections_end_identical_whatever_order_learnings_events_arrive_in() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (paid, paid_lessons) = app.course_in(&teacher, "Paid", 2_000, "EUR", 2).await;
+    let (free, free_lessons) = app.course(&teacher, "Free", 0, 2).await;
+    let students: Vec<Caller> = (0..4).map(|_| app.user(&["user"])).collect();
+
+    let payer = app.enroll(&students[0], &paid).await;
+    app.pay(&students[0], &teacher, &payer, &operator).await;
+    eventually("the activation", || async {
+        app.stats(&teacher).await.total_revenue.len() == 1
+    })
+    .await;
+    let mut free_enrollments = Vec::new();
+    for student in &students[1..] {
+        free_enrollments.push(app.enroll(student, &free).await);
+    }
+    let progress = |student: &Caller, enrollment: &str, lesson: &str, status| {
+        let request = authed(
+            lpb::RecordLessonProgressRequest {
+                enrollment_id: enrollment.to_owned(),
+                lesson_id: lesson.to_owned(),
+                status: status as i32,
+                progress_percent: if status == lpb::LessonProgressStatus::Completed {
+                    100
+                } else {
+                    40
+                },
+                watch_time_seconds: 120,
+                quiz_score: None,
+            },
+            &student.token,
+        );
+        let mut client = app.enrollments();
+        async move { client.record_lesson_progress(request).await.unwrap() }
+    };
+    use lpb::LessonProgressStatus::{Completed, InProgress};
+    progress(&students[0], &payer.id, &paid_lessons[0], InProgress).await;
+    progress(&students[0], &payer.id, &paid_lessons[0], Completed).await;
+    progress(&students[0], &payer.id, &paid_lessons[1], InProgress).await;
+    for lesson in &free_lessons {
+        progress(&students[2], &free_enrollments[1].id, lesson, Completed).await;
+        progress(&students[1], &free_enrollments[0].id, lesson, Completed).await;
+    }
+    progress(&students[3], &free_enrollments[2].id, &free_lessons[0], Completed).await;
+    let mut reviews = ReviewServiceClient::new(app.channel());
+    let mut review_ids = Vec::new();
+    for (student, rating) in [(&students[1], 4), (&students[2], 5)] {
+        review_ids.push(
+            reviews
+                .create_review(authed(
+                    lpb::CreateReviewRequest {
+                        course_id: free.clone(),
+                        rating,
+                        ..Default::default()
+                    },
+                    &student.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .review
+                .unwrap()
+                .id,
+        );
+    }
+    reviews
+        .delete_review(authed(
+            lpb::DeleteReviewRequest {
+                id: review_ids[0].clone(),
+            },
+            &students[1].token,
+        ))
+        .await
+        .unwrap();
+    app.enrollments()
+        .cancel_enrollment(authed(
+            lpb::CancelEnrollmentRequest {
+                id: free_enrollments[2].id.clone(),
+            },
+            &students[3].token,
+        ))
+        .await
+        .unwrap();
+    app.courses()
+        .archive_course(authed(
+            lpb::ArchiveCourseRequest { id: paid.clone() },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+
+    // In order, as the real consumer applied them.
+    app.learning_events_applied().await;
+    let in_order = projection_snapshot(&app).await;
+    let events = app.learning_events().await;
+    let kinds: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.event_type.as_str()).collect();
+    for kind in [
+        "lyceum.learning.course.published",
+        "lyceum.learning.course.archived",
+        "lyceum.learning.enrollment.created",
+        "lyceum.learning.enrollment.activated",
+        "lyceum.learning.enrollment.completed",
+        "lyceum.learning.enrollment.cancelled",
+        "lyceum.learning.lesson_progress.recorded",
+        "lyceum.learning.review.created",
+        "lyceum.learning.review.deleted",
+    ] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(in_order.iter().any(|(table, _)| table == "revenue"));
+
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let orders = [
+        ("reversed", reversed),
+        ("shuffled 1", shuffled(&events, 1)),
+        ("shuffled 2", shuffled(&events, 0x9e37_79b9_7f4a_7c15)),
+        ("shuffled 3", shuffled(&events, 42)),
+    ];
+    for (name, order) in orders {
+        clear_projections(&app).await;
+        app.feed_learning_events(&order).await;
+        let snapshot = projection_snapshot(&app).await;
+        let differences: Vec<_> = snapshot
+            .iter()
+            .filter(|row| !in_order.contains(row))
+            .chain(in_order.iter().filter(|row| !snapshot.contains(row)))
+            .collect();
+        assert!(
+            snapshot == in_order,
+            "{name}: the projections differ from in-order delivery: {differences:#?}"
+        );
+    }
+}

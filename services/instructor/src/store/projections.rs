@@ -142,14 +142,18 @@ pub async fn add_to_stats(
     if students == 0 && courses == 0 && rating == (0, 0) {
         return Ok(());
     }
+    // Deltas can be negative (a course archived, a review deleted), and the CHECKs of a
+    // row proposed by INSERT ... ON CONFLICT hold before the conflict is found: the row
+    // is created empty, then changed.
+    sqlx::query("INSERT INTO instructor_stats (instructor_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(instructor_id)
+        .execute(tx.conn())
+        .await?;
     sqlx::query(
-        "INSERT INTO instructor_stats (instructor_id, total_students, total_courses, rating_sum, review_count)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (instructor_id) DO UPDATE SET
-           total_students = instructor_stats.total_students + EXCLUDED.total_students,
-           total_courses = instructor_stats.total_courses + EXCLUDED.total_courses,
-           rating_sum = instructor_stats.rating_sum + EXCLUDED.rating_sum,
-           review_count = instructor_stats.review_count + EXCLUDED.review_count",
+        "UPDATE instructor_stats SET total_students = total_students + $2,
+           total_courses = total_courses + $3, rating_sum = rating_sum + $4,
+           review_count = review_count + $5
+         WHERE instructor_id = $1",
     )
     .bind(instructor_id)
     .bind(students)
