@@ -1945,7 +1945,13 @@ async fn projections_end_identical_whatever_order_learnings_events_arrive_in() {
         progress(&students[2], &free_enrollments[1].id, lesson, Completed).await;
         progress(&students[1], &free_enrollments[0].id, lesson, Completed).await;
     }
-    progress(&students[3], &free_enrollments[2].id, &free_lessons[0], Completed).await;
+    progress(
+        &students[3],
+        &free_enrollments[2].id,
+        &free_lessons[0],
+        Completed,
+    )
+    .await;
     let mut reviews = ReviewServiceClient::new(app.channel());
     let mut review_ids = Vec::new();
     for (student, rating) in [(&students[1], 4), (&students[2], 5)] {
