@@ -203,7 +203,8 @@ async fn record_sale(
     let Some(payment_id) = optional_id(&enrollment.payment_id) else {
         return Ok(());
     };
-    let Some(payment) = payments::get(tx, payment_id)
+    // Locked, as refunds lock it: a refund either sees this sale or is seen below.
+    let Some(payment) = payments::lock(tx, payment_id)
         .await?
         .filter(|p| p.succeeded_at.is_some())
     else {
