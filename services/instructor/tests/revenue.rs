@@ -1307,14 +1307,10 @@ impl App {
     /// Feeds envelopes to instructor's real handler of learning's events, one transaction
     /// each, in the given order.
     async fn feed_learning_events(&self, envelopes: &[lyceum_proto::events::v1::EventEnvelope]) {
-        use lyceum_platform::db::TenantContext;
         use lyceum_platform::events::consumer::EventHandler as _;
         for envelope in envelopes {
-            let mut tx = self
-                .instructor
-                .begin(&TenantContext::system())
-                .await
-                .unwrap();
+            // As the consumer runs its handlers.
+            let mut tx = self.instructor.begin_system("test consumer").await.unwrap();
             lyceum_instructor::events::learning::LearningEvents
                 .handle(&mut tx, envelope)
                 .await
@@ -1802,8 +1798,8 @@ async fn set_course_status(tx: &mut lyceum_platform::db::Tx, course_id: Uuid, st
 
 /// A transaction of learning's that starts now (its `now()` is fixed from here on).
 async fn begin_learning(app: &App) -> lyceum_platform::db::Tx {
-    use lyceum_platform::db::TenantContext;
-    let mut tx = app.learning.begin(&TenantContext::system()).await.unwrap();
+    // The service's own role, as learning's handlers switch to for progress and statistics.
+    let mut tx = app.learning.begin_system("test race").await.unwrap();
     let _: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(tx.conn())
         .await
