@@ -230,7 +230,10 @@ impl Operation for DashboardSql {
             .await
             .map_err(sql)?;
         match self.query {
-            Query::Stats => dashboard::stats(&mut tx, id).await.map(|_| ()),
+            Query::Stats => match dashboard::stats(&mut tx, id).await {
+                Ok(_) => dashboard::earnings(&mut tx, id).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
             Query::StudentProgress => dashboard::student_progress(&mut tx, id, None, None, 21)
                 .await
                 .map(|_| ()),
@@ -267,31 +270,35 @@ pub async fn explain(
             .instructor
             .begin(&TenantContext::for_principal(instructor))
             .await?;
-        let (statement, binds): (&str, u8) = match query {
-            Query::Stats => (dashboard::STATS_SQL, 1),
-            Query::StudentProgress => (dashboard::STUDENT_PROGRESS_SQL, 2),
-            Query::RevenueBreakdown => (dashboard::REVENUE_BREAKDOWN_SQL, 3),
-            Query::RecentActivity => (dashboard::RECENT_ACTIVITY_SQL, 4),
-            Query::MonthlyRevenue => (dashboard::MONTHLY_REVENUE_SQL, 5),
-            Query::Engagement => (dashboard::ENGAGEMENT_SQL, 1),
+        let (statements, binds): (&[&str], u8) = match query {
+            // The RPC runs both: the counts, and the earnings per currency.
+            Query::Stats => (&[dashboard::STATS_SQL, dashboard::EARNINGS_SQL], 1),
+            Query::StudentProgress => (&[dashboard::STUDENT_PROGRESS_SQL], 2),
+            Query::RevenueBreakdown => (&[dashboard::REVENUE_BREAKDOWN_SQL], 3),
+            Query::RecentActivity => (&[dashboard::RECENT_ACTIVITY_SQL], 4),
+            Query::MonthlyRevenue => (&[dashboard::MONTHLY_REVENUE_SQL], 5),
+            Query::Engagement => (&[dashboard::ENGAGEMENT_SQL], 1),
         };
-        let explained = sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {statement}"));
-        let q = sqlx::query_scalar::<_, String>(explained).bind(id);
-        let q = match binds {
-            2 => q
-                .bind(None::<Uuid>)
-                .bind(None::<chrono::DateTime<Utc>>)
-                .bind(None::<Uuid>)
-                .bind(21_i64),
-            3 => q.bind(end - chrono::Duration::days(30)).bind(end),
-            4 => q
-                .bind(None::<chrono::DateTime<Utc>>)
-                .bind(None::<Uuid>)
-                .bind(21_i64),
-            5 => q.bind(12_i32),
-            _ => q,
-        };
-        let lines: Vec<String> = q.fetch_all(tx.conn()).await?;
+        let mut lines = Vec::new();
+        for statement in statements {
+            let explained = sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {statement}"));
+            let q = sqlx::query_scalar::<_, String>(explained).bind(id);
+            let q = match binds {
+                2 => q
+                    .bind(None::<Uuid>)
+                    .bind(None::<chrono::DateTime<Utc>>)
+                    .bind(None::<Uuid>)
+                    .bind(21_i64),
+                3 => q.bind(end - chrono::Duration::days(30)).bind(end),
+                4 => q
+                    .bind(None::<chrono::DateTime<Utc>>)
+                    .bind(None::<Uuid>)
+                    .bind(21_i64),
+                5 => q.bind(12_i32),
+                _ => q,
+            };
+            lines.extend(q.fetch_all(tx.conn()).await?);
+        }
         tx.rollback().await?;
         plans.push((query, lines.join("\n")));
     }

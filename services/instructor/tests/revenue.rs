@@ -193,6 +193,17 @@ impl App {
         price: i64,
         lessons: usize,
     ) -> (String, Vec<String>) {
+        self.course_in(owner, title, price, "USD", lessons).await
+    }
+
+    async fn course_in(
+        &self,
+        owner: &Caller,
+        title: &str,
+        price: i64,
+        currency: &str,
+        lessons: usize,
+    ) -> (String, Vec<String>) {
         let course = self
             .courses()
             .create_course(authed(
@@ -201,7 +212,7 @@ impl App {
                         title: title.into(),
                         price: Some(lpb::Money {
                             amount_minor: price,
-                            currency: "USD".into(),
+                            currency: currency.into(),
                         }),
                         ..Default::default()
                     }),
@@ -286,17 +297,30 @@ impl App {
         enrollment: &lpb::Enrollment,
         operator: &Caller,
     ) -> ipb::Payment {
+        self.pay_naming(student, teacher.id, enrollment, operator)
+            .await
+    }
+
+    /// Like [`App::pay`], with the instructor the payer's request names.
+    async fn pay_naming(
+        &self,
+        student: &Caller,
+        named_instructor: Uuid,
+        enrollment: &lpb::Enrollment,
+        operator: &Caller,
+    ) -> ipb::Payment {
+        let price = enrollment.price_paid.clone().unwrap();
         let payment = self
             .payments()
             .record_payment(authed(
                 ipb::RecordPaymentRequest {
                     request_id: format!("checkout-{}", enrollment.id),
                     payer_id: String::new(),
-                    instructor_id: teacher.id.to_string(),
+                    instructor_id: named_instructor.to_string(),
                     organization_id: String::new(),
                     amount: Some(ipb::Money {
-                        amount_minor: enrollment.price_paid.clone().unwrap().amount_minor,
-                        currency: "USD".into(),
+                        amount_minor: price.amount_minor,
+                        currency: price.currency,
                     }),
                     provider: ipb::PaymentProvider::Stripe as i32,
                     r#type: ipb::PaymentType::CourseEnrollment as i32,
@@ -336,6 +360,18 @@ impl App {
             .unwrap()
             .into_inner()
     }
+}
+
+/// The amount in `currency` of a per-currency figure (none: no entry for it).
+fn amount_in(figure: &[ipb::Money], currency: &str) -> Option<i64> {
+    figure
+        .iter()
+        .find(|m| m.currency == currency)
+        .map(|m| m.amount_minor)
+}
+
+fn usd(figure: &[ipb::Money]) -> i64 {
+    amount_in(figure, "USD").unwrap_or(0)
 }
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
@@ -396,12 +432,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
 
     // Payments activate the enrollments; activations become revenue.
     eventually("three sales", || async {
-        app.stats(&teacher)
-            .await
-            .total_revenue
-            .unwrap()
-            .amount_minor
-            == 3 * 3999
+        usd(&app.stats(&teacher).await.total_revenue) == 3 * 3999
     })
     .await;
 
@@ -478,14 +509,8 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
             "3 payers + 2 free, the payer counted once"
         );
         assert_eq!(stats.total_courses, 2);
-        assert_eq!(
-            stats.total_revenue.clone().unwrap().amount_minor,
-            3 * 3999 - 800
-        );
-        assert_eq!(
-            stats.pending_revenue.clone().unwrap().amount_minor,
-            3 * 3999 - 800
-        );
+        assert_eq!(usd(&stats.total_revenue), 3 * 3999 - 800);
+        assert_eq!(usd(&stats.pending_revenue), 3 * 3999 - 800);
         assert_eq!((stats.average_rating, stats.total_reviews), (5.0, 1));
         assert_eq!(stats.active_enrollments, 5, "6 enrollments, one completed");
     };
@@ -512,23 +537,17 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
         .iter()
         .find(|r| r.r#type == ipb::TransactionType::Refund as i32)
         .unwrap();
+    assert_eq!((sale.transaction_count, usd(&sale.gross)), (3, 14997));
     assert_eq!(
-        (
-            sale.transaction_count,
-            sale.gross.clone().unwrap().amount_minor
-        ),
-        (3, 14997)
-    );
-    assert_eq!(
-        sale.platform_fees.clone().unwrap().amount_minor,
+        usd(&sale.platform_fees),
         3000,
         "20 % of 4999 rounds half-up to 1000"
     );
     for row in &breakdown {
         let (gross, fees, earnings) = (
-            row.gross.clone().unwrap().amount_minor,
-            row.platform_fees.clone().unwrap().amount_minor,
-            row.instructor_earnings.clone().unwrap().amount_minor,
+            usd(&row.gross),
+            usd(&row.platform_fees),
+            usd(&row.instructor_earnings),
         );
         assert_eq!(
             fees + earnings,
@@ -536,7 +555,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
             "fees and earnings reconcile to the minor unit"
         );
     }
-    assert_eq!(refunds.gross.clone().unwrap().amount_minor, -1000);
+    assert_eq!(usd(&refunds.gross), -1000);
 
     let students = app
         .dashboard()
@@ -620,7 +639,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
     })
     .await;
     let stats = app.stats(&teacher).await;
-    assert_eq!(stats.total_revenue.unwrap().amount_minor, 3 * 3999 - 800);
+    assert_eq!(usd(&stats.total_revenue), 3 * 3999 - 800);
     assert_eq!(stats.total_reviews, 1);
 
     // Nothing drifted.
@@ -687,12 +706,16 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
         .create_payout(authed(
             ipb::CreatePayoutRequest {
                 instructor_id: teacher.id.to_string(),
+                request_id: "payout-1".into(),
+                currency: "USD".into(),
             },
             &operator.token,
         ))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .payout
+        .unwrap();
     assert_eq!(
         (
             payout.transaction_count,
@@ -701,12 +724,11 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
         (4, 3 * 3999 - 800)
     );
     assert_eq!(
-        app.stats(&teacher)
-            .await
-            .pending_revenue
-            .unwrap()
-            .amount_minor,
-        0
+        app.stats(&teacher).await.pending_revenue,
+        vec![ipb::Money {
+            amount_minor: 0,
+            currency: "USD".into()
+        }]
     );
 
     // Another instructor or a student sees none of it.
@@ -820,17 +842,26 @@ async fn concurrent_refunds_never_exceed_the_payment() {
         .unwrap();
     assert_eq!(stored.refunded.unwrap().amount_minor, 10_000);
     assert_eq!(stored.status, ipb::PaymentStatus::Refunded as i32);
-    // The fees returned add up to the whole fee; earnings likewise.
+    // The fees returned add up to the whole fee fixed at success.
     let mut conn = app.db.admin_connection().await;
-    let (fees, earnings): (i64, i64) = sqlx::query_as(
-        "SELECT sum(platform_fee_minor)::bigint, sum(instructor_earnings_minor)::bigint
-         FROM instructor.revenue_transactions WHERE payment_id = $1::uuid",
+    let (fees, amounts): (i64, i64) = sqlx::query_as(
+        "SELECT sum(fee_minor)::bigint, sum(amount_minor)::bigint
+         FROM instructor.payment_refunds WHERE payment_id = $1::uuid",
     )
     .bind(&payment.id)
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!((fees, earnings), (-2_000, -8_000));
+    assert_eq!((fees, amounts), (2_000, 10_000));
+    // Nothing was sold with this payment, so no revenue is reversed.
+    let booked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM instructor.revenue_transactions WHERE payment_id = $1::uuid",
+    )
+    .bind(&payment.id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(booked, 0);
     assert!(
         lyceum_instructor::jobs::payment_totals::PaymentTotals
             .check(&app.instructor)
@@ -992,7 +1023,16 @@ async fn payment_status_only_moves_forward() {
 async fn row_level_security_keeps_revenue_to_its_instructor() {
     use lyceum_platform::db::TenantContext;
     let app = App::spawn().await;
-    let (payment, operator) = paid_payment(&app, 5000).await;
+    let teacher = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (course, _) = app.course(&teacher, "Databases", 5000, 1).await;
+    let enrollment = app.enroll(&student, &course).await;
+    let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
+    eventually("the sale", || async {
+        usd(&app.stats(&teacher).await.total_revenue) == 4000
+    })
+    .await;
     app.payments()
         .refund_payment(authed(
             ipb::RefundPaymentRequest {
@@ -1005,7 +1045,6 @@ async fn row_level_security_keeps_revenue_to_its_instructor() {
         ))
         .await
         .unwrap();
-    let teacher: Uuid = payment.instructor_id.parse().unwrap();
     let count_as = |user: Uuid| {
         let db = app.instructor.clone();
         async move {
@@ -1027,9 +1066,9 @@ async fn row_level_security_keeps_revenue_to_its_instructor() {
         }
     };
     assert_eq!(
-        count_as(teacher).await,
-        (1, 1),
-        "the instructor sees the refund and the payment"
+        count_as(teacher.id).await,
+        (2, 1),
+        "the instructor sees the sale, the refund and the payment"
     );
     assert_eq!(
         count_as(Uuid::now_v7()).await,
@@ -1231,4 +1270,772 @@ async fn dashboards_show_the_names_identity_publishes() {
         .activities;
     assert_eq!(activity[0].student_name, "Grace Hopper");
     assert_eq!(activity[0].course_title, "Compilers");
+}
+
+impl App {
+    /// Every envelope learning has published so far, in publication order.
+    async fn learning_events(&self) -> Vec<lyceum_proto::events::v1::EventEnvelope> {
+        use prost::Message as _;
+        let mut conn = self.db.admin_connection().await;
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT envelope FROM learning.outbox ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        rows.iter()
+            .map(|bytes| lyceum_proto::events::v1::EventEnvelope::decode(bytes.as_slice()).unwrap())
+            .collect()
+    }
+
+    /// Waits until instructor has applied every event learning published.
+    async fn learning_events_applied(&self) {
+        eventually("instructor to apply learning's events", || async {
+            let mut conn = self.db.admin_connection().await;
+            let missing: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM learning.outbox o WHERE NOT EXISTS (
+                   SELECT 1 FROM instructor.inbox i
+                   WHERE i.consumer = 'instructor-learning' AND i.event_id = o.id)",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            missing == 0
+        })
+        .await;
+    }
+
+    /// Feeds envelopes to instructor's real handler of learning's events, one transaction
+    /// each, in the given order.
+    async fn feed_learning_events(&self, envelopes: &[lyceum_proto::events::v1::EventEnvelope]) {
+        use lyceum_platform::events::consumer::EventHandler as _;
+        for envelope in envelopes {
+            // As the consumer runs its handlers.
+            let mut tx = self.instructor.begin_system("test consumer").await.unwrap();
+            lyceum_instructor::events::learning::LearningEvents
+                .handle(&mut tx, envelope)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    async fn payout(
+        &self,
+        caller: &Caller,
+        instructor: &Caller,
+        request_id: &str,
+        currency: &str,
+    ) -> Result<ipb::Payout, Status> {
+        self.revenue()
+            .create_payout(authed(
+                ipb::CreatePayoutRequest {
+                    instructor_id: instructor.id.to_string(),
+                    request_id: request_id.into(),
+                    currency: currency.into(),
+                },
+                &caller.token,
+            ))
+            .await
+            .map(|r| r.into_inner().payout.unwrap())
+    }
+}
+
+fn money(amount_minor: i64, currency: &str) -> ipb::Money {
+    ipb::Money {
+        amount_minor,
+        currency: currency.into(),
+    }
+}
+
+#[tokio::test]
+async fn dashboards_and_payouts_never_mix_currencies() {
+    use prost::Message as _;
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (dollars, _) = app.course_in(&teacher, "In dollars", 4999, "USD", 1).await;
+    let (euros, _) = app.course_in(&teacher, "In euros", 3000, "EUR", 1).await;
+    for course in [&dollars, &euros, &euros] {
+        let student = app.user(&["user"]);
+        let enrollment = app.enroll(&student, course).await;
+        app.pay(&student, &teacher, &enrollment, &operator).await;
+    }
+    eventually("three sales", || async {
+        app.stats(&teacher).await.total_revenue.len() == 2
+            && amount_in(&app.stats(&teacher).await.total_revenue, "EUR") == Some(4800)
+    })
+    .await;
+
+    // One entry per currency, sorted by code, never a sum of both.
+    let stats = app.stats(&teacher).await;
+    assert_eq!(
+        stats.total_revenue,
+        vec![money(4800, "EUR"), money(3999, "USD")]
+    );
+    assert_eq!(
+        stats.pending_revenue,
+        vec![money(4800, "EUR"), money(3999, "USD")]
+    );
+    let breakdown = app
+        .dashboard()
+        .get_revenue_breakdown(authed(
+            ipb::GetRevenueBreakdownRequest {
+                instructor_id: teacher.id.to_string(),
+                ..Default::default()
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(breakdown.len(), 1, "{breakdown:?}");
+    let sales = &breakdown[0];
+    assert_eq!(sales.transaction_count, 3);
+    assert_eq!(sales.gross, vec![money(6000, "EUR"), money(4999, "USD")]);
+    assert_eq!(
+        sales.platform_fees,
+        vec![money(1200, "EUR"), money(1000, "USD")]
+    );
+    assert_eq!(
+        sales.instructor_earnings,
+        vec![money(4800, "EUR"), money(3999, "USD")]
+    );
+    let months = app
+        .dashboard()
+        .get_monthly_revenue(authed(
+            ipb::GetMonthlyRevenueRequest {
+                instructor_id: teacher.id.to_string(),
+                months: 1,
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .months;
+    assert_eq!(months.len(), 1, "{months:?}");
+    assert_eq!(months[0].transaction_count, 3);
+    assert_eq!(
+        months[0].gross,
+        vec![money(6000, "EUR"), money(4999, "USD")]
+    );
+    assert_eq!(
+        months[0].instructor_earnings,
+        vec![money(4800, "EUR"), money(3999, "USD")]
+    );
+
+    // A payout settles one currency; a retry returns it; the same request id for another
+    // currency is refused.
+    let paid_dollars = app
+        .payout(&operator, &teacher, "payout-usd", "USD")
+        .await
+        .unwrap();
+    assert_eq!(
+        (paid_dollars.amount.clone(), paid_dollars.transaction_count),
+        (Some(money(3999, "USD")), 1)
+    );
+    let retried = app
+        .payout(&operator, &teacher, "payout-usd", "USD")
+        .await
+        .unwrap();
+    assert_eq!(retried, paid_dollars);
+    let status = assert_code(
+        app.payout(&operator, &teacher, "payout-usd", "EUR").await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("request_id"), "{status:?}");
+    assert_eq!(
+        app.stats(&teacher).await.pending_revenue,
+        vec![money(4800, "EUR"), money(0, "USD")]
+    );
+    assert_code(
+        app.payout(&operator, &teacher, "payout-usd-2", "USD").await,
+        Code::FailedPrecondition,
+    );
+    // Concurrent retries of one request: one payout.
+    let attempts = (0..8).map(|_| app.payout(&operator, &teacher, "payout-eur", "EUR"));
+    let results = futures::future::join_all(attempts).await;
+    let paid_euros = results[0].clone().unwrap();
+    assert!(
+        results.iter().all(|r| r.as_ref().ok() == Some(&paid_euros)),
+        "{results:?}"
+    );
+    assert_eq!(
+        (paid_euros.amount.clone(), paid_euros.transaction_count),
+        (Some(money(4800, "EUR")), 2)
+    );
+    assert_eq!(
+        app.stats(&teacher).await.pending_revenue,
+        vec![money(0, "EUR"), money(0, "USD")]
+    );
+
+    // The instructor lists their payouts, newest first, a page at a time.
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .revenue()
+            .list_payouts(authed(
+                ipb::ListPayoutsRequest {
+                    page_size: 1,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        listed.extend(page.payouts);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(listed, vec![paid_euros.clone(), paid_dollars.clone()]);
+
+    // Each payout published one payout.made event.
+    let mut conn = app.db.admin_connection().await;
+    let events: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT envelope FROM instructor.outbox WHERE subject = 'instructor.payout.made' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let made: Vec<lyceum_proto::events::v1::PayoutMade> = events
+        .iter()
+        .map(|bytes| {
+            let envelope =
+                lyceum_proto::events::v1::EventEnvelope::decode(bytes.as_slice()).unwrap();
+            assert_eq!(envelope.event_type, "lyceum.instructor.payout.made");
+            lyceum_platform::events::unpack(&envelope).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        made.iter()
+            .map(|m| (
+                m.payout_id.clone(),
+                m.amount_minor,
+                m.currency.clone(),
+                m.transaction_count
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (paid_dollars.id.clone(), 3999, "USD".to_owned(), 1),
+            (paid_euros.id.clone(), 4800, "EUR".to_owned(), 2),
+        ]
+    );
+
+    // Bad input names its fields; only the platform pays out; payouts are the
+    // instructor's to read.
+    let status = assert_code(
+        app.revenue()
+            .create_payout(authed(
+                ipb::CreatePayoutRequest {
+                    instructor_id: "nope".into(),
+                    request_id: String::new(),
+                    currency: "usd".into(),
+                },
+                &operator.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    for field in ["instructor_id", "request_id", "currency"] {
+        assert!(status.message().contains(field), "{field}: {status:?}");
+    }
+    assert_code(
+        app.payout(&teacher, &teacher, "mine", "EUR").await,
+        Code::PermissionDenied,
+    );
+    let stranger = app.user(&["user", "instructor"]);
+    assert_code(
+        app.revenue()
+            .list_payouts(authed(
+                ipb::ListPayoutsRequest {
+                    instructor_id: teacher.id.to_string(),
+                    ..Default::default()
+                },
+                &stranger.token,
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+}
+
+impl App {
+    fn admin(&self) -> Caller {
+        self.user(&["user", "admin"])
+    }
+
+    async fn set_fee(&self, instructor: Option<Uuid>, percent: f64) {
+        self.revenue()
+            .set_fee_percentage(authed(
+                ipb::SetFeePercentageRequest {
+                    instructor_id: instructor.map(|i| i.to_string()).unwrap_or_default(),
+                    fee_percentage: percent,
+                },
+                &self.admin().token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// (instructor, type, amount, fee bps, fee, earnings) of each booked transaction of a
+    /// payment, sales first.
+    async fn booked(&self, payment_id: &str) -> Vec<(Uuid, String, i64, i32, i64, i64)> {
+        let mut conn = self.db.admin_connection().await;
+        sqlx::query_as(
+            "SELECT instructor_id, transaction_type, amount_minor, fee_bps, platform_fee_minor,
+                    instructor_earnings_minor
+             FROM instructor.revenue_transactions WHERE payment_id = $1::uuid
+             ORDER BY amount_minor DESC",
+        )
+        .bind(payment_id)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    }
+
+    async fn activations(&self) -> Vec<lyceum_proto::events::v1::EventEnvelope> {
+        self.learning_events()
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "lyceum.learning.enrollment.activated")
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_sale_books_the_fee_fixed_when_its_payment_succeeded() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (course, _) = app.course(&teacher, "Fees", 10_000, 1).await;
+    let enrollment = app.enroll(&student, &course).await;
+    let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
+    eventually("the sale", || async {
+        usd(&app.stats(&teacher).await.total_revenue) == 8_000
+    })
+    .await;
+
+    // The platform raises its fee after the payment succeeded, and only then is the
+    // activation consumed (as when the consumer lags): the fee stays the one fixed at
+    // success.
+    app.set_fee(None, 50.0).await;
+    let mut conn = app.db.admin_connection().await;
+    sqlx::query("DELETE FROM instructor.revenue_transactions WHERE payment_id = $1::uuid")
+        .bind(&payment.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let activations = app.activations().await;
+    assert_eq!(activations.len(), 1);
+    app.feed_learning_events(&activations).await;
+    assert_eq!(
+        app.booked(&payment.id).await,
+        vec![(
+            teacher.id,
+            "course_enrollment".to_owned(),
+            10_000,
+            2000,
+            2_000,
+            8_000
+        )]
+    );
+
+    // A payment that succeeds after the change pays the new fee.
+    let (other, _) = app.course(&teacher, "Fees, later", 10_000, 1).await;
+    let later = app.enroll(&student, &other).await;
+    let later_payment = app.pay(&student, &teacher, &later, &operator).await;
+    eventually("the later sale", || async {
+        usd(&app.stats(&teacher).await.total_revenue) == 13_000
+    })
+    .await;
+    assert_eq!(app.booked(&later_payment.id).await[0].3, 5000);
+}
+
+#[tokio::test]
+async fn revenue_goes_to_the_enrollments_instructor_not_the_one_the_payer_names() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    // An instructor whom the platform charges nothing: naming them must not lower the fee.
+    let decoy = app.user(&["user", "instructor"]);
+    app.set_fee(Some(decoy.id), 0.0).await;
+    let student = app.user(&["user"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (course, _) = app
+        .course(&teacher, "Owned by the teacher", 10_000, 1)
+        .await;
+    let enrollment = app.enroll(&student, &course).await;
+    app.learning_events_applied().await;
+    let payment = app
+        .pay_naming(&student, decoy.id, &enrollment, &operator)
+        .await;
+    eventually("the sale", || async {
+        usd(&app.stats(&teacher).await.total_revenue) == 8_000
+    })
+    .await;
+    let refund = app
+        .payments()
+        .refund_payment(authed(
+            ipb::RefundPaymentRequest {
+                id: payment.id.clone(),
+                request_id: "partial".into(),
+                amount_minor: 1_000,
+                reason: String::new(),
+            },
+            &operator.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .refund_transaction
+        .unwrap();
+    assert_eq!(refund.instructor_id, teacher.id.to_string());
+    let booked = vec![
+        (
+            teacher.id,
+            "course_enrollment".to_owned(),
+            10_000,
+            2000,
+            2_000,
+            8_000,
+        ),
+        (teacher.id, "refund".to_owned(), -1_000, 2000, -200, -800),
+    ];
+    assert_eq!(app.booked(&payment.id).await, booked);
+
+    // A payment that sold nothing, naming an instructor, then refunded: no revenue is
+    // booked or reversed for anyone (the named instructor earned nothing to give back).
+    let (other, _) = paid_payment(&app, 5_000).await;
+    let named: Uuid = other.instructor_id.parse().unwrap();
+    app.payments()
+        .refund_payment(authed(
+            ipb::RefundPaymentRequest {
+                id: other.id.clone(),
+                request_id: "all".into(),
+                amount_minor: 0,
+                reason: String::new(),
+            },
+            &operator.token,
+        ))
+        .await
+        .unwrap();
+    assert!(app.booked(&other.id).await.is_empty());
+    for nobody in [decoy.id, named] {
+        let transactions = app
+            .revenue()
+            .list_revenue_transactions(authed(
+                ipb::ListRevenueTransactionsRequest {
+                    instructor_id: nobody.to_string(),
+                    ..Default::default()
+                },
+                &app.admin().token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .transactions;
+        assert!(transactions.is_empty(), "{transactions:?}");
+    }
+    assert!(app.stats(&decoy).await.total_revenue.is_empty());
+
+    let mut conn = app.db.admin_connection().await;
+
+    // A refund made before the sale was booked is booked with it, the same way.
+    sqlx::query("DELETE FROM instructor.revenue_transactions WHERE payment_id = $1::uuid")
+        .bind(&payment.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    app.feed_learning_events(&app.activations().await).await;
+    assert_eq!(app.booked(&payment.id).await, booked);
+    assert!(
+        lyceum_instructor::jobs::payment_totals::PaymentTotals
+            .check(&app.instructor)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Records a student's progress in `tx` as learning's handler does: saves the totals and
+/// publishes the event with them.
+async fn save_progress(
+    tx: &mut lyceum_platform::db::Tx,
+    enrollment_id: Uuid,
+    lesson_id: Uuid,
+    completed_lessons: i32,
+) {
+    use lyceum_learning::events::{LessonChange, lesson_progress_recorded};
+    use lyceum_learning::store::{enrollments, progress};
+    let enrollment = enrollments::get(tx, enrollment_id).await.unwrap().unwrap();
+    let mut row = progress::lock(tx, enrollment_id).await.unwrap().unwrap();
+    row.completed_lessons = completed_lessons;
+    row.progress_percentage = f64::from(completed_lessons) * 50.0;
+    let saved = progress::save(tx, &row).await.unwrap();
+    let change = LessonChange {
+        lesson_id,
+        lesson_status: "completed".into(),
+        started_now: false,
+        completed_now: true,
+        quiz: None,
+    };
+    tx.publish(lesson_progress_recorded(&enrollment, &change, &saved))
+        .await
+        .unwrap();
+}
+
+async fn set_course_status(tx: &mut lyceum_platform::db::Tx, course_id: Uuid, status: &str) {
+    use lyceum_learning::events::course_status_changed;
+    use lyceum_learning::store::courses;
+    let row = courses::set_status(tx, course_id, status).await.unwrap();
+    tx.publish(course_status_changed(&row)).await.unwrap();
+}
+
+/// A transaction of learning's that starts now (its `now()` is fixed from here on).
+async fn begin_learning(app: &App) -> lyceum_platform::db::Tx {
+    // The service's own role, as learning's handlers switch to for progress and statistics.
+    let mut tx = app.learning.begin_system("test race").await.unwrap();
+    let _: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    tx
+}
+
+#[tokio::test]
+async fn a_change_that_commits_last_wins_even_if_its_transaction_started_first() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let (course, lessons) = app.course(&teacher, "Races", 0, 2).await;
+    let enrollment = app.enroll(&student, &course).await;
+    app.learning_events_applied().await;
+    let (course_id, enrollment_id): (Uuid, Uuid) =
+        (course.parse().unwrap(), enrollment.id.parse().unwrap());
+    let lesson_id: Uuid = lessons[0].parse().unwrap();
+
+    // Each time, the transaction that started first commits last: learning ends with its
+    // state, and so must the projections.
+    let mut early = begin_learning(&app).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut late = begin_learning(&app).await;
+    save_progress(&mut late, enrollment_id, lesson_id, 1).await;
+    set_course_status(&mut late, course_id, "archived").await;
+    late.commit().await.unwrap();
+    save_progress(&mut early, enrollment_id, lesson_id, 2).await;
+    set_course_status(&mut early, course_id, "published").await;
+    early.commit().await.unwrap();
+
+    app.learning_events_applied().await;
+    let mut conn = app.db.admin_connection().await;
+    let (completed, progress): (i32, f64) = sqlx::query_as(
+        "SELECT completed_lessons, progress_percentage::float8 FROM instructor.enrollment_projection
+         WHERE enrollment_id = $1",
+    )
+    .bind(enrollment_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((completed, progress), (2, 100.0));
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM instructor.course_projection WHERE course_id = $1")
+            .bind(course_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(status, "published");
+    assert_eq!(app.stats(&teacher).await.total_courses, 1);
+}
+
+/// Every row of the projections learning's events feed, with what differs between two
+/// applications of the same events left out (generated ids, insertion times).
+async fn projection_snapshot(app: &App) -> Vec<(String, String)> {
+    let mut conn = app.db.admin_connection().await;
+    sqlx::query_as(
+        "SELECT 'course', to_jsonb(c)::text FROM instructor.course_projection c
+         UNION ALL SELECT 'enrollment', to_jsonb(e)::text FROM instructor.enrollment_projection e
+         UNION ALL SELECT 'stats', to_jsonb(s)::text FROM instructor.instructor_stats s
+         UNION ALL SELECT 'student', (to_jsonb(s) - 'first_seen_at')::text FROM instructor.instructor_students s
+         UNION ALL SELECT 'activity', (to_jsonb(a) - 'id')::text FROM instructor.student_activity a
+         UNION ALL SELECT 'revenue', (to_jsonb(r) - 'id' - 'created_at')::text
+                   FROM instructor.revenue_transactions r
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+async fn clear_projections(app: &App) {
+    let mut conn = app.db.admin_connection().await;
+    sqlx::query(
+        "TRUNCATE instructor.course_projection, instructor.enrollment_projection, instructor.instructor_stats,
+                  instructor.instructor_students, instructor.student_activity, instructor.revenue_transactions",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+/// A deterministic shuffle (xorshift), so that a failure can be replayed.
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut items = items.to_vec();
+    let mut state = seed.max(1);
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    items
+}
+
+#[tokio::test]
+async fn projections_end_identical_whatever_order_learnings_events_arrive_in() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let (paid, paid_lessons) = app.course_in(&teacher, "Paid", 2_000, "EUR", 2).await;
+    let (free, free_lessons) = app.course(&teacher, "Free", 0, 2).await;
+    let students: Vec<Caller> = (0..4).map(|_| app.user(&["user"])).collect();
+
+    let payer = app.enroll(&students[0], &paid).await;
+    app.pay(&students[0], &teacher, &payer, &operator).await;
+    eventually("the activation", || async {
+        app.stats(&teacher).await.total_revenue.len() == 1
+    })
+    .await;
+    let mut free_enrollments = Vec::new();
+    for student in &students[1..] {
+        free_enrollments.push(app.enroll(student, &free).await);
+    }
+    let progress = |student: &Caller, enrollment: &str, lesson: &str, status| {
+        let request = authed(
+            lpb::RecordLessonProgressRequest {
+                enrollment_id: enrollment.to_owned(),
+                lesson_id: lesson.to_owned(),
+                status: status as i32,
+                progress_percent: if status == lpb::LessonProgressStatus::Completed {
+                    100
+                } else {
+                    40
+                },
+                watch_time_seconds: 120,
+                quiz_score: None,
+            },
+            &student.token,
+        );
+        let mut client = app.enrollments();
+        async move { client.record_lesson_progress(request).await.unwrap() }
+    };
+    use lpb::LessonProgressStatus::{Completed, InProgress};
+    progress(&students[0], &payer.id, &paid_lessons[0], InProgress).await;
+    progress(&students[0], &payer.id, &paid_lessons[0], Completed).await;
+    progress(&students[0], &payer.id, &paid_lessons[1], InProgress).await;
+    for lesson in &free_lessons {
+        progress(&students[2], &free_enrollments[1].id, lesson, Completed).await;
+        progress(&students[1], &free_enrollments[0].id, lesson, Completed).await;
+    }
+    progress(
+        &students[3],
+        &free_enrollments[2].id,
+        &free_lessons[0],
+        Completed,
+    )
+    .await;
+    let mut reviews = ReviewServiceClient::new(app.channel());
+    let mut review_ids = Vec::new();
+    for (student, rating) in [(&students[1], 4), (&students[2], 5)] {
+        review_ids.push(
+            reviews
+                .create_review(authed(
+                    lpb::CreateReviewRequest {
+                        course_id: free.clone(),
+                        rating,
+                        ..Default::default()
+                    },
+                    &student.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .review
+                .unwrap()
+                .id,
+        );
+    }
+    reviews
+        .delete_review(authed(
+            lpb::DeleteReviewRequest {
+                id: review_ids[0].clone(),
+            },
+            &students[1].token,
+        ))
+        .await
+        .unwrap();
+    app.enrollments()
+        .cancel_enrollment(authed(
+            lpb::CancelEnrollmentRequest {
+                id: free_enrollments[2].id.clone(),
+            },
+            &students[3].token,
+        ))
+        .await
+        .unwrap();
+    app.courses()
+        .archive_course(authed(
+            lpb::ArchiveCourseRequest { id: paid.clone() },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+
+    // In order, as the real consumer applied them.
+    app.learning_events_applied().await;
+    let in_order = projection_snapshot(&app).await;
+    let events = app.learning_events().await;
+    let kinds: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.event_type.as_str()).collect();
+    for kind in [
+        "lyceum.learning.course.published",
+        "lyceum.learning.course.archived",
+        "lyceum.learning.enrollment.created",
+        "lyceum.learning.enrollment.activated",
+        "lyceum.learning.enrollment.completed",
+        "lyceum.learning.enrollment.cancelled",
+        "lyceum.learning.lesson_progress.recorded",
+        "lyceum.learning.review.created",
+        "lyceum.learning.review.deleted",
+    ] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(in_order.iter().any(|(table, _)| table == "revenue"));
+
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let orders = [
+        ("reversed", reversed),
+        ("shuffled 1", shuffled(&events, 1)),
+        ("shuffled 2", shuffled(&events, 0x9e37_79b9_7f4a_7c15)),
+        ("shuffled 3", shuffled(&events, 42)),
+    ];
+    for (name, order) in orders {
+        clear_projections(&app).await;
+        app.feed_learning_events(&order).await;
+        let snapshot = projection_snapshot(&app).await;
+        let differences: Vec<_> = snapshot
+            .iter()
+            .filter(|row| !in_order.contains(row))
+            .chain(in_order.iter().filter(|row| !snapshot.contains(row)))
+            .collect();
+        assert!(
+            snapshot == in_order,
+            "{name}: the projections differ from in-order delivery: {differences:#?}"
+        );
+    }
 }

@@ -16,12 +16,9 @@ use super::{InstructorApi, may_read_instructor, wire};
 use crate::domain::{ActivityType, TransactionType, fee_bps_from_percent};
 use crate::store::{dashboard, payments, revenue};
 
-/// The dashboards show one currency; multi-currency instructors are a later concern.
-const DASHBOARD_CURRENCY: &str = "USD";
-
 impl InstructorApi {
     /// The instructor a dashboard request names, after checking the caller may see it.
-    fn instructor_of(
+    pub(super) fn instructor_of(
         principal: &lyceum_platform::auth::Principal,
         raw: &str,
     ) -> Result<Uuid, ApiError> {
@@ -101,6 +98,7 @@ impl InstructorApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let stats = dashboard::stats(&mut tx, instructor_id).await?;
+        let earnings = dashboard::earnings(&mut tx, instructor_id).await?;
         tx.commit().await?;
         let average_rating = if stats.review_count > 0 {
             (stats.rating_sum as f64 / stats.review_count as f64 * 100.0).round() / 100.0
@@ -111,8 +109,16 @@ impl InstructorApi {
             total_students: stats.total_students,
             total_courses: stats.total_courses,
             total_workshops: 0,
-            total_revenue: wire::money(stats.total_revenue_minor, DASHBOARD_CURRENCY),
-            pending_revenue: wire::money(stats.pending_revenue_minor, DASHBOARD_CURRENCY),
+            total_revenue: wire::amounts(
+                earnings
+                    .iter()
+                    .map(|e| (e.currency.as_str(), e.total_minor)),
+            ),
+            pending_revenue: wire::amounts(
+                earnings
+                    .iter()
+                    .map(|e| (e.currency.as_str(), e.pending_minor)),
+            ),
             average_rating,
             total_reviews: stats.review_count,
             active_enrollments: stats.active_enrollments,
@@ -205,17 +211,23 @@ impl InstructorApi {
             .await?;
         let rows = dashboard::revenue_breakdown(&mut tx, instructor_id, start, end).await?;
         tx.commit().await?;
+        // Rows come per (type, currency) in that order: one message per type, its
+        // amounts per currency.
+        let by_type = rows.chunk_by(|a, b| a.transaction_type == b.transaction_type);
         Ok(pb::GetRevenueBreakdownResponse {
-            rows: rows
-                .into_iter()
-                .map(|r| pb::RevenueByType {
-                    r#type: TransactionType::from_db(&r.transaction_type)
+            rows: by_type
+                .map(|rows| pb::RevenueByType {
+                    r#type: TransactionType::from_db(&rows[0].transaction_type)
                         .map(TransactionType::to_proto)
                         .unwrap_or_default(),
-                    transaction_count: r.transaction_count,
-                    gross: wire::money(r.gross_minor, DASHBOARD_CURRENCY),
-                    platform_fees: wire::money(r.fees_minor, DASHBOARD_CURRENCY),
-                    instructor_earnings: wire::money(r.earnings_minor, DASHBOARD_CURRENCY),
+                    transaction_count: rows.iter().map(|r| r.transaction_count).sum(),
+                    gross: wire::amounts(rows.iter().map(|r| (r.currency.as_str(), r.gross_minor))),
+                    platform_fees: wire::amounts(
+                        rows.iter().map(|r| (r.currency.as_str(), r.fees_minor)),
+                    ),
+                    instructor_earnings: wire::amounts(
+                        rows.iter().map(|r| (r.currency.as_str(), r.earnings_minor)),
+                    ),
                 })
                 .collect(),
         })
@@ -277,14 +289,17 @@ impl InstructorApi {
             .await?;
         let rows = dashboard::monthly_revenue(&mut tx, instructor_id, months).await?;
         tx.commit().await?;
+        // Rows come per (month, currency) in that order: one message per month.
         Ok(pb::GetMonthlyRevenueResponse {
             months: rows
-                .into_iter()
-                .map(|r| pb::MonthlyRevenue {
-                    month: Some(timestamp(r.month)),
-                    gross: wire::money(r.gross_minor, DASHBOARD_CURRENCY),
-                    instructor_earnings: wire::money(r.earnings_minor, DASHBOARD_CURRENCY),
-                    transaction_count: r.transaction_count,
+                .chunk_by(|a, b| a.month == b.month)
+                .map(|rows| pb::MonthlyRevenue {
+                    month: Some(timestamp(rows[0].month)),
+                    gross: wire::amounts(rows.iter().map(|r| (r.currency.as_str(), r.gross_minor))),
+                    instructor_earnings: wire::amounts(
+                        rows.iter().map(|r| (r.currency.as_str(), r.earnings_minor)),
+                    ),
+                    transaction_count: rows.iter().map(|r| r.transaction_count).sum(),
                 })
                 .collect(),
         })
@@ -331,6 +346,12 @@ impl RevenueService for InstructorApi {
         r: Request<pb::CreatePayoutRequest>,
     ) -> Result<Response<pb::CreatePayoutResponse>, Status> {
         Ok(Response::new(self.create_payout_(r).await?))
+    }
+    async fn list_payouts(
+        &self,
+        r: Request<pb::ListPayoutsRequest>,
+    ) -> Result<Response<pb::ListPayoutsResponse>, Status> {
+        Ok(Response::new(self.list_payouts_(r).await?))
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod dashboard;
 mod payments;
+mod payouts;
 mod profiles;
 mod wire;
 

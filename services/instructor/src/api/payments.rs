@@ -9,22 +9,13 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::{InstructorApi, wire};
-use crate::domain::{PaymentStatus, PaymentType, Provider, TransactionType, fee_for, fee_refund};
+use crate::domain::{Currency, PaymentStatus, PaymentType, Provider, fee_for, fee_refund};
 use crate::events;
 use crate::store::payments::NewPayment;
-use crate::store::{payments, revenue};
+use crate::store::{payments, projections, revenue};
 
-type RequestId = BoundedText<200, true>;
+pub(super) type RequestId = BoundedText<200, true>;
 type Reason = BoundedText<1000, false>;
-
-fn currency(v: &mut Violations, field: &str, raw: &str) -> Option<String> {
-    if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
-        Some(raw.to_owned())
-    } else {
-        v.add(field, "must be an ISO 4217 code such as USD");
-        None
-    }
-}
 
 impl InstructorApi {
     async fn record_payment_(
@@ -43,7 +34,7 @@ impl InstructorApi {
         if amount.amount_minor <= 0 {
             v.add("amount.amount_minor", "must be positive");
         }
-        let currency = currency(&mut v, "amount.currency", &amount.currency);
+        let currency = v.check("amount.currency", Currency::parse(&amount.currency));
         let provider = v.check("provider", Provider::from_proto(req.provider));
         let payment_type = v.check("type", PaymentType::from_proto(req.r#type));
         v.into_result()?;
@@ -109,7 +100,7 @@ impl InstructorApi {
                 instructor_id: instructor,
                 organization_id: organization,
                 amount_minor: amount.amount_minor,
-                currency,
+                currency: currency.into_inner(),
                 provider: provider.as_str(),
                 payment_type: payment_type.as_str(),
                 related_entity_id: related,
@@ -192,7 +183,22 @@ impl InstructorApi {
         // still be confirmed by the provider afterwards.
         let row = match status {
             PaymentStatus::Pending | PaymentStatus::Failed => {
-                let fee_bps = payments::fee_bps_for(&mut tx, payment.instructor_id).await?;
+                // The fee is fixed now, once, and every sale and refund of the payment uses
+                // it. For an enrollment it is the fee of the enrollment's instructor as
+                // learning told it; the instructor the payer named is not to be trusted
+                // (it could name one with a lower fee), so an enrollment this service does
+                // not know yet pays the platform's fee.
+                let fee_instructor = match (
+                    PaymentType::from_db(&payment.payment_type),
+                    payment.related_entity_id,
+                ) {
+                    (Ok(PaymentType::CourseEnrollment), Some(enrollment)) => {
+                        projections::enrollment_instructor(&mut tx, enrollment).await?
+                    }
+                    (Ok(PaymentType::CourseEnrollment), None) => None,
+                    _ => payment.instructor_id,
+                };
+                let fee_bps = payments::fee_bps_for(&mut tx, fee_instructor).await?;
                 let fee = fee_for(payment.amount_minor, fee_bps);
                 let provider_id = Some(req.provider_transaction_id).filter(|p| !p.is_empty());
                 let row = payments::mark_succeeded(&mut tx, id, provider_id, fee_bps, fee).await?;
@@ -289,33 +295,22 @@ impl InstructorApi {
                 format!("exceeds what is left to refund ({remaining})"),
             ));
         }
-        // The refund reverses the sale it paid for: that sale's instructor and fee split
-        // (the payer's own request named neither reliably). Before the sale is recorded,
-        // the payment's own split stands in.
+        // The fee returned is in proportion to the fee fixed at success (the booked sale's,
+        // should an older sale differ). Revenue is reversed only where it was booked: a
+        // refund books against the sale of the payment, with the sale's instructor (the
+        // enrollment's, never the one the payer named); a refund made before the sale was
+        // booked is booked together with the sale.
         let sale = revenue::sale_of_payment(&mut tx, id).await?;
-        let (instructor_id, course_id, fee_bps, fee_minor) = match &sale {
-            Some(sale) => (
-                Some(sale.instructor_id),
-                sale.course_id,
-                sale.fee_bps,
-                sale.platform_fee_minor,
-            ),
-            None => (
-                payment.instructor_id,
-                None,
-                payment.fee_bps.unwrap_or(0),
-                payment.fee_minor.unwrap_or(0),
-            ),
+        let fee_minor = match &sale {
+            Some(sale) => sale.platform_fee_minor,
+            None => payment.fee_minor.unwrap_or(0),
         };
-        let fee_back = match instructor_id {
-            Some(_) => fee_refund(
-                payment.amount_minor,
-                fee_minor,
-                payment.refunded_minor,
-                amount,
-            ),
-            None => 0,
-        };
+        let fee_back = fee_refund(
+            payment.amount_minor,
+            fee_minor,
+            payment.refunded_minor,
+            amount,
+        );
         let (refund, updated) = payments::apply_refund(
             &mut tx,
             &payment,
@@ -325,27 +320,8 @@ impl InstructorApi {
             reason.as_str(),
         )
         .await?;
-        let transaction = match instructor_id {
-            Some(instructor_id) => {
-                revenue::insert(
-                    &mut tx,
-                    revenue::NewTransaction {
-                        instructor_id,
-                        organization_id: updated.organization_id,
-                        transaction_type: TransactionType::Refund.as_str(),
-                        course_id,
-                        enrollment_id: updated.related_entity_id,
-                        payment_id: Some(updated.id),
-                        refund_id: Some(refund.id),
-                        student_id: Some(updated.payer_id),
-                        amount_minor: -amount,
-                        currency: updated.currency.clone(),
-                        fee_bps,
-                        platform_fee_minor: -fee_back,
-                    },
-                )
-                .await?
-            }
+        let transaction = match &sale {
+            Some(sale) => revenue::insert(&mut tx, revenue::refund_of(sale, &refund)).await?,
             None => None,
         };
         tx.publish(events::payment_refunded(&updated, amount))

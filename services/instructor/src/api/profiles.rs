@@ -8,7 +8,7 @@ use lyceum_proto::instructor::v1::profile_service_server::ProfileService;
 use lyceum_proto::instructor::v1::settings_service_server::SettingsService;
 use tonic::{Request, Response, Status};
 
-use super::{InstructorApi, may_read_instructor, wire};
+use super::{InstructorApi, may_read_instructor};
 use crate::store::profiles::{self, ProfileContent, ProfileRow, SettingsRow};
 
 const PILLARS: &[&str] = &["adaptability", "coaching", "marketplace"];
@@ -321,36 +321,6 @@ impl InstructorApi {
         tx.commit().await?;
         Ok(pb::UpdateInstructorSettingsResponse {
             settings: Some(self.settings_message(row)?),
-        })
-    }
-
-    pub(super) async fn create_payout_(
-        &self,
-        request: Request<pb::CreatePayoutRequest>,
-    ) -> Result<pb::CreatePayoutResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let id = parse_id("instructor_id", &request.get_ref().instructor_id)?;
-        if !principal.has_platform_access()
-            && !principal.has_scope(lyceum_platform::auth::scopes::PAYOUTS_WRITE)
-        {
-            return Err(ApiError::PermissionDenied(
-                "payouts are made by the platform".into(),
-            ));
-        }
-        let mut tx = self
-            .db
-            .begin(&TenantContext::for_principal(&principal))
-            .await?;
-        let Some((payout_id, amount, count)) = profiles::pay_out(&mut tx, id).await? else {
-            return Err(ApiError::FailedPrecondition(
-                "the instructor has no pending earnings".into(),
-            ));
-        };
-        tx.commit().await?;
-        Ok(pb::CreatePayoutResponse {
-            payout_id: payout_id.to_string(),
-            amount: wire::money(amount, "USD"),
-            transaction_count: count,
         })
     }
 }

@@ -3,6 +3,7 @@ use lyceum_proto::instructor::v1 as pb;
 
 use crate::domain::{PaymentStatus, PaymentType, Provider, TransactionType};
 use crate::store::payments::PaymentRow;
+use crate::store::payouts::PayoutRow;
 use crate::store::revenue::TransactionRow;
 
 fn proto_of<T>(parsed: Result<T, String>, to_proto: impl Fn(T) -> i32) -> i32 {
@@ -14,6 +15,29 @@ pub fn money(amount_minor: i64, currency: &str) -> Option<pb::Money> {
         amount_minor,
         currency: currency.to_owned(),
     })
+}
+
+/// Amounts per currency, one entry per currency sorted by code (callers give them in
+/// that order, as the queries sort by currency).
+pub fn amounts<'a>(per_currency: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<pb::Money> {
+    per_currency
+        .into_iter()
+        .map(|(currency, amount_minor)| pb::Money {
+            amount_minor,
+            currency: currency.to_owned(),
+        })
+        .collect()
+}
+
+pub fn payout(row: PayoutRow) -> pb::Payout {
+    pb::Payout {
+        id: row.id.to_string(),
+        request_id: row.request_id,
+        instructor_id: row.instructor_id.to_string(),
+        amount: money(row.amount_minor, &row.currency),
+        transaction_count: row.transaction_count,
+        create_time: Some(timestamp(row.created_at)),
+    }
 }
 
 pub fn payment(row: PaymentRow) -> pb::Payment {

@@ -11,7 +11,7 @@ use lyceum_platform::events::unpack;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::{ActivityType, TransactionType, fee_for};
+use crate::domain::{ActivityType, TransactionType};
 use crate::store::projections::{self, EnrollmentState, NewActivity, ProgressState};
 use crate::store::{payments, revenue};
 
@@ -124,7 +124,13 @@ async fn apply_enrollment(
             status: enrollment.status.clone(),
             price_minor: enrollment.price_minor,
             currency: enrollment.currency.clone(),
-            at,
+            // Events published before the field existed: their own time, the earliest of
+            // which wins.
+            enrolled_at: enrollment
+                .enroll_time
+                .as_ref()
+                .and_then(|t| from_timestamp(t).ok())
+                .unwrap_or(at),
             version: enrollment.version,
         },
     )
@@ -180,8 +186,9 @@ async fn apply_enrollment(
     Ok(())
 }
 
-/// The revenue of a paid enrollment, split with the fee fixed when its payment succeeded
-/// (so that refunds reverse exactly what was recorded).
+/// The revenue of a paid enrollment: the enrollment's instructor (never the one the
+/// payer named) and the fee fixed when its payment succeeded (never the settings of the
+/// moment the event is consumed), so that refunds reverse exactly what was booked.
 async fn record_sale(
     tx: &mut Tx,
     enrollment: &pb::EnrollmentChanged,
@@ -196,21 +203,18 @@ async fn record_sale(
     let Some(payment_id) = optional_id(&enrollment.payment_id) else {
         return Ok(());
     };
-    let Some(payment) = payments::get(tx, payment_id)
+    // Locked, as refunds lock it: a refund either sees this sale or is seen below.
+    let Some(payment) = payments::lock(tx, payment_id)
         .await?
         .filter(|p| p.succeeded_at.is_some())
     else {
         tracing::warn!(payment = %payment_id, "activation names a payment that has not succeeded here");
         return Ok(());
     };
-    // The enrollment's instructor and their fee, whatever the payer's request said.
-    let fee_bps = payments::fee_bps_for(tx, Some(instructor_id)).await?;
-    let (amount, currency, fee) = (
-        payment.amount_minor,
-        payment.currency.clone(),
-        fee_for(payment.amount_minor, fee_bps),
-    );
-    revenue::insert(
+    let (Some(fee_bps), Some(fee_minor)) = (payment.fee_bps, payment.fee_minor) else {
+        anyhow::bail!("payment {payment_id} succeeded without a fixed fee");
+    };
+    let sale = revenue::insert(
         tx,
         revenue::NewTransaction {
             instructor_id,
@@ -221,13 +225,19 @@ async fn record_sale(
             payment_id: Some(payment.id),
             refund_id: None,
             student_id: Some(student_id),
-            amount_minor: amount,
-            currency,
+            amount_minor: payment.amount_minor,
+            currency: payment.currency.clone(),
             fee_bps,
-            platform_fee_minor: fee,
+            platform_fee_minor: fee_minor,
         },
     )
     .await?;
+    // Refunds made before the sale was booked reverse it now.
+    if let Some(sale) = sale {
+        for refund in payments::unbooked_refunds(tx, payment.id).await? {
+            revenue::insert(tx, revenue::refund_of(&sale, &refund)).await?;
+        }
+    }
     Ok(())
 }
 
@@ -247,6 +257,7 @@ async fn apply_progress(
             enrollment_id,
             course_id,
             instructor_id,
+            organization_id: optional_id(&event.organization_id),
             student_id,
             progress_percentage: progress.progress_percentage,
             completed_lessons: progress.completed_lessons,

@@ -1,6 +1,6 @@
 //! What instructor revenue publishes (payment events, which learning consumes to
-//! activate and refund enrollments) and the projections it keeps of learning's and
-//! identity's events.
+//! activate and refund enrollments; payouts made) and the projections it keeps of
+//! learning's and identity's events.
 
 pub mod identity;
 pub mod learning;
@@ -10,6 +10,7 @@ use lyceum_platform::events::Event;
 use lyceum_proto::events::v1 as pb;
 
 use crate::store::payments::PaymentRow;
+use crate::store::payouts::PayoutRow;
 
 pub fn payment_succeeded(payment: &PaymentRow) -> Event {
     let payload = pb::PaymentSucceeded {
@@ -43,4 +44,16 @@ pub fn payment_refunded(payment: &PaymentRow, refunded_minor: i64) -> Event {
         payment.organization_id,
         &payload,
     )
+}
+
+pub fn payout_made(payout: &PayoutRow) -> Event {
+    let payload = pb::PayoutMade {
+        payout_id: payout.id.to_string(),
+        instructor_id: payout.instructor_id.to_string(),
+        request_id: payout.request_id.clone(),
+        amount_minor: payout.amount_minor,
+        currency: payout.currency.clone(),
+        transaction_count: payout.transaction_count,
+    };
+    Event::new("instructor.payout.made", None, &payload)
 }

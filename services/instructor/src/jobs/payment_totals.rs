@@ -1,5 +1,5 @@
 //! `lyceum verify` for instructor revenue: each payment's refunded amount and refunded
-//! fee against its refund rows and refund transactions, and every transaction's split.
+//! fee against its refund rows, and each booked refund against its refund row.
 
 use async_trait::async_trait;
 use lyceum_platform::db::Database;
@@ -9,14 +9,18 @@ use uuid::Uuid;
 pub struct PaymentTotals;
 
 const DRIFT: &str = "
-    SELECT p.id, p.refunded_minor, coalesce(r.total, 0)::bigint, p.fee_refunded_minor, coalesce(t.fees, 0)::bigint
+    SELECT p.id, p.refunded_minor, coalesce(r.total, 0)::bigint, p.fee_refunded_minor, coalesce(r.fees, 0)::bigint
     FROM payments p
-    LEFT JOIN (SELECT payment_id, sum(amount_minor) AS total FROM payment_refunds GROUP BY payment_id) r
-           ON r.payment_id = p.id
-    LEFT JOIN (SELECT payment_id, -sum(platform_fee_minor) AS fees FROM revenue_transactions
-               WHERE transaction_type = 'refund' GROUP BY payment_id) t ON t.payment_id = p.id
+    LEFT JOIN (SELECT payment_id, sum(amount_minor) AS total, sum(fee_minor) AS fees FROM payment_refunds
+               GROUP BY payment_id) r ON r.payment_id = p.id
     WHERE p.refunded_minor <> coalesce(r.total, 0)
-       OR p.fee_refunded_minor <> coalesce(t.fees, 0)";
+       OR p.fee_refunded_minor <> coalesce(r.fees, 0)";
+
+/// Refund transactions that do not reverse exactly their refund.
+const BOOKED_DRIFT: &str = "
+    SELECT t.id, -t.amount_minor, r.amount_minor, -t.platform_fee_minor, r.fee_minor
+    FROM revenue_transactions t JOIN payment_refunds r ON r.id = t.refund_id
+    WHERE -t.amount_minor <> r.amount_minor OR -t.platform_fee_minor <> r.fee_minor";
 
 #[async_trait]
 impl Reconciliation for PaymentTotals {
@@ -28,6 +32,8 @@ impl Reconciliation for PaymentTotals {
         let mut tx = db.begin_system("payment totals job").await?;
         let rows: Vec<(Uuid, i64, i64, i64, i64)> =
             sqlx::query_as(DRIFT).fetch_all(tx.conn()).await?;
+        let booked: Vec<(Uuid, i64, i64, i64, i64)> =
+            sqlx::query_as(BOOKED_DRIFT).fetch_all(tx.conn()).await?;
         tx.commit().await?;
         let mut drift = Vec::new();
         for (id, refunded, true_refunded, fee_refunded, true_fee_refunded) in rows {
@@ -46,6 +52,13 @@ impl Reconciliation for PaymentTotals {
                 });
             }
         }
+        for (id, amount, refund_amount, fee, refund_fee) in booked {
+            drift.push(Drift {
+                subject: format!("refund transaction {id} (amount, fee)"),
+                stored: format!("({amount}, {fee})"),
+                expected: format!("({refund_amount}, {refund_fee})"),
+            });
+        }
         Ok(drift)
     }
 
@@ -54,11 +67,10 @@ impl Reconciliation for PaymentTotals {
         let repaired = sqlx::query(
             "UPDATE payments p SET
                refunded_minor = coalesce((SELECT sum(amount_minor) FROM payment_refunds r WHERE r.payment_id = p.id), 0),
-               fee_refunded_minor = coalesce((SELECT -sum(platform_fee_minor) FROM revenue_transactions t
-                                              WHERE t.payment_id = p.id AND t.transaction_type = 'refund'), 0)
+               fee_refunded_minor = coalesce((SELECT sum(fee_minor) FROM payment_refunds r WHERE r.payment_id = p.id), 0)
              WHERE p.refunded_minor <> coalesce((SELECT sum(amount_minor) FROM payment_refunds r WHERE r.payment_id = p.id), 0)
-                OR p.fee_refunded_minor <> coalesce((SELECT -sum(platform_fee_minor)
-                    FROM revenue_transactions t WHERE t.payment_id = p.id AND t.transaction_type = 'refund'), 0)",
+                OR p.fee_refunded_minor <> coalesce((SELECT sum(fee_minor) FROM payment_refunds r
+                                                     WHERE r.payment_id = p.id), 0)",
         )
         .execute(tx.conn())
         .await?

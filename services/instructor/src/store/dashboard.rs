@@ -11,14 +11,18 @@ pub const STATS_SQL: &str = "SELECT
            (SELECT count(DISTINCT student_id) FROM enrollment_projection
              WHERE instructor_id = $1 AND status IN ('active', 'completed')) AS total_students,
            (SELECT count(*) FROM course_projection WHERE instructor_id = $1 AND status = 'published') AS total_courses,
-           (SELECT coalesce(sum(instructor_earnings_minor), 0)::bigint FROM revenue_transactions
-             WHERE instructor_id = $1) AS total_revenue_minor,
-           (SELECT coalesce(sum(instructor_earnings_minor), 0)::bigint FROM revenue_transactions
-             WHERE instructor_id = $1 AND payout_status = 'pending') AS pending_revenue_minor,
            (SELECT coalesce(sum(rating_sum), 0)::bigint FROM course_projection WHERE instructor_id = $1) AS rating_sum,
            (SELECT coalesce(sum(review_count), 0)::bigint FROM course_projection WHERE instructor_id = $1) AS review_count,
            (SELECT count(*) FROM enrollment_projection
              WHERE instructor_id = $1 AND status = 'active') AS active_enrollments";
+
+/// Earnings per currency: never one sum over several currencies.
+pub const EARNINGS_SQL: &str = "SELECT currency, sum(instructor_earnings_minor)::bigint AS total_minor,
+                coalesce(sum(instructor_earnings_minor) FILTER (WHERE payout_status = 'pending'), 0)::bigint
+                  AS pending_minor
+         FROM revenue_transactions
+         WHERE instructor_id = $1
+         GROUP BY currency ORDER BY currency";
 
 pub const STUDENT_PROGRESS_SQL: &str = "SELECT e.enrollment_id, e.student_id, coalesce(d.full_name, '') AS full_name,
                 coalesce(d.email, '') AS email, coalesce(d.avatar_url, '') AS avatar_url,
@@ -34,12 +38,12 @@ pub const STUDENT_PROGRESS_SQL: &str = "SELECT e.enrollment_id, e.student_id, co
          LEFT JOIN course_projection c ON c.course_id = e.course_id
          ORDER BY e.last_activity_at DESC, e.enrollment_id DESC";
 
-pub const REVENUE_BREAKDOWN_SQL: &str = "SELECT transaction_type, count(*) AS transaction_count,
+pub const REVENUE_BREAKDOWN_SQL: &str = "SELECT transaction_type, currency, count(*) AS transaction_count,
                 sum(amount_minor)::bigint AS gross_minor, sum(platform_fee_minor)::bigint AS fees_minor,
                 sum(instructor_earnings_minor)::bigint AS earnings_minor
          FROM revenue_transactions
          WHERE instructor_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY transaction_type ORDER BY transaction_type";
+         GROUP BY transaction_type, currency ORDER BY transaction_type, currency";
 
 pub const RECENT_ACTIVITY_SQL: &str = "SELECT a.id, a.student_id, coalesce(d.full_name, '') AS full_name, a.activity_type, a.course_id,
                 coalesce(c.title, '') AS course_title, a.lesson_id, a.occurred_at
@@ -50,12 +54,13 @@ pub const RECENT_ACTIVITY_SQL: &str = "SELECT a.id, a.student_id, coalesce(d.ful
          LEFT JOIN course_projection c ON c.course_id = a.course_id
          ORDER BY a.occurred_at DESC, a.id DESC";
 
-pub const MONTHLY_REVENUE_SQL: &str = "SELECT date_trunc('month', created_at) AS month, sum(amount_minor)::bigint AS gross_minor,
+pub const MONTHLY_REVENUE_SQL: &str = "SELECT date_trunc('month', created_at) AS month, currency,
+                sum(amount_minor)::bigint AS gross_minor,
                 sum(instructor_earnings_minor)::bigint AS earnings_minor, count(*) AS transaction_count
          FROM revenue_transactions
          WHERE instructor_id = $1
            AND created_at >= date_trunc('month', now()) - make_interval(months => $2 - 1)
-         GROUP BY 1 ORDER BY 1";
+         GROUP BY 1, currency ORDER BY 1, currency";
 
 pub const ENGAGEMENT_SQL: &str = "WITH recent AS (SELECT student_id, activity_type FROM student_activity
                          WHERE instructor_id = $1 AND occurred_at > now() - interval '7 days'),
@@ -72,8 +77,6 @@ pub const ENGAGEMENT_SQL: &str = "WITH recent AS (SELECT student_id, activity_ty
 pub struct DashboardStats {
     pub total_students: i64,
     pub total_courses: i64,
-    pub total_revenue_minor: i64,
-    pub pending_revenue_minor: i64,
     pub rating_sum: i64,
     pub review_count: i64,
     pub active_enrollments: i64,
@@ -83,6 +86,21 @@ pub async fn stats(tx: &mut Tx, instructor_id: Uuid) -> Result<DashboardStats, s
     sqlx::query_as::<_, DashboardStats>(STATS_SQL)
         .bind(instructor_id)
         .fetch_one(tx.conn())
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EarningsRow {
+    pub currency: String,
+    pub total_minor: i64,
+    pub pending_minor: i64,
+}
+
+/// The instructor's earnings and pending earnings, per currency in code order.
+pub async fn earnings(tx: &mut Tx, instructor_id: Uuid) -> Result<Vec<EarningsRow>, sqlx::Error> {
+    sqlx::query_as::<_, EarningsRow>(EARNINGS_SQL)
+        .bind(instructor_id)
+        .fetch_all(tx.conn())
         .await
 }
 
@@ -123,6 +141,7 @@ pub async fn student_progress(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RevenueByTypeRow {
     pub transaction_type: String,
+    pub currency: String,
     pub transaction_count: i64,
     pub gross_minor: i64,
     pub fees_minor: i64,
@@ -173,6 +192,7 @@ pub async fn recent_activity(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MonthRow {
     pub month: DateTime<Utc>,
+    pub currency: String,
     pub gross_minor: i64,
     pub earnings_minor: i64,
     pub transaction_count: i64,

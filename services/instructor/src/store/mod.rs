@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod payments;
+pub mod payouts;
 pub mod profiles;
 pub mod projections;
 pub mod revenue;

@@ -137,6 +137,8 @@ pub struct RefundRow {
     pub id: Uuid,
     pub payment_id: Uuid,
     pub amount_minor: i64,
+    /// The platform fee the refund returned.
+    pub fee_minor: i64,
 }
 
 pub async fn find_refund(
@@ -145,7 +147,7 @@ pub async fn find_refund(
     request_id: &str,
 ) -> Result<Option<RefundRow>, sqlx::Error> {
     sqlx::query_as::<_, RefundRow>(
-        "SELECT id, payment_id, amount_minor FROM payment_refunds WHERE payment_id = $1 AND request_id = $2",
+        "SELECT id, payment_id, amount_minor, fee_minor FROM payment_refunds WHERE payment_id = $1 AND request_id = $2",
     )
     .bind(payment_id)
     .bind(request_id)
@@ -163,13 +165,15 @@ pub async fn apply_refund(
     reason: &str,
 ) -> Result<(RefundRow, PaymentRow), sqlx::Error> {
     let refund = sqlx::query_as::<_, RefundRow>(
-        "INSERT INTO payment_refunds (id, payment_id, request_id, amount_minor, reason) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, payment_id, amount_minor",
+        "INSERT INTO payment_refunds (id, payment_id, request_id, amount_minor, fee_minor, reason)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, payment_id, amount_minor, fee_minor",
     )
     .bind(Uuid::now_v7())
     .bind(payment.id)
     .bind(request_id)
     .bind(amount_minor)
+    .bind(fee_refund_minor)
     .bind(reason)
     .fetch_one(tx.conn())
     .await?;
@@ -185,6 +189,23 @@ pub async fn apply_refund(
     .fetch_one(tx.conn())
     .await?;
     Ok((refund, updated))
+}
+
+/// Refunds of a payment that no revenue transaction reverses yet (made before its sale
+/// was booked), oldest first.
+pub async fn unbooked_refunds(
+    tx: &mut Tx,
+    payment_id: Uuid,
+) -> Result<Vec<RefundRow>, sqlx::Error> {
+    sqlx::query_as::<_, RefundRow>(
+        "SELECT r.id, r.payment_id, r.amount_minor, r.fee_minor FROM payment_refunds r
+         WHERE r.payment_id = $1
+           AND NOT EXISTS (SELECT 1 FROM revenue_transactions t WHERE t.refund_id = r.id)
+         ORDER BY r.created_at, r.id",
+    )
+    .bind(payment_id)
+    .fetch_all(tx.conn())
+    .await
 }
 
 /// The fee in force for an instructor: their own, or the platform's.

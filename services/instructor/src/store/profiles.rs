@@ -159,38 +159,6 @@ pub async fn save_settings(tx: &mut Tx, row: &SettingsRow) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Marks an instructor's pending transactions paid in one payout; returns (payout id,
-/// amount, count), or `None` when nothing was pending.
-pub async fn pay_out(
-    tx: &mut Tx,
-    instructor_id: Uuid,
-) -> Result<Option<(Uuid, i64, i64)>, sqlx::Error> {
-    let payout_id = Uuid::now_v7();
-    let (amount, count): (Option<i64>, i64) = sqlx::query_as(
-        "WITH paid AS (
-           UPDATE revenue_transactions SET payout_status = 'paid', payout_id = $2
-           WHERE instructor_id = $1 AND payout_status = 'pending'
-           RETURNING instructor_earnings_minor)
-         SELECT sum(instructor_earnings_minor)::bigint, count(*) FROM paid",
-    )
-    .bind(instructor_id)
-    .bind(payout_id)
-    .fetch_one(tx.conn())
-    .await?;
-    if count == 0 {
-        return Ok(None);
-    }
-    let amount = amount.unwrap_or(0);
-    sqlx::query("INSERT INTO payouts (id, instructor_id, amount_minor, transaction_count) VALUES ($1, $2, $3, $4)")
-        .bind(payout_id)
-        .bind(instructor_id)
-        .bind(amount)
-        .bind(count)
-        .execute(tx.conn())
-        .await?;
-    Ok(Some((payout_id, amount, count)))
-}
-
 /// Moves activity older than `days` to the archive, at most `batch` rows; returns how
 /// many moved.
 pub async fn archive_activity(tx: &mut Tx, days: i32, batch: i64) -> Result<u64, sqlx::Error> {

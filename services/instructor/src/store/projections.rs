@@ -142,14 +142,18 @@ pub async fn add_to_stats(
     if students == 0 && courses == 0 && rating == (0, 0) {
         return Ok(());
     }
+    // Deltas can be negative (a course archived, a review deleted), and the CHECKs of a
+    // row proposed by INSERT ... ON CONFLICT hold before the conflict is found: the row
+    // is created empty, then changed.
+    sqlx::query("INSERT INTO instructor_stats (instructor_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(instructor_id)
+        .execute(tx.conn())
+        .await?;
     sqlx::query(
-        "INSERT INTO instructor_stats (instructor_id, total_students, total_courses, rating_sum, review_count)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (instructor_id) DO UPDATE SET
-           total_students = instructor_stats.total_students + EXCLUDED.total_students,
-           total_courses = instructor_stats.total_courses + EXCLUDED.total_courses,
-           rating_sum = instructor_stats.rating_sum + EXCLUDED.rating_sum,
-           review_count = instructor_stats.review_count + EXCLUDED.review_count",
+        "UPDATE instructor_stats SET total_students = total_students + $2,
+           total_courses = total_courses + $3, rating_sum = rating_sum + $4,
+           review_count = review_count + $5
+         WHERE instructor_id = $1",
     )
     .bind(instructor_id)
     .bind(students)
@@ -161,6 +165,17 @@ pub async fn add_to_stats(
     Ok(())
 }
 
+/// The instructor of an enrollment, as learning's events told it.
+pub async fn enrollment_instructor(
+    tx: &mut Tx,
+    enrollment_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT instructor_id FROM enrollment_projection WHERE enrollment_id = $1")
+        .bind(enrollment_id)
+        .fetch_optional(tx.conn())
+        .await
+}
+
 pub struct EnrollmentState {
     pub enrollment_id: Uuid,
     pub course_id: Uuid,
@@ -170,18 +185,29 @@ pub struct EnrollmentState {
     pub status: String,
     pub price_minor: i64,
     pub currency: String,
-    pub at: DateTime<Utc>,
+    /// When the student enrolled (the same in every event of the enrollment).
+    pub enrolled_at: DateTime<Utc>,
     pub version: i64,
 }
 
+/// Applies an enrollment's state. The status, price and currency change with a newer
+/// version only; what never changes (the organization, the enrollment time) completes a
+/// row that the enrollment's progress created before any of its own events arrived.
 pub async fn enrollment_status(tx: &mut Tx, state: EnrollmentState) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO enrollment_projection (enrollment_id, course_id, instructor_id, organization_id, student_id,
-            status, price_minor, currency, enrolled_at, last_activity_at, status_version)
+        "INSERT INTO enrollment_projection AS p (enrollment_id, course_id, instructor_id, organization_id,
+            student_id, status, price_minor, currency, enrolled_at, last_activity_at, status_version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-         ON CONFLICT (enrollment_id) DO UPDATE SET status = EXCLUDED.status, price_minor = EXCLUDED.price_minor,
-            status_version = EXCLUDED.status_version
-         WHERE enrollment_projection.status_version < EXCLUDED.status_version",
+         ON CONFLICT (enrollment_id) DO UPDATE SET
+            status = CASE WHEN p.status_version < EXCLUDED.status_version THEN EXCLUDED.status ELSE p.status END,
+            price_minor = CASE WHEN p.status_version < EXCLUDED.status_version
+                               THEN EXCLUDED.price_minor ELSE p.price_minor END,
+            currency = CASE WHEN p.status_version < EXCLUDED.status_version
+                            THEN EXCLUDED.currency ELSE p.currency END,
+            status_version = greatest(p.status_version, EXCLUDED.status_version),
+            organization_id = coalesce(p.organization_id, EXCLUDED.organization_id),
+            enrolled_at = least(p.enrolled_at, EXCLUDED.enrolled_at),
+            last_activity_at = greatest(p.last_activity_at, EXCLUDED.enrolled_at)",
     )
     .bind(state.enrollment_id)
     .bind(state.course_id)
@@ -191,7 +217,7 @@ pub async fn enrollment_status(tx: &mut Tx, state: EnrollmentState) -> Result<()
     .bind(&state.status)
     .bind(state.price_minor)
     .bind(&state.currency)
-    .bind(state.at)
+    .bind(state.enrolled_at)
     .bind(state.version)
     .execute(tx.conn())
     .await?;
@@ -202,6 +228,7 @@ pub struct ProgressState {
     pub enrollment_id: Uuid,
     pub course_id: Uuid,
     pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
     pub student_id: Uuid,
     pub progress_percentage: f64,
     pub completed_lessons: i32,
@@ -210,20 +237,30 @@ pub struct ProgressState {
     pub version: i64,
 }
 
+/// Applies a student's progress when its version is newer. Progress that arrives before
+/// any event of its enrollment creates the row with what it knows; the enrollment's
+/// events complete it (see [`enrollment_status`]).
 pub async fn enrollment_progress(tx: &mut Tx, state: ProgressState) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO enrollment_projection (enrollment_id, course_id, instructor_id, student_id, status,
-            progress_percentage, completed_lessons, total_lessons, enrolled_at, last_activity_at, progress_version)
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $8, $9)
-         ON CONFLICT (enrollment_id) DO UPDATE SET progress_percentage = EXCLUDED.progress_percentage,
-            completed_lessons = EXCLUDED.completed_lessons, total_lessons = EXCLUDED.total_lessons,
-            last_activity_at = greatest(enrollment_projection.last_activity_at, EXCLUDED.last_activity_at),
-            progress_version = EXCLUDED.progress_version
-         WHERE enrollment_projection.progress_version < EXCLUDED.progress_version",
+        "INSERT INTO enrollment_projection AS p (enrollment_id, course_id, instructor_id, organization_id,
+            student_id, status, progress_percentage, completed_lessons, total_lessons, enrolled_at,
+            last_activity_at, progress_version)
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $9, $10)
+         ON CONFLICT (enrollment_id) DO UPDATE SET
+            progress_percentage = CASE WHEN p.progress_version < EXCLUDED.progress_version
+                                       THEN EXCLUDED.progress_percentage ELSE p.progress_percentage END,
+            completed_lessons = CASE WHEN p.progress_version < EXCLUDED.progress_version
+                                     THEN EXCLUDED.completed_lessons ELSE p.completed_lessons END,
+            total_lessons = CASE WHEN p.progress_version < EXCLUDED.progress_version
+                                 THEN EXCLUDED.total_lessons ELSE p.total_lessons END,
+            progress_version = greatest(p.progress_version, EXCLUDED.progress_version),
+            organization_id = coalesce(p.organization_id, EXCLUDED.organization_id),
+            last_activity_at = greatest(p.last_activity_at, EXCLUDED.last_activity_at)",
     )
     .bind(state.enrollment_id)
     .bind(state.course_id)
     .bind(state.instructor_id)
+    .bind(state.organization_id)
     .bind(state.student_id)
     .bind(state.progress_percentage)
     .bind(state.completed_lessons)

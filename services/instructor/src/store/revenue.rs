@@ -7,6 +7,7 @@ use super::Tx;
 pub struct TransactionRow {
     pub id: Uuid,
     pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
     pub transaction_type: String,
     pub course_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
@@ -21,7 +22,7 @@ pub struct TransactionRow {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, instructor_id, transaction_type, course_id, enrollment_id, payment_id, student_id, \
+const COLUMNS: &str = "id, instructor_id, organization_id, transaction_type, course_id, enrollment_id, payment_id, student_id, \
     amount_minor, currency, fee_bps, platform_fee_minor, instructor_earnings_minor, payout_status, created_at";
 
 fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
@@ -41,6 +42,25 @@ pub struct NewTransaction {
     pub currency: String,
     pub fee_bps: i32,
     pub platform_fee_minor: i64,
+}
+
+/// The transaction that reverses `refund` of the payment of `sale`: the sale's
+/// instructor, course and enrollment, the refund's amount and fee.
+pub fn refund_of(sale: &TransactionRow, refund: &super::payments::RefundRow) -> NewTransaction {
+    NewTransaction {
+        instructor_id: sale.instructor_id,
+        organization_id: sale.organization_id,
+        transaction_type: crate::domain::TransactionType::Refund.as_str(),
+        course_id: sale.course_id,
+        enrollment_id: sale.enrollment_id,
+        payment_id: sale.payment_id,
+        refund_id: Some(refund.id),
+        student_id: sale.student_id,
+        amount_minor: -refund.amount_minor,
+        currency: sale.currency.clone(),
+        fee_bps: sale.fee_bps,
+        platform_fee_minor: -refund.fee_minor,
+    }
 }
 
 /// Records a transaction; a sale for an enrollment that already has one is skipped

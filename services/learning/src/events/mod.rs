@@ -5,7 +5,7 @@
 pub mod payments;
 
 use lyceum_platform::ApiError;
-use lyceum_platform::convert::opt_id_to_string;
+use lyceum_platform::convert::{opt_id_to_string, timestamp};
 use lyceum_platform::events::Event;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
@@ -26,7 +26,7 @@ pub fn course_status_changed(row: &CourseRow) -> Event {
         status: row.status.clone(),
         price_minor: row.price_minor,
         currency: row.currency.clone(),
-        version: row.updated_at.timestamp_micros(),
+        version: row.version,
     };
     Event::new(
         &format!("learning.course.{}", row.status),
@@ -70,6 +70,7 @@ pub fn enrollment_changed(
         course_completed_count: counts.1,
         version: row.updated_at.timestamp_micros(),
         course_counts_version: counts.2,
+        enroll_time: Some(timestamp(row.enrolled_at)),
     };
     let subject = format!("learning.enrollment.{}", enrollment_verb(status, created));
     Event::new(&subject, row.organization_id, &payload)
@@ -105,7 +106,7 @@ pub fn lesson_progress_recorded(
         progress_percentage: progress.progress_percentage,
         total_watch_time_seconds: progress.total_watch_time_seconds,
         engagement_score: progress.engagement_score,
-        version: progress.updated_at.timestamp_micros(),
+        version: progress.version,
     };
     Event::new(
         "learning.lesson_progress.recorded",

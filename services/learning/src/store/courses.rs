@@ -35,6 +35,8 @@ pub struct CourseRow {
     pub average_rating: f64,
     pub lesson_count: i32,
     pub counts_version: i64,
+    /// Bumped by every change of the row, under its lock: the version of status events.
+    pub version: i64,
     pub published_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -45,7 +47,7 @@ const COLUMNS: &str = "id, instructor_id, organization_id, title, description, c
     certificate_enabled, certificate_template_url, allow_comments, allow_questions, drip_content, \
     drip_schedule, cohort_based, default_duration_weeks, enrollment_type, enrolled_count, \
     completed_count, rating_sum, review_count, average_rating::float8 AS average_rating, \
-    lesson_count, counts_version, published_at, created_at, updated_at";
+    lesson_count, counts_version, version, published_at, created_at, updated_at";
 
 /// Every editable field of a course, fully validated.
 #[derive(Debug, Clone)]
@@ -143,7 +145,8 @@ pub async fn update(
             what_you_will_learn = $6, target_audience = $7, price_minor = $8, currency = $9,
             visibility = $10, certificate_enabled = $11, certificate_template_url = $12,
             allow_comments = $13, allow_questions = $14, drip_content = $15, drip_schedule = $16,
-            cohort_based = $17, default_duration_weeks = $18, enrollment_type = $19, updated_at = now()
+            cohort_based = $17, default_duration_weeks = $18, enrollment_type = $19, version = version + 1,
+            updated_at = now()
          WHERE id = $1
          RETURNING {COLUMNS}",
     ))
@@ -175,7 +178,7 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: &str) -> Result<CourseRow
     sqlx::query_as::<_, CourseRow>(sql("UPDATE courses SET status = $2,
             published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END,
             archived_at = CASE WHEN $2 = 'archived' THEN now() ELSE archived_at END,
-            updated_at = now()
+            version = version + 1, updated_at = now()
          WHERE id = $1
          RETURNING {COLUMNS}"))
     .bind(id)
@@ -279,7 +282,8 @@ pub async fn add_to_ratings(
 
 pub async fn add_lesson(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE courses SET lesson_count = lesson_count + 1, updated_at = now() WHERE id = $1",
+        "UPDATE courses SET lesson_count = lesson_count + 1, version = version + 1, updated_at = now()
+         WHERE id = $1",
     )
     .bind(id)
     .execute(tx.conn())

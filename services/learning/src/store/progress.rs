@@ -19,6 +19,8 @@ pub struct StudentProgressRow {
     pub engagement_score: i32,
     pub last_activity_at: Option<DateTime<Utc>>,
     pub certificate_url: String,
+    /// Bumped by every save, under the row's lock: the version of progress events.
+    pub version: i64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -35,7 +37,7 @@ pub struct LessonProgressRow {
 
 const STUDENT_COLUMNS: &str = "enrollment_id, course_id, student_id, total_lessons, completed_lessons, \
     progress_percentage::float8 AS progress_percentage, total_watch_time_seconds, quizzes_taken, \
-    quizzes_passed, quiz_score_sum, engagement_score, last_activity_at, certificate_url, updated_at";
+    quizzes_passed, quiz_score_sum, engagement_score, last_activity_at, certificate_url, version, updated_at";
 
 fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", STUDENT_COLUMNS))
@@ -95,7 +97,7 @@ pub async fn save(
     sqlx::query_as::<_, StudentProgressRow>(sql(
         "UPDATE student_progress SET total_lessons = $2, completed_lessons = $3, progress_percentage = $4,
             total_watch_time_seconds = $5, quizzes_taken = $6, quizzes_passed = $7, quiz_score_sum = $8,
-            engagement_score = $9, last_activity_at = now(), updated_at = now()
+            engagement_score = $9, last_activity_at = now(), version = version + 1, updated_at = now()
          WHERE enrollment_id = $1
          RETURNING {COLUMNS}",
     ))
