@@ -236,6 +236,7 @@ impl GrpcServer {
             events,
         ));
 
+        let stop_watching = watcher.abort_handle();
         let limits = self.limits;
         let drain_reporter = reporter.clone();
         let mut drain_names = service_names.clone();
@@ -246,7 +247,7 @@ impl GrpcServer {
             shutdown.await;
             tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
             // Stopped first, so that it cannot turn a name back to SERVING while draining.
-            watcher.abort();
+            stop_watching.abort();
             set_all(&drain_reporter, &drain_names, ServingStatus::NotServing).await;
             tokio::time::sleep(Duration::from_secs(limits.shutdown_drain_secs)).await;
         };
@@ -269,6 +270,7 @@ impl GrpcServer {
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, graceful)
             .await;
+        watcher.abort();
         result.context("gRPC server failed")
     }
 }
