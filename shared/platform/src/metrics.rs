@@ -84,6 +84,18 @@ impl RpcMetricsLayer {
     }
 }
 
+impl Shared {
+    /// `rpc.service` and `rpc.method` of a request path.
+    fn labels(&self, path: &str) -> (String, String) {
+        match path.trim_start_matches('/').split_once('/') {
+            Some((service, method)) if self.known_paths.contains(path) => {
+                (service.to_owned(), method.to_owned())
+            }
+            _ => (OTHER.to_owned(), OTHER.to_owned()),
+        }
+    }
+}
+
 impl<S> tower::Layer<S> for RpcMetricsLayer {
     type Service = RpcMetrics<S>;
 
@@ -155,12 +167,7 @@ struct Call {
 
 impl Call {
     fn start(shared: Arc<Shared>, path: &str) -> Self {
-        let (service, method) = match path.trim_start_matches('/').split_once('/') {
-            Some((service, method)) if shared.known_paths.contains(path) => {
-                (service.to_owned(), method.to_owned())
-            }
-            _ => (OTHER.to_owned(), OTHER.to_owned()),
-        };
+        let (service, method) = shared.labels(path);
         Self {
             shared,
             service,
@@ -328,4 +335,33 @@ fn scrape<B>(
             .insert(http::header::CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_get_labels_of_their_own() {
+        let layer =
+            RpcMetricsLayer::new(["lyceum.identity.v1.UserService", "grpc.health.v1.Health"]);
+        let labels = |path: &str| layer.shared.labels(path);
+        let pair = |service: &str, method: &str| (service.to_owned(), method.to_owned());
+        assert_eq!(
+            labels("/lyceum.identity.v1.UserService/CreateUser"),
+            pair("lyceum.identity.v1.UserService", "CreateUser")
+        );
+        assert_eq!(
+            labels("/grpc.health.v1.Health/Check"),
+            pair("grpc.health.v1.Health", "Check")
+        );
+        for unknown in [
+            "/lyceum.identity.v1.UserService/MadeUp",
+            "/lyceum.learning.v1.CourseService/GetCourse",
+            "/nothing",
+            "",
+        ] {
+            assert_eq!(labels(unknown), pair(OTHER, OTHER), "{unknown}");
+        }
+    }
 }
