@@ -47,7 +47,7 @@ ENV LYCEUM_LISTEN=0.0.0.0:50051 \
     LYCEUM_LOG_FORMAT=json \
     RUST_LOG=info
 
-EXPOSE 50051
+EXPOSE 50051 9464
 
 # Asks the server's grpc.health.v1.Health service; exits 0 only when SERVING. Docker
 # and compose use it; Kubernetes ignores it and uses the gRPC probes of the manifests.

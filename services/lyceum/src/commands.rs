@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use lyceum_platform::auth::{GrpcKeySource, TokenVerifier};
 use lyceum_platform::config::{AuthArgs, DatabaseArgs, NatsArgs, SecretArgs, TelemetryArgs};
 use lyceum_platform::db::{self, Database, ServiceSchema};
+use lyceum_platform::events::EventBus;
 use lyceum_platform::events::relay::RelaySettings;
+use lyceum_platform::metrics::PrometheusEndpoint;
 use lyceum_platform::runtime::Runtime;
 use lyceum_platform::server::{GrpcServer, ServerLimits, ServiceModule, shutdown_signal};
 use sqlx::postgres::PgConnectOptions;
@@ -41,6 +43,13 @@ pub struct ServeArgs {
     /// Lifetime of a session (refresh-token family), in seconds.
     #[arg(long, env = "LYCEUM_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     refresh_token_ttl_secs: u64,
+    /// Address of the Prometheus scrape endpoint (`GET /metrics`); none when unset.
+    #[arg(long, env = "LYCEUM_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Seconds an event may wait unpublished in an outbox before the health name
+    /// `lyceum.events` reports NOT_SERVING.
+    #[arg(long, env = "LYCEUM_EVENTS_MAX_UNPUBLISHED_SECS", default_value_t = 60)]
+    events_max_unpublished_secs: u64,
     #[command(flatten)]
     database: DatabaseArgs,
     #[command(flatten)]
@@ -157,12 +166,23 @@ async fn start_modules(
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = lyceum_platform::telemetry::init("lyceum", args.telemetry.log_format)?;
+    let telemetry = lyceum_platform::telemetry::init(
+        "lyceum",
+        args.telemetry.log_format,
+        args.metrics_addr.is_some(),
+    )?;
     let services = ServiceName::expand(&args.services);
     tracing::info!(services = ?services, "starting");
 
-    // Fail fast and loudly when a dependency is missing: no half-alive process.
-    let bus = args.nats.connect().await?;
+    // Bound before anything else, so that a taken port fails the start loudly.
+    let metrics = match (args.metrics_addr, telemetry.prometheus_registry()) {
+        (Some(addr), Some(registry)) => Some(PrometheusEndpoint::bind(addr, registry).await?),
+        _ => None,
+    };
+    // RPCs need only the database (events wait in the outbox): the broker is connected to
+    // in the background, and its absence shows in the health name `lyceum.events`.
+    let client = lyceum_platform::nats::connect_in_background(&args.nats.nats_url).await?;
+    let bus = EventBus::new(client, args.nats.event_prefix.clone());
     let identity_settings = lyceum_identity::IdentitySettings {
         lifetimes: lyceum_identity::TokenLifetimes {
             access: Duration::from_secs(args.access_token_ttl_secs),
@@ -195,10 +215,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server,
         modules,
         bus,
-        relay: RelaySettings::default(),
+        relay: RelaySettings {
+            max_unpublished_age: Duration::from_secs(args.events_max_unpublished_secs),
+            ..RelaySettings::default()
+        },
     };
-    runtime.run(shutdown_signal()).await?;
+    let scrapes = metrics.map(|endpoint| tokio::spawn(endpoint.run()));
+    let result = runtime.run(shutdown_signal()).await;
     let _ = stop_following.send(true);
+    if let Some(scrapes) = scrapes {
+        scrapes.abort();
+    }
+    result?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

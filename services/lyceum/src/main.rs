@@ -16,7 +16,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve one or more services (or `all`) in this process.
-    Serve(commands::ServeArgs),
+    // Boxed: its arguments outweigh every other command's many times over.
+    Serve(Box<commands::ServeArgs>),
     /// Create roles and schemas and run the migrations of one service or `all`.
     Migrate(commands::MigrateArgs),
     /// Ask a server's gRPC health service whether it is SERVING (exit 0) or not (exit 1).
@@ -48,7 +49,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => commands::serve(args).await,
+            Command::Serve(args) => commands::serve(*args).await,
             Command::Migrate(args) => commands::migrate(args).await,
             Command::Healthcheck(args) => commands::healthcheck(args).await,
             Command::Admin(command) => commands::admin(command).await,

@@ -1,6 +1,7 @@
 //! Faults on the event path, with the service as a real child process and a NATS server
 //! of each test's own: a crash between commit and publish, a crash between publish and
-//! marking sent, and NATS going away while RPCs write.
+//! marking sent, NATS going away while RPCs write, NATS absent when the process starts,
+//! a stuck outbox, and a consumer crashing mid-batch.
 
 mod common;
 
@@ -176,4 +177,132 @@ async fn rpcs_succeed_while_nats_is_down_and_every_event_arrives_when_it_returns
         stage.unpublished().await == 0
     })
     .await;
+}
+
+#[tokio::test]
+async fn serve_starts_without_nats_serves_rpcs_and_its_event_path_turns_healthy_when_nats_arrives()
+{
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let mut stage = stage().await;
+    // A pod restarted during a NATS outage: the broker is down before the process starts.
+    stage.nats.stop();
+    let service = stage.serve(None).await;
+    register(&service, "outage@example.org").await;
+    assert_eq!(service.health("").await, ServingStatus::Serving);
+    assert_eq!(
+        service.health("lyceum.identity.v1.UserService").await,
+        ServingStatus::Serving,
+        "RPC readiness follows the database only"
+    );
+    assert_eq!(
+        service.health("lyceum.events").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(stage.unpublished().await, 2);
+
+    stage.nats.resume().await;
+    eventually(
+        "the event path to turn healthy",
+        Duration::from_secs(30),
+        || async { service.health("lyceum.events").await == ServingStatus::Serving },
+    )
+    .await;
+    let (_stop, _task) = spawn_sink(
+        stage.sink_db.clone(),
+        stage.bus().await,
+        user_events("sink-late-broker"),
+        Arc::default(),
+    );
+    eventually(
+        "the user.created event",
+        Duration::from_secs(30),
+        || async { stage.users_created().await.1 == 1 },
+    )
+    .await;
+    assert_eq!(stage.unpublished().await, 0);
+}
+
+#[tokio::test]
+async fn the_event_path_reports_an_event_left_unpublished_too_long() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let stage = stage().await;
+    let service = ServiceProcess::start_with_args(
+        "identity",
+        &stage.db.url,
+        &stage.nats.url(),
+        &stage.prefix,
+        None,
+        &["--events-max-unpublished-secs", "1"],
+    )
+    .await;
+    eventually("a healthy event path", Duration::from_secs(30), || async {
+        service.health("lyceum.events").await == ServingStatus::Serving
+    })
+    .await;
+    // An event that no stream takes: every publish of it fails, so it stays unpublished
+    // while NATS itself is fine (a relay stuck on one event).
+    let mut conn = stage.db.admin_connection().await;
+    sqlx::query(
+        "INSERT INTO identity.outbox (id, subject, envelope)
+         VALUES ($1, 'nowhere.thing.happened', '')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    eventually(
+        "the overdue event to show",
+        Duration::from_secs(30),
+        || async { service.health("lyceum.events").await == ServingStatus::NotServing },
+    )
+    .await;
+    assert_eq!(service.health("").await, ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_batch_has_its_events_applied_within_seconds_of_restart() {
+    let stage = stage().await;
+    stage.db.migrate(&lyceum_instructor::SCHEMA).await;
+    let nats_url = stage.nats.url();
+    let serve = |failpoint| {
+        ServiceProcess::start(
+            "identity instructor",
+            &stage.db.url,
+            &nats_url,
+            &stage.prefix,
+            failpoint,
+        )
+    };
+    let applied = || async {
+        let mut conn = stage.db.admin_connection().await;
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM instructor.inbox WHERE consumer = 'instructor-directory'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+
+    // The directory consumer receives user.created and the process dies before its commit.
+    let service = serve(Some("consumer-before-commit")).await;
+    register(&service, "crash-mid-batch@example.org").await;
+    let status = service.wait_for_exit(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    assert_eq!(applied().await, 0);
+
+    let restarted = std::time::Instant::now();
+    let _service = serve(None).await;
+    eventually(
+        "the event held by the crashed consumer",
+        Duration::from_secs(40),
+        || async { applied().await == 1 },
+    )
+    .await;
+    let waited = restarted.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "applied {waited:?} after the restart: the ack wait held it"
+    );
 }

@@ -291,3 +291,32 @@ async fn two_relays_at_once_publish_every_event_exactly_once() {
     .await;
     assert_eq!(sink_counts(&sink_db, None).await, (3000, 3000));
 }
+
+#[tokio::test]
+async fn a_batch_that_outlasts_the_ack_wait_keeps_its_messages_with_progress_acks() {
+    let (_db, sink_db, bus) = sink().await;
+    let event = envelope(Uuid::now_v7());
+    publish_raw(&bus, &event, &event.event_id).await;
+
+    let mut spec = fast_spec("sink-slow");
+    spec.ack_wait = Duration::from_secs(1);
+    let handler = Arc::new(SinkHandler::default());
+    *handler.pause.lock().unwrap() = Duration::from_secs(3);
+    let (_stop, _task) = spawn_sink(sink_db.clone(), bus.clone(), spec, handler);
+    eventually("the slow event", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await == (1, 1)
+    })
+    .await;
+
+    // Without progress acks the server would have sent it again after one second.
+    let info = bus
+        .jetstream()
+        .get_stream(bus.stream_name("sink"))
+        .await
+        .unwrap()
+        .consumer_info("sink-slow")
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.delivered.consumer_sequence, 1, "{info:?}");
+}

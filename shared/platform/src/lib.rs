@@ -7,6 +7,7 @@
 //! - [`capacity`]: seats, caps, budgets and credits taken and given back exactly once
 //! - [`error`]: domain errors to canonical gRPC codes with field details
 //! - [`server`]: health, reflection, limits and graceful shutdown
+//! - [`metrics`]: RED metrics per RPC, the Prometheus scrape endpoint
 //! - [`convert`]: wire types to domain types, page tokens
 //! - [`crypto`]: secrets at rest
 //! - [`nats`]: the broker connection
@@ -23,6 +24,7 @@ pub mod enums;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod metrics;
 pub mod nats;
 pub mod runtime;
 pub mod server;

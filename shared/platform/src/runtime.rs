@@ -1,6 +1,8 @@
 //! Runs a process's modules: the gRPC server plus, for each module, its outbox relay and
 //! its event consumers. If any part stops unexpectedly the whole process stops with the
-//! part's name, rather than living on half alive.
+//! part's name, rather than living on half alive. NATS being unreachable is not such a
+//! stop: relays and consumers wait for it in the background while RPCs are served, and
+//! the health name `lyceum.events` tells operators.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use tokio::task::JoinSet;
 use crate::events::EventBus;
 use crate::events::consumer::Consumer;
 use crate::events::relay::{Relay, RelaySettings};
-use crate::server::{GrpcServer, ServiceModule};
+use crate::server::{EventPathHealth, GrpcServer, ServiceModule};
 
 /// How long background work may take to finish after shutdown was requested.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(15);
@@ -48,7 +50,14 @@ impl Runtime {
 
         // Relays and consumers keep running while the server drains, so events written
         // by the last in-flight requests are still published before the process exits.
-        let server = self.server.run_until_stopped(shutdown);
+        let event_path = EventPathHealth {
+            client: self.bus.jetstream().client(),
+            max_unpublished_age: self.relay.max_unpublished_age,
+        };
+        let server = self
+            .server
+            .with_event_path(event_path)
+            .run_until_stopped(shutdown);
         tokio::pin!(server);
         let served = loop {
             tokio::select! {

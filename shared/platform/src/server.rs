@@ -1,6 +1,12 @@
 //! Assembles one gRPC server from the services a process runs: health and reflection for
 //! exactly those services, authentication, deadlines, concurrency and message-size limits,
-//! a span per RPC, and graceful shutdown that turns health to NOT_SERVING first.
+//! a span and RED metrics per RPC, and graceful shutdown that turns health to NOT_SERVING
+//! first.
+//!
+//! Health names: the services' own names and `""` follow what RPCs need (each module's
+//! database); [`EVENTS_SERVICE`] follows the event path (the broker connection and the age
+//! of the oldest unpublished event), so that a broker outage takes no pod out of rotation;
+//! [`LIVENESS_SERVICE`] answers SERVING for as long as the process runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,11 +23,21 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthLayer, TokenVerifier};
 use crate::events::consumer::{ConsumerSpec, EventHandler};
+use crate::events::relay::oldest_unpublished_age;
+use crate::metrics::RpcMetricsLayer;
 
 /// The health name that answers SERVING for as long as the process runs, whatever its
 /// dependencies: for liveness probes, which must not restart a pod because its database
 /// is briefly away (readiness covers that).
 pub const LIVENESS_SERVICE: &str = "lyceum.liveness";
+
+/// The health name of the event path: NOT_SERVING while NATS is unreachable or an outbox
+/// holds an event unpublished for longer than allowed. RPCs do not depend on it (writes go
+/// to the outbox), so readiness probes must not ask for it; alerts and dashboards do.
+pub const EVENTS_SERVICE: &str = "lyceum.events";
+
+/// How often health follows the dependencies.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Limits applied to every RPC of the server.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -80,12 +96,50 @@ pub trait ServiceModule: Send + Sync + 'static {
     }
 }
 
+/// What the health of the event path follows.
+#[derive(Clone)]
+pub struct EventPathHealth {
+    /// The connection the relays and consumers use.
+    pub client: async_nats::Client,
+    /// The age beyond which an unpublished event means the event path is stuck.
+    pub max_unpublished_age: Duration,
+}
+
+impl EventPathHealth {
+    /// Why the event path is unhealthy, if it is.
+    async fn problem(&self, modules: &[Arc<dyn ServiceModule>]) -> Option<String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Some("NATS is unreachable: events wait in the outboxes".to_owned());
+        }
+        for module in modules {
+            match oldest_unpublished_age(module.database()).await {
+                Ok(age) if age <= self.max_unpublished_age => {}
+                Ok(age) => {
+                    return Some(format!(
+                        "an event of {} has waited {}s to be published",
+                        module.name(),
+                        age.as_secs()
+                    ));
+                }
+                Err(error) => {
+                    return Some(format!(
+                        "cannot read the outbox of {}: {error:#}",
+                        module.name()
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// A server bound to its port, ready to run.
 pub struct GrpcServer {
     listener: TcpListener,
     modules: Vec<Arc<dyn ServiceModule>>,
     verifier: Arc<TokenVerifier>,
     limits: ServerLimits,
+    event_path: Option<EventPathHealth>,
 }
 
 impl GrpcServer {
@@ -104,7 +158,14 @@ impl GrpcServer {
             modules,
             verifier,
             limits,
+            event_path: None,
         })
+    }
+
+    /// Reports the event path's health under [`EVENTS_SERVICE`].
+    pub fn with_event_path(mut self, health: EventPathHealth) -> Self {
+        self.event_path = Some(health);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,21 +187,29 @@ impl GrpcServer {
             .flat_map(|m| m.grpc_service_names())
             .collect();
 
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(lyceum_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
-        for name in &service_names {
-            reflection = reflection.with_service_name(*name);
-        }
-        let reflection = reflection.build_v1().context("building reflection")?;
+        // Both reflection versions: grpcurl 1.8 and Python's grpcio-reflection speak only
+        // v1alpha, newer clients v1.
+        let reflection_v1 = reflection(&service_names)
+            .build_v1()
+            .context("building reflection")?;
+        let reflection_v1alpha = reflection(&service_names)
+            .build_v1alpha()
+            .context("building reflection")?;
 
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
-        routes.add_service(reflection);
+        routes.add_service(reflection_v1);
+        routes.add_service(reflection_v1alpha);
         for module in &self.modules {
             module.add_routes(&mut routes, &self.limits);
         }
+        let rpc_metrics = RpcMetricsLayer::new(
+            service_names
+                .iter()
+                .copied()
+                .chain(["grpc.health.v1.Health"])
+                .chain(REFLECTION_SERVICES),
+        );
 
         // Health answers from the first request on: check once before serving.
         let ready = all_ready(&self.modules).await;
@@ -148,19 +217,37 @@ impl GrpcServer {
         reporter
             .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
             .await;
-        let readiness = tokio::spawn(watch_readiness(
+        let mut events = None;
+        if let Some(event_path) = &self.event_path {
+            let problem = event_path.problem(&self.modules).await;
+            if let Some(problem) = &problem {
+                tracing::warn!(problem = %problem, "event path unhealthy");
+            }
+            let status = status_of(problem.is_none());
+            reporter.set_service_status(EVENTS_SERVICE, status).await;
+            events = Some(status);
+        }
+        let watcher = tokio::spawn(watch_health(
             self.modules.clone(),
+            self.event_path.clone(),
             service_names.clone(),
             reporter.clone(),
             ready,
+            events,
         ));
 
+        let stop_watching = watcher.abort_handle();
         let limits = self.limits;
         let drain_reporter = reporter.clone();
-        let drain_names = service_names.clone();
+        let mut drain_names = service_names.clone();
+        if self.event_path.is_some() {
+            drain_names.push(EVENTS_SERVICE);
+        }
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
+            // Stopped first, so that it cannot turn a name back to SERVING while draining.
+            stop_watching.abort();
             set_all(&drain_reporter, &drain_names, ServingStatus::NotServing).await;
             tokio::time::sleep(Duration::from_secs(limits.shutdown_drain_secs)).await;
         };
@@ -177,11 +264,13 @@ impl GrpcServer {
             // Per connection, so that one busy client cannot starve the health probes,
             // which come on connections of their own.
             .concurrency_limit_per_connection(limits.max_concurrent_requests)
+            // Outermost, so that refusals by the layers inside are measured too.
+            .layer(rpc_metrics)
             .layer(AuthLayer::new(self.verifier.clone()))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, graceful)
             .await;
-        readiness.abort();
+        watcher.abort();
         result.context("gRPC server failed")
     }
 }
@@ -193,20 +282,58 @@ async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: Serv
     }
 }
 
-/// Keeps health in step with the dependencies: NOT_SERVING while any module's database or
-/// broker does not answer.
-async fn watch_readiness(
+/// The reflection services, listed like the others so that clients see them.
+const REFLECTION_SERVICES: [&str; 2] = [
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Reflection over every served service. Each version's builder registers only its own
+/// descriptor, so both are registered explicitly: either version can describe the other.
+fn reflection(service_names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(lyceum_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in service_names.iter().chain(REFLECTION_SERVICES.iter()) {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+/// Keeps health in step with the dependencies: the services' names are NOT_SERVING while
+/// any module's database does not answer (all that RPCs need: writes put their events in
+/// the outbox); [`EVENTS_SERVICE`] is NOT_SERVING while the broker does not answer or an
+/// event waits too long to be published.
+async fn watch_health(
     modules: Vec<Arc<dyn ServiceModule>>,
+    event_path: Option<EventPathHealth>,
     names: Vec<&'static str>,
     reporter: HealthReporter,
-    mut last: bool,
+    mut last_ready: bool,
+    mut last_events: Option<ServingStatus>,
 ) {
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(HEALTH_INTERVAL).await;
         let ready = all_ready(&modules).await;
-        if ready != last {
+        if ready != last_ready {
             set_all(&reporter, &names, status_of(ready)).await;
-            last = ready;
+            last_ready = ready;
+        }
+        if let Some(event_path) = &event_path {
+            let problem = event_path.problem(&modules).await;
+            let events = status_of(problem.is_none());
+            if last_events != Some(events) {
+                match &problem {
+                    Some(problem) => tracing::warn!(problem = %problem, "event path unhealthy"),
+                    None => tracing::info!("event path healthy again"),
+                }
+                reporter.set_service_status(EVENTS_SERVICE, events).await;
+                last_events = Some(events);
+            }
         }
     }
 }

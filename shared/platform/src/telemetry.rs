@@ -1,7 +1,8 @@
 //! Logs, traces and metrics: one `init` for the binary, one for tests.
 //!
 //! Traces and metrics are exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
-//! (the exporter reads the standard `OTEL_*` variables). W3C trace context travels in gRPC
+//! (the exporter reads the standard `OTEL_*` variables); metrics are also kept for a
+//! Prometheus scrape when asked for ([`crate::metrics::PrometheusEndpoint`]). W3C trace context travels in gRPC
 //! metadata: [`server_span`] continues the caller's trace, [`TraceContextInterceptor`]
 //! hands the current one to the callee.
 
@@ -31,6 +32,14 @@ pub enum LogFormat {
 pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    prometheus: Option<prometheus::Registry>,
+}
+
+impl TelemetryGuard {
+    /// The registry a Prometheus scrape reads, when `init` was asked for one.
+    pub fn prometheus_registry(&self) -> Option<prometheus::Registry> {
+        self.prometheus.clone()
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -54,8 +63,13 @@ fn propagator() -> &'static TraceContextPropagator {
 }
 
 /// Installs the global subscriber: `RUST_LOG` filtering (default `info`), text or JSON
-/// logs on stderr, and OTLP export of spans and metrics when an endpoint is configured.
-pub fn init(service_name: &str, format: LogFormat) -> anyhow::Result<TelemetryGuard> {
+/// logs on stderr, OTLP export of spans and metrics when an endpoint is configured, and
+/// with `prometheus` a registry of the metrics for a scrape endpoint.
+pub fn init(
+    service_name: &str,
+    format: LogFormat,
+    prometheus: bool,
+) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,h2=warn,hyper=warn,tower=warn,sqlx=warn,async_nats=warn")
     });
@@ -75,30 +89,42 @@ pub fn init(service_name: &str, format: LogFormat) -> anyhow::Result<TelemetryGu
     let mut guard = TelemetryGuard {
         tracer_provider: None,
         meter_provider: None,
+        prometheus: None,
     };
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    if otlp_enabled || prometheus {
+        let mut meters = SdkMeterProvider::builder().with_resource(resource.clone());
+        if otlp_enabled {
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()?;
+            meters = meters.with_periodic_exporter(metrics);
+        }
+        if prometheus {
+            let registry = prometheus::Registry::new();
+            let reader = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .build()?;
+            meters = meters.with_reader(reader);
+            guard.prometheus = Some(registry);
+        }
+        let meter_provider = meters.build();
+        opentelemetry::global::set_meter_provider(meter_provider.clone());
+        guard.meter_provider = Some(meter_provider);
+    }
     let otel_layer = if otlp_enabled {
-        let resource = Resource::builder()
-            .with_service_name(service_name.to_owned())
-            .build();
         let spans = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .build()?;
         let tracer_provider = SdkTracerProvider::builder()
             .with_batch_exporter(spans)
-            .with_resource(resource.clone())
-            .build();
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .build()?;
-        let meter_provider = SdkMeterProvider::builder()
-            .with_periodic_exporter(metrics)
             .with_resource(resource)
             .build();
-        opentelemetry::global::set_meter_provider(meter_provider.clone());
         let tracer = tracer_provider.tracer("lyceum");
         opentelemetry::global::set_tracer_provider(tracer_provider.clone());
         guard.tracer_provider = Some(tracer_provider);
-        guard.meter_provider = Some(meter_provider);
         Some(tracing_opentelemetry::layer().with_tracer(tracer))
     } else {
         None

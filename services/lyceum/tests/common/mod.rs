@@ -26,10 +26,12 @@ pub const SINK: ServiceSchema = ServiceSchema {
     migrator: &SINK_MIGRATOR,
 };
 
-/// Records every event it applies; fails on purpose for the event ids it is told to.
+/// Records every event it applies; fails on purpose for the event ids it is told to, and
+/// takes `pause` over each event when told to be slow.
 #[derive(Default)]
 pub struct SinkHandler {
     pub failing: Mutex<HashSet<String>>,
+    pub pause: Mutex<Duration>,
 }
 
 #[async_trait]
@@ -37,6 +39,10 @@ impl EventHandler for SinkHandler {
     async fn handle(&self, tx: &mut Tx, event: &EventEnvelope) -> anyhow::Result<()> {
         if self.failing.lock().unwrap().contains(&event.event_id) {
             anyhow::bail!("the sink refuses {}", event.event_id);
+        }
+        let pause = *self.pause.lock().unwrap();
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
         sqlx::query("INSERT INTO sink_events (event_id, event_type) VALUES ($1::uuid, $2)")
             .bind(&event.event_id)
@@ -198,10 +204,26 @@ impl ServiceProcess {
         prefix: &str,
         failpoint: Option<&str>,
     ) -> Self {
+        Self::start_with_args(services, database_url, nats_url, prefix, failpoint, &[]).await
+    }
+
+    /// Like [`ServiceProcess::start`], with more arguments for `serve`; `services` may
+    /// name several, separated by spaces.
+    pub async fn start_with_args(
+        services: &str,
+        database_url: &str,
+        nats_url: &str,
+        prefix: &str,
+        failpoint: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
         command
-            .args(["serve", services, "--listen", &format!("127.0.0.1:{port}")])
+            .arg("serve")
+            .args(services.split_whitespace())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .args(["--database-url", database_url, "--nats-url", nats_url])
             .env("LYCEUM_EVENT_PREFIX", prefix)
             .env("RUST_LOG", "warn")
@@ -232,6 +254,30 @@ impl ServiceProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.addr())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to lyceum serve")
+    }
+
+    /// What the server's health service says about `service` ("" for the server).
+    pub async fn health(
+        &self,
+        service: &str,
+    ) -> tonic_health::pb::health_check_response::ServingStatus {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status()
+    }
+
     /// SIGKILL: no shutdown, no flush, like a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -256,4 +302,52 @@ impl Drop for ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The body of `GET /metrics` from a Prometheus endpoint.
+pub async fn scrape_metrics(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the metrics endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: lyceum\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).expect("metrics are text");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// The value of the one sample of `name` whose labels include every `labels` pair.
+pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, label_text) = series.split_once('{').unwrap_or((series, ""));
+        if metric != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(key, value)| label_text.contains(&format!("{key}=\"{value}\"")))
+        {
+            assert!(
+                found.is_none(),
+                "several {name} series match {labels:?}:\n{metrics}"
+            );
+            found = Some(value.parse().expect("a number"));
+        }
+    }
+    found
 }

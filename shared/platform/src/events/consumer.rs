@@ -6,6 +6,9 @@
 //! commit. A failing handler's message is nak'ed with a growing delay, so
 //! later messages keep flowing; after `max_deliveries` it is written to the dead letters
 //! (table and subject) and terminated.
+//!
+//! The ack wait is short, so that the messages a crashed consumer held come back within
+//! seconds; a batch that takes longer sends progress acks to keep its messages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use uuid::Uuid;
 
 use super::dlq::REPLAY_FOR_HEADER;
 use super::metrics::ConsumerMetrics;
-use super::{EventBus, Shutdown, stopped};
+use super::{EventBus, Shutdown, retry_with_backoff, stopped};
 use crate::db::{Database, Tx};
 use lyceum_proto::events::v1::EventEnvelope;
 
@@ -44,7 +47,9 @@ pub struct ConsumerSpec {
     pub max_deliveries: i64,
     /// Delay before the n-th redelivery (the last one repeats).
     pub backoff: Vec<Duration>,
-    /// How long a delivered message may stay unacknowledged before redelivery.
+    /// How long a delivered message may stay unacknowledged before redelivery: how long
+    /// the messages of a consumer that crashed mid-batch wait. Batches in progress extend
+    /// it with progress acks.
     pub ack_wait: Duration,
     /// Most messages applied in one transaction.
     pub batch_size: usize,
@@ -67,7 +72,7 @@ impl ConsumerSpec {
                 Duration::from_secs(5),
                 Duration::from_secs(30),
             ],
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(5),
             batch_size: 256,
         }
     }
@@ -126,21 +131,31 @@ impl Consumer {
             max_ack_pending: 1024,
             ..Default::default()
         };
+        // Create or update: a durable consumer made by an older release takes the current
+        // settings (a shorter ack wait) instead of keeping its own.
         stream
-            .get_or_create_consumer(&self.spec.name, config)
+            .create_consumer(config)
             .await
             .with_context(|| format!("creating consumer {}", self.spec.name))
     }
 
-    /// Runs until shutdown, finishing the batch in hand first.
+    /// Runs until shutdown, finishing the batch in hand first. While NATS is unreachable
+    /// it keeps trying in the background; once subscribed, the client resumes pulling
+    /// after a reconnection by itself.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        let consumer = self.pull_consumer().await?;
+        let name = format!("consumer {}", self.spec.name);
+        let subscribed = retry_with_backoff(&name, &mut shutdown, || async {
+            let consumer = self.pull_consumer().await?;
+            let messages = consumer.messages().await?;
+            anyhow::Ok((consumer, messages))
+        })
+        .await;
+        let Some((consumer, messages)) = subscribed else {
+            return Ok(()); // Shutdown came first.
+        };
         // Whatever has arrived is applied together, in one transaction: one commit per
         // batch instead of one per message.
-        let mut batches = consumer
-            .messages()
-            .await?
-            .ready_chunks(self.spec.batch_size);
+        let mut batches = messages.ready_chunks(self.spec.batch_size);
         tracing::info!(consumer = %self.spec.name, "consumer started");
         let mut lag_checked = std::time::Instant::now();
         loop {
@@ -203,7 +218,7 @@ impl Consumer {
         if decoded.is_empty() {
             return;
         }
-        let outcomes = match self.apply_batch(&decoded).await {
+        let outcomes = match self.apply_batch_keeping_messages(&decoded).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 // The transaction itself failed (database unavailable, commit refused):
@@ -239,6 +254,30 @@ impl Consumer {
                         tracing::warn!(event_id = %envelope.event_id, error = %reason, ?delay, "handler failed; will retry");
                         if let Err(error) = message.ack_with(AckKind::Nak(Some(delay))).await {
                             tracing::warn!(error = %error, "nak failed; the ack wait will redeliver");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a batch while telling the server, every half ack wait, that its messages
+    /// are still in hand, so that a long batch is not redelivered under it.
+    async fn apply_batch_keeping_messages(
+        &self,
+        batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
+    ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
+        let period = (self.spec.ack_wait / 2).max(Duration::from_millis(100));
+        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let applying = self.apply_batch(batch);
+        tokio::pin!(applying);
+        loop {
+            tokio::select! {
+                outcomes = &mut applying => return outcomes,
+                _ = progress.tick() => {
+                    for (message, _, _) in batch {
+                        if let Err(error) = message.ack_with(AckKind::Progress).await {
+                            tracing::debug!(error = %error, "progress ack failed");
                         }
                     }
                 }
@@ -286,6 +325,7 @@ impl Consumer {
                 }
             }
         }
+        crate::failpoint::hit("consumer-before-commit");
         tx.commit().await?;
         Ok(outcomes)
     }

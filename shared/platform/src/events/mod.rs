@@ -250,3 +250,46 @@ pub async fn stopped(shutdown: &mut Shutdown) {
         }
     }
 }
+
+/// Runs `attempt` until it succeeds, waiting longer after each failure (up to 5 s), so
+/// that relays and consumers can start before NATS is reachable. `None` when shutdown was
+/// requested first.
+pub(crate) async fn retry_with_backoff<T, F, Fut>(
+    what: &str,
+    shutdown: &mut Shutdown,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(250);
+    let mut failures = 0u32;
+    loop {
+        let result = tokio::select! {
+            result = attempt() => result,
+            _ = stopped(shutdown) => return None,
+        };
+        match result {
+            Ok(value) => return Some(value),
+            // Once per outage is enough at warning level; the health name tells the rest.
+            Err(error) if failures == 0 => tracing::warn!(
+                task = what,
+                error = format!("{error:#}"),
+                "the event bus is not ready; retrying in the background"
+            ),
+            Err(error) => tracing::debug!(
+                task = what,
+                error = format!("{error:#}"),
+                retry_in = ?delay,
+                "the event bus is still not ready"
+            ),
+        }
+        failures = failures.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopped(shutdown) => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -16,7 +16,7 @@ use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use super::metrics::EventMetrics;
-use super::{EventBus, Shutdown, outbox_channel, stopped};
+use super::{EventBus, Shutdown, outbox_channel, retry_with_backoff, stopped};
 use crate::db::Database;
 
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,9 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// Sent rows older than this are deleted.
     pub keep_sent: Duration,
+    /// An event unpublished for longer than this turns the event path's health to
+    /// NOT_SERVING: the relay is stuck or far behind.
+    pub max_unpublished_age: Duration,
 }
 
 impl Default for RelaySettings {
@@ -33,6 +36,7 @@ impl Default for RelaySettings {
             batch_size: 512,
             poll_interval: Duration::from_secs(1),
             keep_sent: Duration::from_secs(3600),
+            max_unpublished_age: Duration::from_secs(60),
         }
     }
 }
@@ -62,15 +66,24 @@ impl Relay {
         }
     }
 
-    /// Runs until shutdown, finishing the batch in hand first.
+    /// Runs until shutdown, finishing the batch in hand first. While NATS is unreachable
+    /// the events wait in the outbox and the relay keeps trying.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        self.bus.ensure_stream(self.db.service()).await?;
+        let service = self.db.service();
+        let stream = retry_with_backoff(&format!("{service} outbox relay"), &mut shutdown, || {
+            self.bus.ensure_stream(service)
+        })
+        .await;
+        if stream.is_none() {
+            return Ok(()); // Shutdown came first.
+        }
         let mut listener = PgListener::connect_with(self.db.pool())
             .await
             .context("listening for outbox notifications")?;
         listener.listen(&outbox_channel(self.db.service())).await?;
         let mut failures: u32 = 0;
-        let mut last_cleanup = Instant::now();
+        // Maintenance (and the backlog gauges) first runs on the first idle round.
+        let mut last_cleanup: Option<Instant> = None;
         tracing::info!(service = self.db.service(), "outbox relay started");
         loop {
             if *shutdown.borrow() {
@@ -98,11 +111,11 @@ impl Relay {
                     continue;
                 }
             }
-            if last_cleanup.elapsed() > Duration::from_secs(60) {
+            if last_cleanup.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
                 if let Err(error) = self.maintain().await {
                     tracing::warn!(error = format!("{error:#}"), "outbox maintenance failed");
                 }
-                last_cleanup = Instant::now();
+                last_cleanup = Some(Instant::now());
             }
             tokio::select! {
                 notification = listener.recv() => {
@@ -242,4 +255,19 @@ pub async fn outbox_backlog(db: &Database) -> anyhow::Result<(i64, f64)> {
     .await?;
     tx.commit().await?;
     Ok((count, age.unwrap_or(0.0)))
+}
+
+/// How long the oldest unpublished event has waited; zero when none waits. Cheap enough
+/// for a health check: one row from the index of unpublished rows, whose ids (UUID v7)
+/// are in creation order.
+pub async fn oldest_unpublished_age(db: &Database) -> anyhow::Result<Duration> {
+    let mut tx = db.begin_system("outbox health").await?;
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0)))
 }
