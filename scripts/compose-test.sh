@@ -45,7 +45,7 @@ SOCK=$RUN_DIR/docker.sock
 ENGINE_LOG=/var/log/lyceum-compose-dockerd.log
 MIRROR=${LYCEUM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Everything the stand-ins need, installed into the base image once.
-BASE_PACKAGES="postgresql-15 nats-server wget python3 python3-grpcio python3-yaml"
+BASE_PACKAGES=(postgresql-15 nats-server wget python3 python3-grpcio python3-yaml)
 WORK=$here/target/compose-offline
 export DOCKER_HOST=unix://$SOCK
 
@@ -56,11 +56,12 @@ in_netns() { as_root nsenter --net="/run/netns/$NETNS" "$@"; }
 
 declare -A timings=()
 timed() {
-  local name=$1 start
+  local name=$1 start status=0
   shift
   start=$(date +%s)
-  "$@"
+  "$@" || status=$?
   timings[$name]=$(($(date +%s) - start))
+  return "$status"
 }
 
 apt_updated=0
@@ -73,7 +74,7 @@ apt_install() {
   # policy-rc.d in Debian images stops packages from starting services; a fresh machine
   # might start the distribution's dockerd on /var/run/docker.sock, which this script
   # neither needs nor minds.
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
 engine_up() { docker info >/dev/null 2>&1; }
@@ -97,6 +98,23 @@ choose_compose() {
       -f "$WORK/docker-compose.yml")
   fi
   compose_cmd+=(-f deploy/offline/docker-compose.offline.yml)
+  check_override
+}
+
+# The override may name images and builds, nothing else: what runs is the real file.
+check_override() {
+  python3 - docker-compose.yml deploy/offline/docker-compose.offline.yml <<'PY'
+import sys, yaml
+real, override = (yaml.safe_load(open(path)) for path in sys.argv[1:])
+problems = [f"top-level key {k!r}" for k in override if k != "services"]
+for name, service in override.get("services", {}).items():
+    if name not in real.get("services", {}):
+        problems.append(f"service {name!r} is not in docker-compose.yml")
+    problems += [f"{name}.{k}" for k in service if k not in ("image", "build")]
+if problems:
+    sys.exit("deploy/offline/docker-compose.offline.yml may set image and build only: "
+             + ", ".join(problems))
+PY
 }
 compose() { LYCEUM_IMAGE=lyceum-offline/lyceum:dev COMPOSE_PROFILES=platform "${compose_cmd[@]}" "$@"; }
 
@@ -110,7 +128,8 @@ ensure_tools() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   if [ ${#missing[@]} -gt 0 ]; then
-    apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    apt_install "${missing[@]}"
   fi
 }
 
@@ -145,7 +164,7 @@ start_engine() {
   exit 1
 }
 
-BASE_TAG=lyceum-offline/base:bookworm-$(printf '%s %s v1' "$BASE_PACKAGES" "$MIRROR" | sha256sum | cut -c1-12)
+BASE_TAG=lyceum-offline/base:bookworm-$(printf '%s %s v1' "${BASE_PACKAGES[*]}" "$MIRROR" | sha256sum | cut -c1-12)
 base_image() {
   if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
     log "base image $BASE_TAG is cached"
@@ -166,11 +185,11 @@ base_image() {
   echo 'create_main_cluster = false' | as_root tee "$root/etc/postgresql-common/createcluster.d/lyceum.conf" >/dev/null
   as_root cp /etc/resolv.conf "$root/etc/resolv.conf"
   as_root mount -t proc proc "$root/proc"
-  log "installing $BASE_PACKAGES into the base image"
+  log "installing ${BASE_PACKAGES[*]} into the base image"
   as_root chroot "$root" apt-get update -qq >"$WORK/base-apt.log" 2>&1 ||
     { tail -n 30 "$WORK/base-apt.log" >&2; exit 1; }
   as_root chroot "$root" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends $BASE_PACKAGES >>"$WORK/base-apt.log" 2>&1 ||
+    apt-get install -y -qq --no-install-recommends "${BASE_PACKAGES[@]}" >>"$WORK/base-apt.log" 2>&1 ||
     { tail -n 30 "$WORK/base-apt.log" >&2; exit 1; }
   as_root chroot "$root" apt-get clean
   as_root umount "$root/proc"
@@ -245,9 +264,13 @@ stack_up() {
   local service status
   for service in identity learning instructor; do
     for _ in $(seq 1 120); do
-      status=$(docker inspect -f '{{.State.Health.Status}}' "$(compose ps -q "$service")" 2>/dev/null || true)
-      [ "$status" = healthy ] && break
-      [ "$status" = unhealthy ] && break
+      # A service that exited (and is being restarted) has failed: no need to wait.
+      status=$(docker inspect -f '{{.State.Health.Status}} {{.RestartCount}}' \
+        "$(compose ps -q "$service")" 2>/dev/null || true)
+      case "$status" in
+        "healthy 0") status=healthy; break ;;
+        unhealthy* | *" "[1-9]*) break ;;
+      esac
       sleep 1
     done
     if [ "$status" != healthy ]; then

@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -379,6 +380,9 @@ def jaeger(_argv):
 
 
 if __name__ == "__main__":
+    # As PID 1 of its container the process gets no default SIGTERM handling: without
+    # this, `docker compose stop` waits out its timeout and then kills it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     modes = {"collector": collector, "jaeger": jaeger}
     if len(sys.argv) < 2 or sys.argv[1] not in modes:
         sys.exit("usage: otlp_standin.py collector|jaeger [--config=PATH]")

@@ -468,10 +468,15 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
     let deadline = Instant::now() + Duration::from_secs(60);
     let names = loop {
         let names = trace_names(&trace_id).await;
-        if names
-            .iter()
-            .any(|n| n.ends_with("PaymentService/SucceedPayment"))
-            && names.iter().any(|n| n.starts_with("consume "))
+        // The RPC's span comes from the instructor container, the payment event's
+        // consumer span from the learning container, the activation's from instructor.
+        if [
+            "/lyceum.instructor.v1.PaymentService/SucceedPayment",
+            "consume lyceum.instructor.payment.succeeded",
+            "consume lyceum.learning.enrollment.activated",
+        ]
+        .iter()
+        .all(|wanted| names.iter().any(|n| n == wanted))
         {
             break names;
         }
