@@ -153,6 +153,37 @@ async fn sign_in(email: &str) -> Person {
     }
 }
 
+/// The payment provider's handler: a service account allowed to record payment outcomes.
+async fn payment_handler(admin: &Person, run: &str) -> Person {
+    let mut auth = AuthServiceClient::new(channel(IDENTITY).await);
+    let created = auth
+        .create_service_account(authed(
+            idpb::CreateServiceAccountRequest {
+                name: format!("payments-{}", &run[20..]),
+                scopes: vec![lyceum_platform::auth::scopes::PAYMENTS_WRITE.into()],
+            },
+            &admin.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let account = created.service_account.unwrap();
+    let tokens = auth
+        .authenticate_service_account(idpb::AuthenticateServiceAccountRequest {
+            service_account_id: account.id.clone(),
+            client_secret: created.client_secret,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    Person {
+        id: account.id,
+        token: tokens.access_token,
+    }
+}
+
 /// A user of the organization, created by the administrator, with one more role there.
 async fn member(admin: &Person, org: &str, email: &str, role: idpb::Role) -> Person {
     let mut users = UserServiceClient::new(channel(IDENTITY).await);
@@ -269,8 +300,8 @@ async fn enroll(student: &Person, course: &str) -> lpb::Enrollment {
     enrollment
 }
 
-/// The student pays; the provider's handler (here the platform administrator) confirms
-/// it, in the trace `trace_id` when given.
+/// The student pays; the provider's handler confirms it, in the trace `trace_id` when
+/// given.
 async fn pay(
     student: &Person,
     teacher: &Person,
@@ -438,12 +469,13 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
     )
     .await;
     let course = paid_course(&teacher, &org).await;
+    let provider = payment_handler(&admin, &run).await;
 
     // Payment -> (instructor's outbox, NATS) -> learning activates the enrollment ->
     // (learning's outbox, NATS) -> instructor's dashboard counts the sale.
     let trace_id = Uuid::now_v7().simple().to_string();
     let enrollment = enroll(&first, &course).await;
-    pay(&first, &teacher, &admin, &enrollment, Some(&trace_id)).await;
+    pay(&first, &teacher, &provider, &enrollment, Some(&trace_id)).await;
     eventually(
         "the enrollment activated by the payment event",
         Duration::from_secs(60),
@@ -493,7 +525,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
     // the activation it then publishes reaches the instructor's dashboard.
     let waiting = enroll(&second, &course).await;
     compose(&["stop", "learning"]);
-    pay(&second, &teacher, &admin, &waiting, None).await;
+    pay(&second, &teacher, &provider, &waiting, None).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         revenue(&dashboard(&teacher).await),
