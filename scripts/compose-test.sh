@@ -53,6 +53,14 @@ log() { printf '\ncompose: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # nsenter, not `ip netns exec`: that remounts /sys and hides the cgroup hierarchy dockerd needs.
 in_netns() { as_root nsenter --net="/run/netns/$NETNS" "$@"; }
+# Entering the namespace needs root; what runs there (cargo, a client) runs as the caller.
+in_netns_as_caller() {
+  if [ "$(id -u)" -eq 0 ]; then
+    in_netns "$@"
+  else
+    in_netns setpriv --reuid="$(id -u)" --regid="$(id -g)" --init-groups "$@"
+  fi
+}
 
 declare -A timings=()
 timed() {
@@ -303,7 +311,7 @@ write_wrapper() {
 
 run_test() {
   log "integration test (inside $NETNS, against the published ports)"
-  in_netns env LYCEUM_COMPOSE="$WORK/compose" PATH="$PATH" HOME="$HOME" \
+  in_netns_as_caller env LYCEUM_COMPOSE="$WORK/compose" PATH="$PATH" HOME="$HOME" \
     cargo test --workspace --locked --offline --test compose -- --ignored --nocapture
 }
 
@@ -345,7 +353,7 @@ case "${1:-test}" in
     ;;
   exec)
     shift
-    in_netns "$@"
+    in_netns_as_caller "$@"
     ;;
   test)
     prepare
