@@ -377,8 +377,13 @@ async fn dashboard(teacher: &Person) -> ipb::GetDashboardStatsResponse {
         .into_inner()
 }
 
+/// The instructor's earnings in US dollars (the only currency of the scenario).
 fn revenue(stats: &ipb::GetDashboardStatsResponse) -> i64 {
-    stats.total_revenue.as_ref().map_or(0, |m| m.amount_minor)
+    assert!(
+        stats.total_revenue.iter().all(|m| m.currency == "USD"),
+        "{stats:?}"
+    );
+    stats.total_revenue.iter().map(|m| m.amount_minor).sum()
 }
 
 /// The span names of a trace, as Jaeger's query API returns it.
