@@ -7,7 +7,7 @@
 #   scripts/compose-test.sh down     teardown: containers, networks and volumes of the stack
 #   scripts/compose-test.sh exec CMD...
 #                                    runs CMD where the stack's published ports are
-#                                    (e.g. `exec grpcurl -plaintext 127.0.0.1:50051 list`)
+#                                    (e.g. `exec target/debug/lyceum healthcheck --addr http://127.0.0.1:50052`)
 #
 # This is the OFFLINE path. With a registry, `docker compose up --build` uses the real
 # images and the multi-stage Dockerfile; nothing here changes that. Here instead:
