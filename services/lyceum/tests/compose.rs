@@ -1,8 +1,8 @@
 //! The docker compose stack, driven from outside through its published ports: the
 //! migrate step ran, every service answers SERVING and lists its services by reflection,
 //! the main scenario goes through identity, learning and instructor and their events, its
-//! trace reaches the collector (and Jaeger behind it), and a service container stopped
-//! and started again loses no event.
+//! trace reaches the collector (and Jaeger behind it), a service container stopped and
+//! started again loses no event, and each service's metrics endpoint counted its RPCs.
 //!
 //! Needs the running stack, so it is ignored by a plain `cargo test`;
 //! `scripts/compose-test.sh` brings the stack up and runs it with `--ignored`. The
@@ -74,7 +74,7 @@ where
     }
 }
 
-/// GET on the published Jaeger query port; the body, when the status is 200.
+/// GET on a published HTTP port; the body, when the status is 200.
 async fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request =
@@ -569,4 +569,23 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
     let stats = dashboard(&teacher).await;
     assert_eq!(stats.total_students, 2, "{stats:?}");
     assert_eq!(stats.active_enrollments, 2, "{stats:?}");
+
+    // Each service's own Prometheus endpoint, published beside its gRPC port, counted
+    // the RPCs it served.
+    for (addr, service) in [
+        ("127.0.0.1:9464", "lyceum.identity.v1.AuthService"),
+        ("127.0.0.1:9465", "lyceum.learning.v1.EnrollmentService"),
+        ("127.0.0.1:9466", "lyceum.instructor.v1.PaymentService"),
+    ] {
+        let metrics = http_get(addr, "/metrics")
+            .await
+            .unwrap_or_else(|| panic!("no /metrics on {addr}"));
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("rpc_server_duration_milliseconds_count")
+                    && l.contains(&format!("rpc_service=\"{service}\""))),
+            "{addr}/metrics has no RPC of {service}"
+        );
+    }
 }
