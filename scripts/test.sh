@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: dependencies up, then formatting, lints, proto lint, the offline
-# validation of the deployment files and every test against the real PostgreSQL and NATS.
+# validation of the deployment files, every test against the real PostgreSQL and NATS, then
+# the docker compose stack brought up and driven by its integration test (installs and
+# starts a Docker engine when missing; opt out with LYCEUM_SKIP_COMPOSE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +28,11 @@ echo "== deployment files (Dockerfile, compose, Kubernetes manifests)"
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+# After `cargo test`, whose build of the lyceum binary the stack's image reuses.
+echo "== docker compose stack (offline stand-ins, integration test: scripts/compose-test.sh)"
+if [ "${LYCEUM_SKIP_COMPOSE:-0}" = 1 ]; then
+  echo "SKIPPED by LYCEUM_SKIP_COMPOSE=1: the compose stack was NOT tested"
+else
+  ./scripts/compose-test.sh
+fi
