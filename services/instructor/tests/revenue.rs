@@ -934,6 +934,15 @@ async fn retries_of_one_request_id_create_one_payment_and_different_parameters_a
         Code::InvalidArgument,
     );
     assert!(status.message().contains("request_id"), "{status:?}");
+    // Another payer's request id is refused as such, though their payment stays hidden.
+    let stranger = app.user(&["user"]);
+    let status = assert_code(
+        app.payments()
+            .record_payment(authed(request(2500), &stranger.token))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("another payer"), "{status:?}");
 
     // Bad input names its fields.
     let status = assert_code(
@@ -1655,6 +1664,37 @@ async fn a_sale_books_the_fee_fixed_when_its_payment_succeeded() {
     })
     .await;
     assert_eq!(app.booked(&later_payment.id).await[0].3, 5000);
+}
+
+#[tokio::test]
+async fn a_scoped_payment_service_fixes_the_instructors_own_fee() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    app.set_fee(Some(teacher.id), 10.0).await;
+    let (course, _) = app.course(&teacher, "Own fee", 10_000, 1).await;
+    let enrollment = app.enroll(&student, &course).await;
+    // The fee is fixed for the enrollment's instructor once the projection knows it: the
+    // payment service, under its payments:write scope, must be able to read that.
+    eventually("the enrollment in the projection", || async {
+        let mut conn = app.db.admin_connection().await;
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM instructor.enrollment_projection WHERE enrollment_id = $1::uuid",
+        )
+        .bind(&enrollment.id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+            == 1
+    })
+    .await;
+    let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
+    eventually("the sale", || async {
+        usd(&app.stats(&teacher).await.total_revenue) == 9_000
+    })
+    .await;
+    assert_eq!(app.booked(&payment.id).await[0].3, 1000);
 }
 
 #[tokio::test]

@@ -656,3 +656,250 @@ async fn service_accounts_reach_only_what_their_scopes_name() {
         0
     );
 }
+
+/// Rows a statement changed as the service role under `context` (rolled back).
+async fn affected(db: &Database, context: &TenantContext, statement: &str) -> u64 {
+    let mut tx = db.begin(context).await.unwrap();
+    let n = sqlx::raw_sql(AssertSqlSafe(statement.to_owned()))
+        .execute(tx.conn())
+        .await
+        .unwrap_or_else(|e| panic!("`{statement}`: {e}"))
+        .rows_affected();
+    tx.rollback().await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn enrollments_name_their_courses_parties_and_callers_set_no_versions() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, accomplice, student) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let (free, draft, in_house, cohort_only) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let active = Uuid::now_v7();
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title, status) VALUES
+               ('{free}', '{owner}', 'Free', 'published'), ('{draft}', '{owner}', 'Draft', 'draft');
+             INSERT INTO learning.courses (id, instructor_id, organization_id, title, status, visibility) VALUES
+               ('{in_house}', '{owner}', '{other_org}', 'In house', 'published', 'organization');
+             INSERT INTO learning.courses (id, instructor_id, title, status, enrollment_type) VALUES
+               ('{cohort_only}', '{owner}', 'Cohorts', 'published', 'cohort_only');
+             INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, status) VALUES
+               ('{active}', '{free}', '{student}', '{owner}', 'active');"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let newcomer = Uuid::now_v7();
+    let as_newcomer = user(newcomer, Some(org), &["user", "member"]);
+    let enroll = |course: Uuid, instructor: Uuid, org: Option<Uuid>, cohort: Option<Uuid>| {
+        let quote = |v: Option<Uuid>| v.map_or("NULL".to_owned(), |v| format!("'{v}'"));
+        format!(
+            "INSERT INTO enrollments (id, course_id, student_id, instructor_id, organization_id, cohort_id, status)
+             VALUES ('{}', '{course}', '{newcomer}', '{instructor}', {}, {}, 'active')",
+            Uuid::now_v7(),
+            quote(org),
+            quote(cohort)
+        )
+    };
+    // Revenue follows the enrollment's instructor: a caller cannot name another one.
+    refused(&db, &as_newcomer, &enroll(free, accomplice, None, None)).await;
+    refused(&db, &as_newcomer, &enroll(free, owner, Some(org), None)).await;
+    refused(
+        &db,
+        &as_newcomer,
+        &enroll(free, owner, None, Some(Uuid::now_v7())),
+    )
+    .await;
+    // Only published courses open to the caller take enrollments.
+    refused(&db, &as_newcomer, &enroll(draft, owner, None, None)).await;
+    refused(
+        &db,
+        &as_newcomer,
+        &enroll(in_house, owner, Some(other_org), None),
+    )
+    .await;
+    refused(&db, &as_newcomer, &enroll(cohort_only, owner, None, None)).await;
+    allowed(&db, &as_newcomer, &enroll(free, owner, None, None)).await;
+
+    // Callers delete neither enrollments nor progress.
+    let as_student = user(student, None, &["user"]);
+    let gone = affected(
+        &db,
+        &as_student,
+        &format!("DELETE FROM enrollments WHERE id = '{active}'"),
+    )
+    .await;
+    assert_eq!(gone, 0);
+    // The version of an enrollment's events is the database's: a caller's value is ignored.
+    let mut tx = db.begin(&as_student).await.unwrap();
+    let version: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "UPDATE enrollments SET updated_at = 'infinity' WHERE id = '{active}' RETURNING updated_at::text"
+    )))
+    .fetch_one(tx.conn())
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_ne!(version, "infinity");
+}
+
+#[tokio::test]
+async fn a_co_instructor_neither_moves_a_course_nor_sets_its_version() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, co) = (Uuid::now_v7(), Uuid::now_v7());
+    let (org_a, org_b) = (Uuid::now_v7(), Uuid::now_v7());
+    let course = Uuid::now_v7();
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, organization_id, title, status, version)
+               VALUES ('{course}', '{owner}', '{org_a}', 'Course', 'published', 7);
+             INSERT INTO learning.course_instructors (course_id, instructor_id, role, permissions) VALUES
+               ('{course}', '{co}', 'co_instructor', '{{edit_content}}');"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    // The co-instructor administers another organization: that is not enough to take the
+    // course there, and so not enough to take it over.
+    let as_co = user(co, Some(org_b), &["user", "instructor", "org_admin"]);
+    refused(
+        &db,
+        &as_co,
+        &format!("UPDATE courses SET organization_id = '{org_b}' WHERE id = '{course}'"),
+    )
+    .await;
+    let mut tx = db.begin(&as_co).await.unwrap();
+    let version: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "UPDATE courses SET title = 'Edited', version = 9223372036854775807 WHERE id = '{course}' RETURNING version"
+    )))
+    .fetch_one(tx.conn())
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        version, 8,
+        "one version later, whatever the statement asked for"
+    );
+}
+
+#[tokio::test]
+async fn reviews_sessions_and_scoped_writes_stay_within_their_rules() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, student, user_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (taken, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let (enrollment, session, transaction) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title, status) VALUES
+               ('{taken}', '{owner}', 'Taken', 'published'), ('{other}', '{owner}', 'Other', 'published');
+             INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, status) VALUES
+               ('{enrollment}', '{taken}', '{student}', '{owner}', 'completed');
+             INSERT INTO identity.users (id, email) VALUES ('{user_id}', 'u@example.com');
+             INSERT INTO identity.sessions (id, user_id, expires_at) VALUES
+               ('{session}', '{user_id}', now() + interval '30 days');
+             INSERT INTO instructor.revenue_transactions (id, instructor_id, transaction_type, amount_minor,
+                 currency, fee_bps, platform_fee_minor, instructor_earnings_minor)
+               VALUES ('{transaction}', '{owner}', 'course_enrollment', 1000, 'USD', 2000, 200, 800);"
+        ),
+    )
+    .await;
+    // A completed enrollment in one course writes no review of another.
+    let learning = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let review = |course: Uuid| {
+        format!(
+            "INSERT INTO course_reviews (id, course_id, student_id, enrollment_id, instructor_id, rating)
+             VALUES ('{}', '{course}', '{student}', '{enrollment}', '{owner}', 5)",
+            Uuid::now_v7()
+        )
+    };
+    let as_student = user(student, None, &["user"]);
+    refused(&learning, &as_student, &review(other)).await;
+    allowed(&learning, &as_student, &review(taken)).await;
+
+    // A user ends their session but never lengthens it.
+    let identity = test_db.service_database(&lyceum_identity::SCHEMA).await;
+    let as_user = user(user_id, None, &["user"]);
+    refused(
+        &identity,
+        &as_user,
+        &format!(
+            "UPDATE sessions SET expires_at = now() + interval '10 years' WHERE id = '{session}'"
+        ),
+    )
+    .await;
+    allowed(
+        &identity,
+        &as_user,
+        &format!("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = '{session}'"),
+    )
+    .await;
+
+    // payments:write books refunds, never sales; payouts:write only settles; neither deletes.
+    let instructor = test_db.service_database(&lyceum_instructor::SCHEMA).await;
+    let account = |scope: &str| TenantContext {
+        user_id: Some(Uuid::now_v7()),
+        org_id: None,
+        roles: vec!["service".into(), format!("scope:{scope}")],
+    };
+    let booking = |kind: &str, amount: i64| {
+        format!(
+            "INSERT INTO revenue_transactions (id, instructor_id, transaction_type, amount_minor, currency,
+                 fee_bps, platform_fee_minor, instructor_earnings_minor)
+             VALUES ('{}', '{owner}', '{kind}', {amount}, 'USD', 2000, {}, {})",
+            Uuid::now_v7(),
+            amount / 5,
+            amount - amount / 5
+        )
+    };
+    refused(
+        &instructor,
+        &account("payments:write"),
+        &booking("course_enrollment", 1000),
+    )
+    .await;
+    allowed(
+        &instructor,
+        &account("payments:write"),
+        &booking("refund", -1000),
+    )
+    .await;
+    for scope in ["payments:write", "payouts:write"] {
+        let deleted = affected(
+            &instructor,
+            &account(scope),
+            "DELETE FROM revenue_transactions",
+        )
+        .await;
+        assert_eq!(deleted, 0, "{scope} deleted revenue");
+    }
+    refused(
+        &instructor,
+        &account("payouts:write"),
+        &format!(
+            "UPDATE revenue_transactions SET payout_status = 'paid', payout_id = '{}',
+                 instructor_earnings_minor = 1000, platform_fee_minor = 0 WHERE id = '{transaction}'",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    allowed(
+        &instructor,
+        &account("payouts:write"),
+        &format!(
+            "UPDATE revenue_transactions SET payout_status = 'paid', payout_id = '{}' WHERE id = '{transaction}'",
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+}

@@ -108,6 +108,13 @@ impl InstructorApi {
         )
         .await?;
         tx.commit().await?;
+        // Another payer's payment holds the id: the caller's policies hide it.
+        let Some(row) = row else {
+            return Err(ApiError::invalid(
+                "request_id",
+                "was already used by another payer",
+            ));
+        };
         if row.request_fingerprint != fingerprint {
             return Err(ApiError::invalid(
                 "request_id",

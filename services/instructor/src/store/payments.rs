@@ -49,9 +49,13 @@ pub struct NewPayment {
 }
 
 /// Inserts the payment unless its request id exists; returns the row that holds the
-/// request id either way, and whether this call created it. Concurrent retries wait on
-/// the unique index and then find the first one's row.
-pub async fn insert_once(tx: &mut Tx, new: NewPayment) -> Result<(PaymentRow, bool), sqlx::Error> {
+/// request id either way (None when it belongs to a payment the caller may not see), and
+/// whether this call created it. Concurrent retries wait on the unique index and then
+/// find the first one's row.
+pub async fn insert_once(
+    tx: &mut Tx,
+    new: NewPayment,
+) -> Result<(Option<PaymentRow>, bool), sqlx::Error> {
     let created = sqlx::query_as::<_, PaymentRow>(sql(
         "INSERT INTO payments (id, request_id, request_fingerprint, payer_id, instructor_id, organization_id,
             amount_minor, currency, provider, payment_type, related_entity_id, invoice_number)
@@ -73,14 +77,14 @@ pub async fn insert_once(tx: &mut Tx, new: NewPayment) -> Result<(PaymentRow, bo
     .bind(new.related_entity_id)
     .fetch_optional(tx.conn())
     .await?;
-    if let Some(row) = created {
-        return Ok((row, true));
+    if created.is_some() {
+        return Ok((created, true));
     }
     let existing = sqlx::query_as::<_, PaymentRow>(sql(
         "SELECT {COLUMNS} FROM payments WHERE request_id = $1",
     ))
     .bind(&new.request_id)
-    .fetch_one(tx.conn())
+    .fetch_optional(tx.conn())
     .await?;
     Ok((existing, false))
 }
