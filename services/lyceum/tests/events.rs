@@ -455,6 +455,6 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
     task.await.unwrap().unwrap();
     assert!(
         health.stalled().is_empty(),
-        "a stopped consumer is forgotten"
+        "a stopped consumer is not reported stalled"
     );
 }
