@@ -73,6 +73,59 @@ async fn repeated_wrong_passwords_for_one_account_are_throttled_with_a_retry_del
 }
 
 #[tokio::test]
+async fn concurrent_wrong_passwords_for_one_account_get_no_more_checks_than_the_burst() {
+    let app = TestApp::spawn_with(IdentitySettings {
+        sign_in_limits: SignInLimits {
+            per_account: Limit {
+                burst: 5,
+                refill_every: Duration::from_secs(60),
+            },
+            per_address: Limit {
+                burst: 1_000,
+                refill_every: Duration::from_secs(1),
+            },
+        },
+        ..Default::default()
+    })
+    .await;
+    app.create_user(None, "target@example.org", "").await;
+    // All guesses are in flight before the first password check ends: only the ones that
+    // held a token when they started may reach the hashing.
+    let guesses = (0..40).map(|i| {
+        let mut auth = app.auth();
+        async move {
+            auth.authenticate(attempt(
+                "target@example.org",
+                &format!("Wrong-Password-{i}"),
+            ))
+            .await
+        }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let mut checked = 0;
+    for answer in answers {
+        let status = answer.expect_err("every guess is wrong");
+        match status.code() {
+            // Only a checked password answers UNAUTHENTICATED.
+            Code::Unauthenticated => checked += 1,
+            Code::ResourceExhausted => {
+                assert!(retry_delay(&status) > Duration::ZERO);
+            }
+            other => panic!("unexpected {other:?}: {status:?}"),
+        }
+    }
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} passwords were checked"
+    );
+    // The failures stay counted: the right password now waits too.
+    assert_code(
+        sign_in(&app, attempt("target@example.org", PASSWORD)).await,
+        Code::ResourceExhausted,
+    );
+}
+
+#[tokio::test]
 async fn failures_from_one_address_are_throttled_across_accounts_behind_trusted_proxies() {
     let app = TestApp::spawn_with(IdentitySettings {
         sign_in_limits: SignInLimits {

@@ -208,6 +208,49 @@ async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_its_whol
 }
 
 #[tokio::test]
+async fn an_old_token_within_the_grace_window_is_reuse_once_its_successor_was_rotated() {
+    let app = TestApp::spawn_with(IdentitySettings {
+        refresh_grace: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .await;
+    app.create_user(None, "mallory@example.org", "").await;
+    let refresh = |token: String| {
+        let mut auth = app.auth();
+        async move {
+            auth.refresh_token(pb::RefreshTokenRequest {
+                refresh_token: token,
+            })
+            .await
+            .map(|r| r.into_inner().tokens.unwrap())
+        }
+    };
+    let a = app.login("mallory@example.org", PASSWORD).await;
+    let b = refresh(a.refresh_token.clone()).await.expect("A -> B");
+    let c = refresh(b.refresh_token.clone()).await.expect("B -> C");
+    // A is still within its grace window, but its successor B has moved on: a copy of A
+    // is being replayed, not a client asking twice.
+    assert_code(
+        refresh(a.refresh_token.clone()).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        refresh(c.refresh_token.clone()).await,
+        Code::Unauthenticated,
+    );
+    let mut conn = app.db.admin_connection().await;
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT s.revoked_reason FROM identity.sessions s
+           JOIN identity.users u ON u.id = s.user_id
+         WHERE u.email = 'mallory@example.org'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("reuse_detected"));
+}
+
+#[tokio::test]
 async fn concurrent_refreshes_of_one_token_all_get_the_same_new_pair() {
     let app = TestApp::spawn().await;
     app.create_user(None, "race@example.org", "").await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use lyceum_platform::db::Database;
-use lyceum_platform::events::consumer::ConsumerSpec;
+use lyceum_platform::events::consumer::{Consumer, ConsumerHealth, ConsumerSpec};
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_platform::events::{EventBus, dlq};
 use lyceum_proto::events::v1 as pb;
@@ -319,4 +319,142 @@ async fn a_batch_that_outlasts_the_ack_wait_keeps_its_messages_with_progress_ack
         .unwrap()
         .clone();
     assert_eq!(info.delivered.consumer_sequence, 1, "{info:?}");
+}
+
+#[tokio::test]
+async fn messages_waiting_behind_a_slow_batch_are_kept_with_progress_acks() {
+    let (_db, sink_db, bus) = sink().await;
+    for _ in 0..3 {
+        let event = envelope(Uuid::now_v7());
+        publish_raw(&bus, &event, &event.event_id).await;
+    }
+    // One message per batch, each longer than the ack wait: the second and third wait
+    // behind the first, the third for two ack waits.
+    let mut spec = fast_spec("sink-queued");
+    spec.ack_wait = Duration::from_secs(1);
+    spec.batch_size = 1;
+    let handler = Arc::new(SinkHandler::default());
+    *handler.pause.lock().unwrap() = Duration::from_millis(1500);
+    let (_stop, _task) = spawn_sink(sink_db.clone(), bus.clone(), spec, handler);
+    eventually("the three slow events", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await == (3, 3)
+    })
+    .await;
+    let info = bus
+        .jetstream()
+        .get_stream(bus.stream_name("sink"))
+        .await
+        .unwrap()
+        .consumer_info("sink-queued")
+        .await
+        .unwrap()
+        .clone();
+    // Each message was delivered once: none was redelivered while it waited.
+    assert_eq!(info.delivered.consumer_sequence, 3, "{info:?}");
+}
+
+#[tokio::test]
+async fn a_consumer_whose_durable_consumer_is_deleted_pulls_again_and_applies_new_events() {
+    let (_db, sink_db, bus) = sink().await;
+    let first = envelope(Uuid::now_v7());
+    publish_raw(&bus, &first, &first.event_id).await;
+    let (_stop, _task) = spawn_sink(
+        sink_db.clone(),
+        bus.clone(),
+        fast_spec("sink-lost"),
+        Arc::default(),
+    );
+    eventually("the first event", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await == (1, 1)
+    })
+    .await;
+
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.stream_name("sink"))
+        .await
+        .unwrap();
+    stream.delete_consumer("sink-lost").await.unwrap();
+    let second = envelope(Uuid::now_v7());
+    publish_raw(&bus, &second, &second.event_id).await;
+    // The consumer is set up again from the start of the stream: the first event comes
+    // back and is skipped, the second is applied.
+    eventually(
+        "the event published after the deletion",
+        Duration::from_secs(10),
+        || async { sink_counts(&sink_db, None).await == (2, 2) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
+    let (_db, sink_db, bus) = sink().await;
+    let health = ConsumerHealth::default();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let consumer = Consumer::new(
+        sink_db.clone(),
+        bus.clone(),
+        fast_spec("sink-stalled"),
+        Arc::new(SinkHandler::default()),
+    )
+    .with_health(health.clone());
+    let task = tokio::spawn(consumer.run(stopping));
+    let first = envelope(Uuid::now_v7());
+    publish_raw(&bus, &first, &first.event_id).await;
+    eventually("the first event", Duration::from_secs(20), || async {
+        sink_counts(&sink_db, None).await == (1, 1)
+    })
+    .await;
+    assert!(health.stalled().is_empty());
+
+    // Another stream takes the dead letters' subjects, then the consumer's stream is lost:
+    // its stream comes back, but setting the consumer up needs the dead-letter stream too.
+    let jetstream = bus.jetstream();
+    jetstream
+        .delete_stream(bus.stream_name("dlq"))
+        .await
+        .unwrap();
+    let squatter = bus.stream_name("squatter");
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: squatter.clone(),
+            subjects: vec![bus.subject("dlq.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    jetstream
+        .delete_stream(bus.stream_name("sink"))
+        .await
+        .unwrap();
+    eventually(
+        "the consumer reported stalled",
+        Duration::from_secs(15),
+        || async { health.stalled() == ["sink-stalled"] },
+    )
+    .await;
+
+    jetstream.delete_stream(&squatter).await.unwrap();
+    eventually(
+        "the consumer pulling again",
+        Duration::from_secs(15),
+        || async { health.stalled().is_empty() },
+    )
+    .await;
+    let event = envelope(Uuid::now_v7());
+    publish_raw(&bus, &event, &event.event_id).await;
+    eventually(
+        "the event after the recovery",
+        Duration::from_secs(10),
+        || async { sink_counts(&sink_db, None).await == (2, 2) },
+    )
+    .await;
+
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(
+        health.stalled().is_empty(),
+        "a stopped consumer is not reported stalled"
+    );
 }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::events::EventBus;
-use crate::events::consumer::Consumer;
+use crate::events::consumer::{Consumer, ConsumerHealth};
 use crate::events::relay::{Relay, RelaySettings};
 use crate::server::{EventPathHealth, GrpcServer, ServiceModule};
 
@@ -34,6 +34,7 @@ impl Runtime {
     ) -> anyhow::Result<()> {
         let (stop, stopping) = watch::channel(false);
         let mut background = JoinSet::new();
+        let consumers = ConsumerHealth::default();
         for module in &self.modules {
             let relay = Relay::new(module.database().clone(), self.bus.clone(), self.relay);
             let name = format!("{} outbox relay", module.name());
@@ -42,7 +43,8 @@ impl Runtime {
             for (spec, handler) in module.consumers() {
                 let name = format!("consumer {}", spec.name);
                 let consumer =
-                    Consumer::new(module.database().clone(), self.bus.clone(), spec, handler);
+                    Consumer::new(module.database().clone(), self.bus.clone(), spec, handler)
+                        .with_health(consumers.clone());
                 let signal = stopping.clone();
                 background.spawn(async move { (name, consumer.run(signal).await) });
             }
@@ -53,6 +55,7 @@ impl Runtime {
         let event_path = EventPathHealth {
             client: self.bus.jetstream().client(),
             max_unpublished_age: self.relay.max_unpublished_age,
+            consumers,
         };
         let server = self
             .server

@@ -4,8 +4,8 @@
 //! first.
 //!
 //! Health names: the services' own names and `""` follow what RPCs need (each module's
-//! database); [`EVENTS_SERVICE`] follows the event path (the broker connection and the age
-//! of the oldest unpublished event), so that a broker outage takes no pod out of rotation;
+//! database); [`EVENTS_SERVICE`] follows the event path (the broker connection, whether the
+//! consumers can pull, and the age of the oldest unpublished event), so that a broker outage takes no pod out of rotation;
 //! [`LIVENESS_SERVICE`] answers SERVING for as long as the process runs.
 
 use std::future::Future;
@@ -103,6 +103,8 @@ pub struct EventPathHealth {
     pub client: async_nats::Client,
     /// The age beyond which an unpublished event means the event path is stuck.
     pub max_unpublished_age: Duration,
+    /// Whether the process's consumers can pull.
+    pub consumers: crate::events::consumer::ConsumerHealth,
 }
 
 impl EventPathHealth {
@@ -110,6 +112,13 @@ impl EventPathHealth {
     async fn problem(&self, modules: &[Arc<dyn ServiceModule>]) -> Option<String> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Some("NATS is unreachable: events wait in the outboxes".to_owned());
+        }
+        let stalled = self.consumers.stalled();
+        if !stalled.is_empty() {
+            return Some(format!(
+                "consumers cannot pull: {}; their events wait in the streams",
+                stalled.join(", ")
+            ));
         }
         for module in modules {
             match oldest_unpublished_age(module.database()).await {
@@ -306,8 +315,8 @@ fn reflection(service_names: &[&'static str]) -> tonic_reflection::server::Build
 
 /// Keeps health in step with the dependencies: the services' names are NOT_SERVING while
 /// any module's database does not answer (all that RPCs need: writes put their events in
-/// the outbox); [`EVENTS_SERVICE`] is NOT_SERVING while the broker does not answer or an
-/// event waits too long to be published.
+/// the outbox); [`EVENTS_SERVICE`] is NOT_SERVING while the broker does not answer, a
+/// consumer cannot pull, or an event waits too long to be published.
 async fn watch_health(
     modules: Vec<Arc<dyn ServiceModule>>,
     event_path: Option<EventPathHealth>,

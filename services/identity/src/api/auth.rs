@@ -52,12 +52,13 @@ impl IdentityApi {
         // Emails match whatever their case, so their throttle does too.
         let account = email.as_str().to_lowercase();
         // Refused before any hashing, so a throttled guesser costs next to nothing.
-        if let Some(retry_after) = self.throttle.retry_after(&account, &address) {
-            return Err(ApiError::Throttled {
+        let attempt = self
+            .throttle
+            .reserve(&account, &address)
+            .map_err(|retry_after| ApiError::Throttled {
                 message: "too many failed sign-ins; retry later".into(),
                 retry_after,
-            });
-        }
+            })?;
 
         // Sign-in happens before there is a principal: the service acts for itself.
         let mut tx = self.db.begin_system("sign-in").await?;
@@ -72,7 +73,7 @@ impl IdentityApi {
             .unwrap_or_else(|| PasswordHash::dummy().clone());
         let matches = verify_off_thread(hash, req.password).await? && stored.is_some();
         let Some(user) = user.filter(|_| matches) else {
-            self.throttle.record_failure(&account, &address);
+            attempt.failed();
             return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
         };
         if user.status != UserStatus::Active.as_str() {
@@ -114,10 +115,17 @@ impl IdentityApi {
                 && let Some(sealed) = &presented.successor_sealed
             {
                 let pair = open_token_pair(self.keys.sealer(), sealed)?;
-                tx.commit().await?;
-                return Ok(pb::RefreshTokenResponse { tokens: Some(pair) });
+                // Only while the successor has not moved on: once it was rotated, the
+                // client that asked twice has already used the pair, so whoever presents
+                // the old token now holds a copy.
+                let successor = hash_refresh_token(&pair.refresh_token);
+                if sessions::lock_unrotated(&mut tx, &successor).await? {
+                    tx.commit().await?;
+                    return Ok(pb::RefreshTokenResponse { tokens: Some(pair) });
+                }
             }
-            // A rotated token came back later: someone holds a copy. End the whole session.
+            // A rotated token came back late, or after its successor moved on: someone holds
+            // a copy. End the whole session.
             if presented.session_revoked_at.is_none() {
                 tracing::warn!(session = %presented.session_id, "refresh token reuse detected; revoking the session");
                 sessions::revoke_session(&mut tx, presented.session_id, "reuse_detected").await?;

@@ -3,8 +3,10 @@
 //! Each key (an email, a client address) has a token bucket: a failed attempt takes a
 //! token, tokens come back one per `refill_every`, and while a bucket is empty further
 //! attempts are refused with RESOURCE_EXHAUSTED and the delay until the next token,
-//! before any password hashing happens. Successful sign-ins take nothing, so people behind
-//! one NAT who know their passwords are not locked out by each other.
+//! before any password hashing happens. Every attempt holds its token while its password
+//! is checked, so a burst of concurrent guesses gets no more checks than the bucket
+//! holds; a successful sign-in gives its token back, so people behind one NAT who know
+//! their passwords are not locked out by each other.
 //!
 //! The buckets live in the memory of each identity replica: checking them costs no
 //! database round trip on an endpoint that anyone can call, at the price of a limit
@@ -49,7 +51,7 @@ impl Default for SignInLimits {
     }
 }
 
-/// Keys remembered at most; past it, recovered buckets are forgotten first.
+/// Keys remembered at most; past it, the buckets nearest to full are forgotten first.
 const MAX_KEYS: usize = 100_000;
 
 struct Bucket {
@@ -59,15 +61,28 @@ struct Bucket {
 
 struct Buckets {
     limit: Limit,
+    capacity: usize,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 impl Buckets {
     fn new(limit: Limit) -> Self {
+        Self::with_capacity(limit, MAX_KEYS)
+    }
+
+    fn with_capacity(limit: Limit, capacity: usize) -> Self {
         Self {
             limit,
+            capacity,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
+        // A panic while holding the lock leaves whole buckets behind: keep using them.
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
@@ -76,32 +91,62 @@ impl Buckets {
         (bucket.tokens + regained).min(f64::from(self.limit.burst))
     }
 
+    fn tokens(&self, buckets: &HashMap<String, Bucket>, key: &str, now: Instant) -> f64 {
+        buckets
+            .get(key)
+            .map_or(f64::from(self.limit.burst), |b| self.refilled(b, now))
+    }
+
     /// The wait before `key` may try again, or `None` when it may now.
-    fn retry_after(&self, key: &str, now: Instant) -> Option<Duration> {
-        let buckets = self.buckets.lock().expect("throttle buckets");
-        let tokens = buckets.get(key).map(|b| self.refilled(b, now))?;
+    fn wait(&self, buckets: &HashMap<String, Bucket>, key: &str, now: Instant) -> Option<Duration> {
+        let tokens = self.tokens(buckets, key, now);
         (tokens < 1.0).then(|| self.limit.refill_every.mul_f64(1.0 - tokens))
     }
 
-    fn charge(&self, key: &str, now: Instant) {
-        let mut buckets = self.buckets.lock().expect("throttle buckets");
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
-            let burst = f64::from(self.limit.burst);
-            buckets.retain(|_, b| self.refilled(b, now) < burst);
-            if buckets.len() >= MAX_KEYS {
-                buckets.clear();
-            }
+    #[cfg(test)]
+    fn retry_after(&self, key: &str, now: Instant) -> Option<Duration> {
+        self.wait(&self.lock(), key, now)
+    }
+
+    /// Adds `delta` tokens to `key` (negative to take), within 0 and the burst.
+    fn adjust(&self, buckets: &mut HashMap<String, Bucket>, key: &str, delta: f64, now: Instant) {
+        if buckets.len() >= self.capacity && !buckets.contains_key(key) {
+            self.make_room(buckets, now);
         }
-        let tokens = buckets
-            .get(key)
-            .map_or(f64::from(self.limit.burst), |b| self.refilled(b, now));
+        let tokens = self.tokens(buckets, key, now);
         buckets.insert(
             key.to_owned(),
             Bucket {
-                tokens: (tokens - 1.0).max(0.0),
+                tokens: (tokens + delta).clamp(0.0, f64::from(self.limit.burst)),
                 at: now,
             },
         );
+    }
+
+    /// Forgets the buckets that have recovered, then, if that is not enough, the tenth
+    /// nearest to full. Forgetting a bucket refills it, so the emptiest ones (accounts under
+    /// attack) go last, and many fresh keys cannot wipe them; a tenth at a time keeps the
+    /// cost of the scan spread over many insertions.
+    fn make_room(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
+        let burst = f64::from(self.limit.burst);
+        buckets.retain(|_, b| self.refilled(b, now) < burst);
+        if buckets.len() < self.capacity {
+            return;
+        }
+        let mut levels: Vec<f64> = buckets.values().map(|b| self.refilled(b, now)).collect();
+        let evict = (self.capacity / 10).max(1).min(levels.len());
+        let cut = levels.len() - evict;
+        levels.select_nth_unstable_by(cut, f64::total_cmp);
+        let threshold = levels[cut];
+        let mut evicted = 0;
+        buckets.retain(|_, b| {
+            if evicted < evict && self.refilled(b, now) >= threshold {
+                evicted += 1;
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 
@@ -109,6 +154,31 @@ impl Buckets {
 pub struct SignInThrottle {
     per_account: Buckets,
     per_address: Buckets,
+}
+
+/// An attempt that holds one token of its account and one of its address while the
+/// password is checked, so that concurrent guesses cannot all pass before the first
+/// failure is counted. Dropped, it gives them back: only [`Attempt::failed`] keeps them.
+pub struct Attempt<'a> {
+    throttle: &'a SignInThrottle,
+    account: String,
+    address: String,
+    failed: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the account unknown): the tokens stay spent.
+    pub fn failed(mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.failed {
+            self.throttle.give_back(&self.account, &self.address);
+        }
+    }
 }
 
 impl SignInThrottle {
@@ -119,18 +189,34 @@ impl SignInThrottle {
         }
     }
 
-    /// The longer of the two waits, when either key must wait.
-    pub fn retry_after(&self, account: &str, address: &str) -> Option<Duration> {
+    /// Takes a token from both keys, or, when either is empty, takes nothing and returns
+    /// the longer wait. Checking and taking happen under the same locks.
+    pub fn reserve(&self, account: &str, address: &str) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
-        let account = self.per_account.retry_after(account, now);
-        let address = self.per_address.retry_after(address, now);
-        account.max(address)
+        // Always account first, then address: one order, no deadlock.
+        let mut accounts = self.per_account.lock();
+        let mut addresses = self.per_address.lock();
+        let account_wait = self.per_account.wait(&accounts, account, now);
+        let address_wait = self.per_address.wait(&addresses, address, now);
+        if let Some(wait) = account_wait.max(address_wait) {
+            return Err(wait);
+        }
+        self.per_account.adjust(&mut accounts, account, -1.0, now);
+        self.per_address.adjust(&mut addresses, address, -1.0, now);
+        Ok(Attempt {
+            throttle: self,
+            account: account.to_owned(),
+            address: address.to_owned(),
+            failed: false,
+        })
     }
 
-    pub fn record_failure(&self, account: &str, address: &str) {
+    fn give_back(&self, account: &str, address: &str) {
         let now = Instant::now();
-        self.per_account.charge(account, now);
-        self.per_address.charge(address, now);
+        let mut accounts = self.per_account.lock();
+        let mut addresses = self.per_address.lock();
+        self.per_account.adjust(&mut accounts, account, 1.0, now);
+        self.per_address.adjust(&mut addresses, address, 1.0, now);
     }
 }
 
@@ -177,7 +263,7 @@ mod tests {
         let start = Instant::now();
         assert_eq!(buckets.retry_after("k", start), None);
         for _ in 0..3 {
-            buckets.charge("k", start);
+            buckets.adjust(&mut buckets.lock(), "k", -1.0, start);
         }
         let wait = buckets.retry_after("k", start).expect("exhausted");
         assert_eq!(wait, Duration::from_secs(60));
@@ -189,6 +275,42 @@ mod tests {
             None
         );
         assert_eq!(buckets.retry_after("other", start), None);
+    }
+
+    #[test]
+    fn a_full_map_forgets_the_buckets_nearest_to_full_not_the_emptiest() {
+        let buckets = Buckets::with_capacity(limit(5, 60), 10);
+        let start = Instant::now();
+        let mut map = buckets.lock();
+        for _ in 0..5 {
+            buckets.adjust(&mut map, "victim", -1.0, start);
+        }
+        // Many fresh keys, each with one failure, fill the map over and over.
+        for i in 0..100 {
+            buckets.adjust(&mut map, &format!("attacker-{i}"), -1.0, start);
+            assert!(map.len() <= 10);
+        }
+        assert!(
+            buckets.wait(&map, "victim", start).is_some(),
+            "still exhausted"
+        );
+    }
+
+    #[test]
+    fn a_reservation_is_given_back_unless_the_attempt_failed() {
+        let throttle = SignInThrottle::new(SignInLimits {
+            per_account: limit(2, 60),
+            per_address: limit(10, 60),
+        });
+        let held = throttle.reserve("a", "ip").expect("first");
+        let _second = throttle.reserve("a", "ip").expect("second");
+        assert!(throttle.reserve("a", "ip").is_err(), "both tokens held");
+        drop(held);
+        throttle.reserve("a", "ip").expect("given back").failed();
+        assert!(
+            throttle.reserve("a", "ip").is_err(),
+            "a failure keeps its token"
+        );
     }
 
     #[test]

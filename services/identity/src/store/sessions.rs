@@ -72,6 +72,18 @@ pub async fn find_and_lock(
     .await
 }
 
+/// Whether the token exists and has not been rotated, locking it so that it cannot be
+/// rotated before the caller's transaction ends.
+pub async fn lock_unrotated(tx: &mut Tx, token_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    let rotated_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+        "SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(matches!(rotated_at, Some(None)))
+}
+
 /// Marks the token rotated, keeping the sealed pair that replaced it for the grace window.
 pub async fn mark_rotated(
     tx: &mut Tx,

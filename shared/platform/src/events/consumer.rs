@@ -8,16 +8,22 @@
 //! (table and subject) and terminated.
 //!
 //! The ack wait is short, so that the messages a crashed consumer held come back within
-//! seconds; a batch that takes longer sends progress acks to keep its messages.
+//! seconds; a batch that takes longer sends progress acks to keep its messages, and to keep
+//! the messages that arrive while it is applied.
+//!
+//! A consumer whose pull breaks (its durable consumer or stream deleted, the pull erroring
+//! again and again, the message stream ending) goes back to creating the durable consumer
+//! and pulling, with backoff, and meanwhile reports itself in [`ConsumerHealth`].
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use prost::Message as _;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -87,17 +93,130 @@ impl ConsumerSpec {
     }
 }
 
+/// How long one pull request waits on the server for messages before the client renews it.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// The server's idle heartbeat on a waiting pull: the client reports two missed ones as an
+/// error, and the pull is set up again; that is how a consumer notices that the server
+/// forgot it without saying so.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+/// Errors in a row after which the pull is given up and set up again, for errors that do
+/// not say by themselves that it is broken.
+const ERRORS_BEFORE_RESUBSCRIBING: u32 = 2;
+
+/// Which consumers of a process can pull right now, for the health of the event path.
+#[derive(Clone, Default)]
+pub struct ConsumerHealth {
+    pulling: Arc<Mutex<BTreeMap<String, bool>>>,
+}
+
+impl ConsumerHealth {
+    fn set(&self, consumer: &str, pulling: bool) {
+        self.lock().insert(consumer.to_owned(), pulling);
+    }
+
+    fn forget(&self, consumer: &str) {
+        self.lock().remove(consumer);
+    }
+
+    /// The consumers that are running but cannot pull.
+    pub fn stalled(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, pulling)| !**pulling)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
+        // A flag map cannot be left half-written: keep using it after a panic.
+        self.pulling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 pub struct Consumer {
     db: Database,
     bus: EventBus,
     spec: ConsumerSpec,
     handler: Arc<dyn EventHandler>,
     metrics: ConsumerMetrics,
+    health: ConsumerHealth,
 }
 
 enum Outcome {
     Applied,
     Duplicate,
+}
+
+/// The messages of one pull, and what has been received from it but not yet applied.
+struct Incoming {
+    messages: pull::Stream,
+    buffered: Vec<async_nats::jetstream::Message>,
+    errors: u32,
+    /// Why the pull has to be set up again, once it has to.
+    lost: Option<String>,
+}
+
+impl Incoming {
+    fn new(messages: pull::Stream) -> Self {
+        Self {
+            messages,
+            buffered: Vec::new(),
+            errors: 0,
+            lost: None,
+        }
+    }
+
+    /// Takes one item of the message stream; returns whether the pull still works.
+    fn accept(
+        &mut self,
+        item: Option<Result<async_nats::jetstream::Message, pull::MessagesError>>,
+    ) -> bool {
+        use pull::MessagesErrorKind as Kind;
+        match item {
+            Some(Ok(message)) => {
+                self.buffered.push(message);
+                self.errors = 0;
+                true
+            }
+            Some(Err(error)) => {
+                self.errors += 1;
+                let fatal = matches!(
+                    error.kind(),
+                    Kind::ConsumerDeleted
+                        | Kind::MissingHeartbeat
+                        | Kind::NoResponders
+                        | Kind::PushBasedConsumer
+                        | Kind::RequestLimitExceeded
+                );
+                if fatal || self.errors >= ERRORS_BEFORE_RESUBSCRIBING {
+                    self.lost = Some(error.to_string());
+                } else {
+                    tracing::warn!(error = %error, "receiving messages failed");
+                }
+                false
+            }
+            None => {
+                self.lost = Some("the message stream ended".to_owned());
+                false
+            }
+        }
+    }
+
+    /// Whatever else has already arrived, up to `limit` buffered in all.
+    fn gather_ready(&mut self, limit: usize) {
+        while self.lost.is_none() && self.buffered.len() < limit {
+            match self.messages.next().now_or_never() {
+                Some(item) => {
+                    if !self.accept(item) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 impl Consumer {
@@ -114,7 +233,14 @@ impl Consumer {
             spec,
             handler,
             metrics,
+            health: ConsumerHealth::default(),
         }
+    }
+
+    /// Reports whether this consumer can pull into `health`, shared with the health checks.
+    pub fn with_health(mut self, health: ConsumerHealth) -> Self {
+        self.health = health;
+        self
     }
 
     async fn pull_consumer(&self) -> anyhow::Result<async_nats::jetstream::consumer::PullConsumer> {
@@ -139,42 +265,94 @@ impl Consumer {
             .with_context(|| format!("creating consumer {}", self.spec.name))
     }
 
-    /// Runs until shutdown, finishing the batch in hand first. While NATS is unreachable
-    /// it keeps trying in the background; once subscribed, the client resumes pulling
-    /// after a reconnection by itself.
+    /// Runs until shutdown, finishing the batch in hand first. While NATS is unreachable,
+    /// or the durable consumer or its stream is gone, it keeps setting them up again in
+    /// the background.
     pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let name = format!("consumer {}", self.spec.name);
-        let subscribed = retry_with_backoff(&name, &mut shutdown, || async {
-            let consumer = self.pull_consumer().await?;
-            let messages = consumer.messages().await?;
-            anyhow::Ok((consumer, messages))
-        })
-        .await;
-        let Some((consumer, messages)) = subscribed else {
-            return Ok(()); // Shutdown came first.
-        };
-        // Whatever has arrived is applied together, in one transaction: one commit per
-        // batch instead of one per message.
-        let mut batches = messages.ready_chunks(self.spec.batch_size);
-        tracing::info!(consumer = %self.spec.name, "consumer started");
+        self.health.set(&self.spec.name, false);
+        let mut subscriptions = 0u32;
+        loop {
+            let subscribed = retry_with_backoff(&name, &mut shutdown, || async {
+                let consumer = self.pull_consumer().await?;
+                // Pulls no more than a batch at a time, so that little waits in the
+                // client; what does wait there is kept with progress acks.
+                let messages = consumer
+                    .stream()
+                    .max_messages_per_batch(self.spec.batch_size.max(1))
+                    .expires(PULL_EXPIRES)
+                    .heartbeat(PULL_HEARTBEAT)
+                    .messages()
+                    .await?;
+                anyhow::Ok((consumer, messages))
+            })
+            .await;
+            let Some((consumer, messages)) = subscribed else {
+                break; // Shutdown came first.
+            };
+            self.health.set(&self.spec.name, true);
+            subscriptions += 1;
+            if subscriptions == 1 {
+                tracing::info!(consumer = %self.spec.name, "consumer started");
+            } else {
+                tracing::info!(consumer = %self.spec.name, "consumer pulling again");
+            }
+            let Some(lost) = self
+                .pull(&consumer, Incoming::new(messages), &mut shutdown)
+                .await
+            else {
+                break;
+            };
+            self.health.set(&self.spec.name, false);
+            tracing::warn!(consumer = %self.spec.name, reason = %lost, "the pull broke; setting the consumer up again");
+            // A pull that breaks right after being set up must not spin.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+        self.health.forget(&self.spec.name);
+        tracing::info!(consumer = %self.spec.name, "consumer stopped");
+        Ok(())
+    }
+
+    /// Applies what one pull brings until shutdown (`None`) or until the pull breaks
+    /// (`Some(why)`), after applying what had already arrived.
+    async fn pull(
+        &self,
+        consumer: &async_nats::jetstream::consumer::PullConsumer,
+        mut incoming: Incoming,
+        shutdown: &mut Shutdown,
+    ) -> Option<String> {
+        let batch_size = self.spec.batch_size.max(1);
         let mut lag_checked = std::time::Instant::now();
         loop {
-            let batch = tokio::select! {
-                batch = batches.next() => batch,
-                _ = stopped(&mut shutdown) => break,
-            };
-            let Some(batch) = batch else { break };
-            let mut messages = Vec::with_capacity(batch.len());
-            for next in batch {
-                match next {
-                    Ok(message) => messages.push(message),
-                    Err(error) => {
-                        tracing::warn!(consumer = %self.spec.name, error = %error, "receiving messages failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+            if incoming.buffered.is_empty() {
+                if let Some(lost) = incoming.lost.take() {
+                    return Some(lost);
                 }
+                // After a lone error, a quiet pull (heartbeats are not seen here) is a
+                // working one again.
+                let quiet = PULL_HEARTBEAT * 3;
+                let item = tokio::select! {
+                    item = incoming.messages.next() => item,
+                    _ = tokio::time::sleep(quiet), if incoming.errors > 0 => {
+                        incoming.errors = 0;
+                        self.health.set(&self.spec.name, true);
+                        continue;
+                    }
+                    _ = stopped(shutdown) => return None,
+                };
+                let working = incoming.accept(item);
+                self.health.set(&self.spec.name, working);
+                continue;
             }
-            self.process_batch(messages).await;
+            // Whatever has arrived is applied together, in one transaction: one commit per
+            // batch instead of one per message.
+            incoming.gather_ready(batch_size);
+            let take = incoming.buffered.len().min(batch_size);
+            let batch: Vec<_> = incoming.buffered.drain(..take).collect();
+            self.process_batch(batch, &mut incoming).await;
             if lag_checked.elapsed() > Duration::from_secs(10) {
                 if let Ok(info) = consumer.get_info().await {
                     self.metrics
@@ -183,12 +361,17 @@ impl Consumer {
                 }
                 lag_checked = std::time::Instant::now();
             }
+            if *shutdown.borrow() {
+                return None;
+            }
         }
-        tracing::info!(consumer = %self.spec.name, "consumer stopped");
-        Ok(())
     }
 
-    async fn process_batch(&self, messages: Vec<async_nats::jetstream::Message>) {
+    async fn process_batch(
+        &self,
+        messages: Vec<async_nats::jetstream::Message>,
+        incoming: &mut Incoming,
+    ) {
         let mut decoded = Vec::with_capacity(messages.len());
         for message in messages {
             let replay_target = message
@@ -218,7 +401,7 @@ impl Consumer {
         if decoded.is_empty() {
             return;
         }
-        let outcomes = match self.apply_batch_keeping_messages(&decoded).await {
+        let outcomes = match self.apply_batch_keeping_messages(&decoded, incoming).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 // The transaction itself failed (database unavailable, commit refused):
@@ -262,10 +445,13 @@ impl Consumer {
     }
 
     /// Applies a batch while telling the server, every half ack wait, that its messages
-    /// are still in hand, so that a long batch is not redelivered under it.
+    /// are still in hand, so that a long batch is not redelivered under it. Messages that
+    /// arrive meanwhile are taken out of the client and kept the same way: left waiting,
+    /// they would be redelivered and use up their deliveries without ever being tried.
     async fn apply_batch_keeping_messages(
         &self,
         batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
+        incoming: &mut Incoming,
     ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
         let period = (self.spec.ack_wait / 2).max(Duration::from_millis(100));
         let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -274,8 +460,13 @@ impl Consumer {
         loop {
             tokio::select! {
                 outcomes = &mut applying => return outcomes,
+                item = incoming.messages.next(), if incoming.lost.is_none() => {
+                    let working = incoming.accept(item);
+                    self.health.set(&self.spec.name, working);
+                }
                 _ = progress.tick() => {
-                    for (message, _, _) in batch {
+                    let in_hand = batch.iter().map(|(message, _, _)| message);
+                    for message in in_hand.chain(&incoming.buffered) {
                         if let Err(error) = message.ack_with(AckKind::Progress).await {
                             tracing::debug!(error = %error, "progress ack failed");
                         }
