@@ -305,11 +305,11 @@ pub async fn run(
                 )
                 .await;
                 let replayed = load::run(
-                    Arc::new(EnrollSql {
-                        stack: stack.clone(),
-                        courses: courses(&free),
-                        students: Arc::new(Students::mint(stack, calls)),
-                    }),
+                    Arc::new(EnrollSql::new(
+                        stack.clone(),
+                        courses(&free),
+                        Arc::new(Students::mint(stack, calls)),
+                    )),
                     config,
                 )
                 .await;

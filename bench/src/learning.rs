@@ -2,12 +2,13 @@
 //! GetCourse and ListCourses (catalogue reads), each with its raw SQL baseline — the
 //! statements the service runs, through the same store functions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lyceum_learning::store::courses::CatalogueFilter;
-use lyceum_learning::store::enrollments::NewEnrollment;
-use lyceum_learning::store::{courses, enrollments, instructors, progress};
+use lyceum_learning::store::enrollments::{CourseTerms, EnrollOutcome, Enrolling, EnrollmentRow};
+use lyceum_learning::store::{courses, enrollments, instructors};
 use lyceum_platform::auth::{Principal, with_bearer};
 use lyceum_platform::db::TenantContext;
 use lyceum_proto::learning::v1 as pb;
@@ -149,12 +150,25 @@ impl Operation for EnrollRpc {
     }
 }
 
-/// The statements the service runs for a free enrollment, replayed through its store
-/// functions without gRPC: the cost of the service's own SQL, not a reference design.
+/// The statement the service runs for a free enrollment (learning's `enroll()` function,
+/// with the event encoded from the course's terms), replayed through its store function
+/// without gRPC: the cost of the service's own SQL, not a reference design.
 pub struct EnrollSql {
     pub stack: Arc<Stack>,
     pub courses: Arc<Vec<Uuid>>,
     pub students: Arc<Students>,
+    terms: Mutex<HashMap<Uuid, CourseTerms>>,
+}
+
+impl EnrollSql {
+    pub fn new(stack: Arc<Stack>, courses: Arc<Vec<Uuid>>, students: Arc<Students>) -> Self {
+        Self {
+            stack,
+            courses,
+            students,
+            terms: Mutex::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -167,53 +181,75 @@ impl Operation for EnrollSql {
             .ok_or("ran out of students")?;
         let course_id = self.courses[sequence as usize % self.courses.len()];
         let db = &self.stack.learning;
-        let mut tx = db
-            .begin(&TenantContext::for_principal(principal))
+        let context = TenantContext::for_principal(principal);
+        let enrolled_at = chrono::Utc::now();
+        let enrollment_id = Uuid::now_v7();
+        let mut terms = self.terms.lock().expect("terms").get(&course_id).cloned();
+        for _ in 0..2 {
+            let expected = terms.as_ref().map(|terms| {
+                let row = opening_row(
+                    enrollment_id,
+                    course_id,
+                    principal.subject,
+                    enrolled_at,
+                    terms,
+                );
+                let event = lyceum_learning::events::enrollment_opened(&row, &terms.title);
+                (terms, event.into_outbox_row(db.service(), &context))
+            });
+            let outcome = enrollments::enroll(
+                db,
+                Enrolling {
+                    context: &context,
+                    course_id,
+                    enrollment_id,
+                    enrolled_at,
+                    expected,
+                },
+            )
             .await
-            .map_err(sql)?;
-        let course = courses::get(&mut tx, course_id)
-            .await
-            .map_err(sql)?
-            .ok_or("no course")?;
-        instructors::permissions_of(&mut tx, course_id, principal.subject)
-            .await
-            .map_err(sql)?;
-        enrollments::lock_by_student(&mut tx, course_id, principal.subject)
-            .await
-            .map_err(sql)?;
-        let enrollment = enrollments::insert(
-            &mut tx,
-            NewEnrollment {
-                course_id,
-                student_id: principal.subject,
-                instructor_id: course.instructor_id,
-                organization_id: course.organization_id,
-                status: "active",
-                price_minor: 0,
-                currency: course.currency.clone(),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        tx.begin_bookkeeping("enrollment progress and counts")
-            .await
-            .map_err(sql)?;
-        progress::create(&mut tx, &enrollment, course.lesson_count)
-            .await
-            .map_err(sql)?;
-        let counts = courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0)
-            .await
-            .map_err(sql)?;
-        for created in [true, false] {
-            let event = lyceum_learning::events::enrollment_changed(
-                &enrollment,
-                &course.title,
-                counts,
-                created,
-            );
-            tx.publish(event).await.map_err(sql)?;
+            .map_err(|e| e.to_string())?;
+            match outcome {
+                EnrollOutcome::Enrolled { .. } => return Ok(()),
+                EnrollOutcome::Stale(current) => {
+                    self.terms
+                        .lock()
+                        .expect("terms")
+                        .insert(course_id, current.clone());
+                    terms = Some(current);
+                }
+                other => return Err(format!("enroll: {other:?}")),
+            }
         }
-        tx.commit().await.map_err(sql)
+        Err("the course's terms kept changing".into())
+    }
+}
+
+/// The enrollment row the event of a new free enrollment describes.
+fn opening_row(
+    id: Uuid,
+    course_id: Uuid,
+    student_id: Uuid,
+    enrolled_at: chrono::DateTime<chrono::Utc>,
+    terms: &CourseTerms,
+) -> EnrollmentRow {
+    EnrollmentRow {
+        id,
+        course_id,
+        student_id,
+        instructor_id: terms.instructor_id,
+        organization_id: terms.organization_id,
+        status: "active".into(),
+        price_minor: terms.price_minor,
+        currency: terms.currency.clone(),
+        payment_id: None,
+        cohort_id: None,
+        enrolled_at,
+        activated_at: Some(enrolled_at),
+        completed_at: None,
+        cancelled_at: None,
+        refunded_at: None,
+        updated_at: enrolled_at,
     }
 }
 

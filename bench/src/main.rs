@@ -302,11 +302,11 @@ async fn main() -> anyhow::Result<()> {
                     courses: Arc::new(vec![enroll_course]),
                     students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
                 }),
-                Arc::new(learning::EnrollSql {
-                    stack: stack.clone(),
-                    courses: Arc::new(vec![enroll_course]),
-                    students: Arc::new(learning::Students::mint(&stack, enroll_calls)),
-                }),
+                Arc::new(learning::EnrollSql::new(
+                    stack.clone(),
+                    Arc::new(vec![enroll_course]),
+                    Arc::new(learning::Students::mint(&stack, enroll_calls)),
+                )),
             ),
             _ => continue,
         };

@@ -344,11 +344,11 @@ impl Tx {
 
     /// Records an event in the outbox, in this transaction.
     pub async fn publish(&mut self, event: crate::events::Event) -> Result<(), sqlx::Error> {
-        let (id, subject, envelope) = event.into_outbox_row(self.service, &self.context);
+        let row = event.into_outbox_row(self.service, &self.context);
         sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(subject)
-            .bind(envelope)
+            .bind(row.id)
+            .bind(row.subject)
+            .bind(row.envelope)
             .execute(&mut *self.inner)
             .await?;
         if !self.notify_relay {

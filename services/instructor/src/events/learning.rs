@@ -113,7 +113,7 @@ async fn apply_enrollment(
     let instructor_id = id(&enrollment.instructor_id)?;
     let student_id = id(&enrollment.student_id)?;
     let organization_id = optional_id(&enrollment.organization_id);
-    projections::enrollment_status(
+    let change = projections::enrollment_status(
         tx,
         EnrollmentState {
             enrollment_id,
@@ -135,18 +135,18 @@ async fn apply_enrollment(
         },
     )
     .await?;
-    projections::course_counts(
-        tx,
-        course_id,
-        instructor_id,
-        &enrollment.course_title,
-        (
-            enrollment.course_enrolled_count,
-            enrollment.course_completed_count,
-        ),
-        enrollment.course_counts_version,
-    )
-    .await?;
+    // The course's counts follow the statuses this projection holds: exact whatever order
+    // the events come in, and learning's write need not carry them.
+    if change != (0, 0) {
+        projections::add_to_course_counts(
+            tx,
+            course_id,
+            instructor_id,
+            &enrollment.course_title,
+            change,
+        )
+        .await?;
+    }
     let activity = match verb {
         "activated" => Some(ActivityType::Enrolled),
         "completed" => Some(ActivityType::CourseCompleted),

@@ -13,7 +13,6 @@ struct CourseState {
     rating_sum: i64,
     review_count: i64,
     rating_version: i64,
-    counts_version: i64,
 }
 
 /// The course's projection row, created empty if need be and locked, so that concurrent
@@ -29,7 +28,7 @@ async fn lock_course(
         .execute(tx.conn())
         .await?;
     sqlx::query_as(
-        "SELECT status, status_version, rating_sum, review_count, rating_version, counts_version
+        "SELECT status, status_version, rating_sum, review_count, rating_version
          FROM course_projection WHERE course_id = $1 FOR UPDATE",
     )
     .bind(course_id)
@@ -61,28 +60,25 @@ pub async fn course_status(
     Ok(i64::from(status == "published") - i64::from(previous.status == "published"))
 }
 
-/// Applies a course's new enrollment counts when they are newer than the stored ones.
-pub async fn course_counts(
+/// Adds a change of an enrollment's status to its course's counts (enrolled, completed),
+/// naming the course's title while the projection has none.
+pub async fn add_to_course_counts(
     tx: &mut Tx,
     course_id: Uuid,
     instructor_id: Uuid,
     title: &str,
-    counts: (i64, i64),
-    version: i64,
+    change: (i64, i64),
 ) -> Result<(), sqlx::Error> {
-    let previous = lock_course(tx, course_id, instructor_id).await?;
-    if previous.counts_version >= version {
-        return Ok(());
-    }
+    lock_course(tx, course_id, instructor_id).await?;
     sqlx::query(
-        "UPDATE course_projection SET enrolled_count = $2, completed_count = $3, counts_version = $4,
-            title = CASE WHEN title = '' THEN $5 ELSE title END
+        "UPDATE course_projection SET enrolled_count = enrolled_count + $2,
+            completed_count = completed_count + $3,
+            title = CASE WHEN title = '' THEN $4 ELSE title END
          WHERE course_id = $1",
     )
     .bind(course_id)
-    .bind(counts.0)
-    .bind(counts.1)
-    .bind(version)
+    .bind(change.0)
+    .bind(change.1)
     .bind(title)
     .execute(tx.conn())
     .await?;
@@ -193,7 +189,42 @@ pub struct EnrollmentState {
 /// Applies an enrollment's state. The status, price and currency change with a newer
 /// version only; what never changes (the organization, the enrollment time) completes a
 /// row that the enrollment's progress created before any of its own events arrived.
-pub async fn enrollment_status(tx: &mut Tx, state: EnrollmentState) -> Result<(), sqlx::Error> {
+pub async fn enrollment_status(
+    tx: &mut Tx,
+    state: EnrollmentState,
+) -> Result<(i64, i64), sqlx::Error> {
+    // The status this projection knew, locked; a row made by progress that arrived first
+    // (status version 0) knew none. Inserting first makes concurrent appliers of one
+    // enrollment's events wait for each other here.
+    let inserted = sqlx::query(
+        "INSERT INTO enrollment_projection (enrollment_id, course_id, instructor_id, organization_id,
+            student_id, status, price_minor, currency, enrolled_at, last_activity_at, status_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+         ON CONFLICT (enrollment_id) DO NOTHING",
+    )
+    .bind(state.enrollment_id)
+    .bind(state.course_id)
+    .bind(state.instructor_id)
+    .bind(state.organization_id)
+    .bind(state.student_id)
+    .bind(&state.status)
+    .bind(state.price_minor)
+    .bind(&state.currency)
+    .bind(state.enrolled_at)
+    .bind(state.version)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        return Ok(counted(Some(&state.status)));
+    }
+    let (previous_status, previous_version): (String, i64) = sqlx::query_as(
+        "SELECT status, status_version FROM enrollment_projection WHERE enrollment_id = $1 FOR UPDATE",
+    )
+    .bind(state.enrollment_id)
+    .fetch_one(tx.conn())
+    .await?;
     sqlx::query(
         "INSERT INTO enrollment_projection AS p (enrollment_id, course_id, instructor_id, organization_id,
             student_id, status, price_minor, currency, enrolled_at, last_activity_at, status_version)
@@ -221,7 +252,22 @@ pub async fn enrollment_status(tx: &mut Tx, state: EnrollmentState) -> Result<()
     .bind(state.version)
     .execute(tx.conn())
     .await?;
-    Ok(())
+
+    if previous_version >= state.version {
+        return Ok((0, 0));
+    }
+    let known = (previous_version > 0).then_some(previous_status.as_str());
+    let (before, after) = (counted(known), counted(Some(&state.status)));
+    Ok((after.0 - before.0, after.1 - before.1))
+}
+
+/// What an enrollment in `status` adds to its course's (enrolled, completed) counts.
+fn counted(status: Option<&str>) -> (i64, i64) {
+    match status {
+        Some("active") => (1, 0),
+        Some("completed") => (1, 1),
+        _ => (0, 0),
+    }
 }
 
 pub struct ProgressState {

@@ -1,18 +1,21 @@
+use chrono::{DateTime, Utc};
 use lyceum_platform::auth::{PrincipalKind, require_principal};
 use lyceum_platform::convert::{optional_id, page_size, parse_id, required_id};
+use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentService;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
 use crate::domain::QUIZ_PASS_MARK;
 use crate::domain::{
-    CourseStatus, EnrollmentStatus, EnrollmentType, LessonProgressStatus, LessonType,
-    ProgressTotals, engagement_score, progress_percentage,
+    EnrollmentStatus, LessonProgressStatus, LessonType, ProgressTotals, engagement_score,
+    progress_percentage,
 };
 use crate::events::{self, LessonChange, transition_enrollment};
-use crate::store::enrollments::{EnrollmentRow, NewEnrollment};
+use crate::store::enrollments::{CourseTerms, EnrollOutcome, Enrolling, EnrollmentRow};
 use crate::store::progress::LessonUpdate;
 use crate::store::{Tx, content, courses, enrollments, progress};
 
@@ -54,87 +57,109 @@ impl LearningApi {
                 "only users enroll in courses".into(),
             ));
         }
-        let mut tx = self.tx_for(Some(&principal)).await?;
-        let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
-        if course.status != CourseStatus::Published.as_str() {
-            return Err(ApiError::FailedPrecondition(
-                "only published courses take enrollments".into(),
+        let context = TenantContext::for_principal(&principal);
+        // Microseconds, as the database keeps it: the row and its event agree.
+        let enrolled_at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
+            .expect("the current time is representable");
+        let enrollment_id = Uuid::now_v7();
+        // One round trip when the course's terms are known (the event is encoded from
+        // them); when they are not, or changed, the first call returns them and writes
+        // nothing. A course changing on every attempt is a conflict the caller retries.
+        let mut terms = self.course_terms.get(course_id);
+        for _ in 0..3 {
+            let opened = terms.as_ref().map(|terms| {
+                opening_row(
+                    enrollment_id,
+                    course_id,
+                    principal.subject,
+                    enrolled_at,
+                    terms,
+                )
+            });
+            let expected = terms.as_ref().zip(opened.as_ref()).map(|(terms, row)| {
+                let event = events::enrollment_opened(row, &terms.title);
+                (terms, event.into_outbox_row(self.db.service(), &context))
+            });
+            let outcome = enrollments::enroll(
+                &self.db,
+                Enrolling {
+                    context: &context,
+                    course_id,
+                    enrollment_id,
+                    enrolled_at,
+                    expected,
+                },
+            )
+            .await?;
+            match outcome {
+                EnrollOutcome::Enrolled { status, updated_at } => {
+                    let mut row = opened.expect("enrolled only with the expected terms");
+                    row.status = status;
+                    row.updated_at = updated_at;
+                    return Ok(pb::EnrollResponse {
+                        enrollment: Some(wire::enrollment(row)),
+                    });
+                }
+                EnrollOutcome::Stale(current) => {
+                    self.course_terms.put(course_id, current.clone());
+                    terms = Some(current);
+                }
+                EnrollOutcome::NotFound => {
+                    self.course_terms.forget(course_id);
+                    return Err(ApiError::not_found("course"));
+                }
+                EnrollOutcome::NotPublished => {
+                    return Err(ApiError::FailedPrecondition(
+                        "only published courses take enrollments".into(),
+                    ));
+                }
+                EnrollOutcome::CohortOnly => {
+                    return Err(ApiError::FailedPrecondition(
+                        "this course is joined through one of its cohorts".into(),
+                    ));
+                }
+                EnrollOutcome::Exists(status) if status == EnrollmentStatus::Cancelled.as_str() => {
+                    return self.reopen(&principal, course_id).await;
+                }
+                EnrollOutcome::Exists(_) => {
+                    return Err(ApiError::already_exists(
+                        "course_id",
+                        "the student is already enrolled in this course",
+                    ));
+                }
+            }
+        }
+        Err(ApiError::Aborted(
+            "the course's terms changed while enrolling; try again".into(),
+        ))
+    }
+
+    /// Enrolling again after a cancellation: one enrollment per student per course.
+    async fn reopen(
+        &self,
+        principal: &lyceum_platform::auth::Principal,
+        course_id: Uuid,
+    ) -> Result<pb::EnrollResponse, ApiError> {
+        let mut tx = self.tx_for(Some(principal)).await?;
+        let (course, _) = visible_course(&mut tx, Some(principal), course_id).await?;
+        let existing = enrollments::lock_by_student(&mut tx, course_id, principal.subject)
+            .await?
+            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        if existing.status != EnrollmentStatus::Cancelled.as_str() {
+            return Err(ApiError::already_exists(
+                "course_id",
+                "the student is already enrolled in this course",
             ));
         }
-        if course.enrollment_type == EnrollmentType::CohortOnly.as_str() {
-            return Err(ApiError::FailedPrecondition(
-                "this course is joined through one of its cohorts".into(),
-            ));
-        }
-        let free = course.price_minor == 0;
-        let target = if free {
+        let target = if course.price_minor == 0 {
             EnrollmentStatus::Active
         } else {
             EnrollmentStatus::PendingPayment
         };
-
-        // A cancelled enrollment is reopened: one enrollment per student per course.
-        if let Some(existing) =
-            enrollments::lock_by_student(&mut tx, course_id, principal.subject).await?
-        {
-            if existing.status != EnrollmentStatus::Cancelled.as_str() {
-                return Err(ApiError::already_exists(
-                    "course_id",
-                    "the student is already enrolled in this course",
-                ));
-            }
-            let reopened = transition_enrollment(&mut tx, &existing, target, None).await?;
-            tx.commit().await?;
-            return Ok(pb::EnrollResponse {
-                enrollment: Some(wire::enrollment(reopened)),
-            });
-        }
-
-        let enrollment = enrollments::insert(
-            &mut tx,
-            NewEnrollment {
-                course_id,
-                student_id: principal.subject,
-                instructor_id: course.instructor_id,
-                organization_id: course.organization_id,
-                status: target.as_str(),
-                price_minor: course.price_minor,
-                currency: course.currency.clone(),
-            },
-        )
-        .await?;
-        // The progress row and the course's statistics are the service's bookkeeping.
-        tx.begin_bookkeeping("enrollment progress and counts")
-            .await?;
-        progress::create(&mut tx, &enrollment, course.lesson_count).await?;
-        let counts = if free {
-            courses::add_to_enrollment_counts(&mut tx, course_id, 1, 0).await?
-        } else {
-            (
-                course.enrolled_count,
-                course.completed_count,
-                course.counts_version,
-            )
-        };
-        tx.publish(events::enrollment_changed(
-            &enrollment,
-            &course.title,
-            counts,
-            true,
-        ))
-        .await?;
-        if free {
-            tx.publish(events::enrollment_changed(
-                &enrollment,
-                &course.title,
-                counts,
-                false,
-            ))
-            .await?;
-        }
+        let reopened = transition_enrollment(&mut tx, &existing, target, None).await?;
         tx.commit().await?;
         Ok(pb::EnrollResponse {
-            enrollment: Some(wire::enrollment(enrollment)),
+            enrollment: Some(wire::enrollment(reopened)),
         })
     }
 
@@ -429,5 +454,39 @@ impl EnrollmentService for LearningApi {
         r: Request<pb::GetStudentProgressRequest>,
     ) -> Result<Response<pb::GetStudentProgressResponse>, Status> {
         Ok(Response::new(self.get_student_progress_(r).await?))
+    }
+}
+
+/// The row a new enrollment will be, from the course's terms: what its first event says.
+fn opening_row(
+    id: Uuid,
+    course_id: Uuid,
+    student_id: Uuid,
+    enrolled_at: DateTime<Utc>,
+    terms: &CourseTerms,
+) -> EnrollmentRow {
+    let free = terms.price_minor == 0;
+    let status = if free {
+        EnrollmentStatus::Active
+    } else {
+        EnrollmentStatus::PendingPayment
+    };
+    EnrollmentRow {
+        id,
+        course_id,
+        student_id,
+        instructor_id: terms.instructor_id,
+        organization_id: terms.organization_id,
+        status: status.as_str().to_owned(),
+        price_minor: terms.price_minor,
+        currency: terms.currency.clone(),
+        payment_id: None,
+        cohort_id: None,
+        enrolled_at,
+        activated_at: free.then_some(enrolled_at),
+        completed_at: None,
+        cancelled_at: None,
+        refunded_at: None,
+        updated_at: enrolled_at,
     }
 }

@@ -6,6 +6,9 @@ mod enrollments;
 mod reviews;
 mod wire;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use lyceum_platform::ApiError;
 use lyceum_platform::auth::Principal;
 use lyceum_platform::db::{Database, TenantContext};
@@ -13,16 +16,21 @@ use uuid::Uuid;
 
 use crate::domain::{CourseStatus, Permission, Visibility};
 use crate::store::courses::CourseRow;
+use crate::store::enrollments::CourseTerms;
 use crate::store::{Tx, instructors};
 
 #[derive(Clone)]
 pub struct LearningApi {
     db: Database,
+    course_terms: Arc<CourseTermsCache>,
 }
 
 impl LearningApi {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            course_terms: Arc::default(),
+        }
     }
 
     /// A transaction as the caller, or as an anonymous visitor.
@@ -107,3 +115,40 @@ pub(crate) async fn visible_course(
 pub(crate) use lyceum_platform::convert::{
     decode_time_position as decode_position, paginate_by_time as paginate,
 };
+
+/// The terms of courses recently enrolled in, from which Enroll encodes its event before
+/// its one statement. Only a guess: the statement compares them with the course's current
+/// terms and writes nothing when they differ, so an outdated entry costs a round trip,
+/// never a wrong enrollment.
+#[derive(Default)]
+pub(crate) struct CourseTermsCache {
+    entries: Mutex<HashMap<Uuid, CourseTerms>>,
+}
+
+impl CourseTermsCache {
+    /// Beyond this the cache starts over: enough for the courses being enrolled in now.
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, course: Uuid) -> Option<CourseTerms> {
+        self.lock().get(&course).cloned()
+    }
+
+    fn put(&self, course: Uuid, terms: CourseTerms) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::CAPACITY && !entries.contains_key(&course) {
+            entries.clear();
+        }
+        entries.insert(course, terms);
+    }
+
+    fn forget(&self, course: Uuid) {
+        self.lock().remove(&course);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CourseTerms>> {
+        // A panic while holding the lock cannot leave a half-written map entry.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -47,12 +47,30 @@ fn enrollment_verb(status: EnrollmentStatus, created: bool) -> &'static str {
     }
 }
 
-pub fn enrollment_changed(
-    row: &EnrollmentRow,
-    course_title: &str,
-    counts: courses::Counts,
-    created: bool,
-) -> Event {
+/// An enrollment's event after a change of status. Its version is the row's `updated_at`,
+/// which the database moves forward with every change, in commit order.
+pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str, created: bool) -> Event {
+    enrollment_event(
+        row,
+        course_title,
+        created,
+        row.updated_at.timestamp_micros(),
+    )
+}
+
+/// The first event of a new enrollment: `activated` for a free course (created and active
+/// in one change), `created` while a payment is pending. It is encoded before the row
+/// exists (see `store::enrollments::enroll`), so it carries version 1, below the database
+/// timestamp every later change of the enrollment carries.
+pub fn enrollment_opened(row: &EnrollmentRow, course_title: &str) -> Event {
+    let created = row.status != EnrollmentStatus::Active.as_str();
+    enrollment_event(row, course_title, created, FIRST_ENROLLMENT_VERSION)
+}
+
+/// See [`enrollment_opened`].
+pub const FIRST_ENROLLMENT_VERSION: i64 = 1;
+
+fn enrollment_event(row: &EnrollmentRow, course_title: &str, created: bool, version: i64) -> Event {
     let status = EnrollmentStatus::from_db(&row.status).unwrap_or(EnrollmentStatus::Active);
     let payload = pb::EnrollmentChanged {
         enrollment_id: row.id.to_string(),
@@ -66,10 +84,7 @@ pub fn enrollment_changed(
         currency: row.currency.clone(),
         payment_id: opt_id_to_string(row.payment_id),
         cohort_id: opt_id_to_string(row.cohort_id),
-        course_enrolled_count: counts.0,
-        course_completed_count: counts.1,
-        version: row.updated_at.timestamp_micros(),
-        course_counts_version: counts.2,
+        version,
         enroll_time: Some(timestamp(row.enrolled_at)),
     };
     let subject = format!("learning.enrollment.{}", enrollment_verb(status, created));
@@ -190,17 +205,13 @@ pub async fn transition_enrollment(
     let course = courses::get(tx, enrollment.course_id)
         .await?
         .ok_or_else(|| ApiError::not_found("course"))?;
-    let counts = if enrolled != 0 || completed != 0 {
-        courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?
-    } else {
-        (
-            course.enrolled_count,
-            course.completed_count,
-            course.counts_version,
-        )
-    };
-    tx.publish(enrollment_changed(&updated, &course.title, counts, false))
+    tx.publish(enrollment_changed(&updated, &course.title, false))
         .await?;
+    // Last, so that the course row, which every enrollment of the course updates, stays
+    // locked for the shortest time.
+    if enrolled != 0 || completed != 0 {
+        courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?;
+    }
     if !caller_bookkeeping {
         tx.end_bookkeeping().await?;
     }

@@ -1,5 +1,7 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
+use lyceum_platform::db::{Database, TenantContext};
+use lyceum_platform::events::OutboxRow;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
@@ -175,4 +177,122 @@ pub async fn list(
     .bind(limit)
     .fetch_all(tx.conn())
     .await
+}
+
+/// What enrolling depends on of a course: the terms an enrollment and its event copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CourseTerms {
+    pub title: String,
+    pub instructor_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub price_minor: i64,
+    pub currency: String,
+}
+
+/// A new enrollment written by [`enroll`], with the event encoded from the terms it expects.
+pub struct Enrolling<'a> {
+    pub context: &'a TenantContext,
+    pub course_id: Uuid,
+    pub enrollment_id: Uuid,
+    pub enrolled_at: DateTime<Utc>,
+    /// The terms and the event encoded from them; `None` to learn the terms first.
+    pub expected: Option<(&'a CourseTerms, OutboxRow)>,
+}
+
+/// What [`enroll`] did.
+#[derive(Debug)]
+pub enum EnrollOutcome {
+    /// Written, with the enrollment's status and version as the database set them.
+    Enrolled {
+        status: String,
+        updated_at: DateTime<Utc>,
+    },
+    /// Nothing written: the course's terms are not the expected ones (or none were given).
+    Stale(CourseTerms),
+    /// The caller may not see the course, or it does not exist.
+    NotFound,
+    NotPublished,
+    CohortOnly,
+    /// The student has an enrollment in the course already, with this status.
+    Exists(String),
+}
+
+#[derive(sqlx::FromRow)]
+struct EnrollResult {
+    outcome: String,
+    title: Option<String>,
+    instructor_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
+    price_minor: Option<i64>,
+    currency: Option<String>,
+    existing_status: Option<String>,
+    enrollment_status: Option<String>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+/// The Enroll RPC's whole write in one statement and one round trip (migration 0007): the
+/// caller's context, the course as the caller may see it, the enrollment under the caller's
+/// policies, then progress, outbox and counts as bookkeeping, with the course row, the
+/// contended one, updated last. Runs in its own implicit transaction, not in a [`Tx`].
+pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, ApiError> {
+    let (terms, event) = new
+        .expected
+        .map_or((None, None), |(t, e)| (Some(t), Some(e)));
+    let row: EnrollResult = sqlx::query_as(
+        "SELECT outcome, title, instructor_id, organization_id, price_minor, currency,
+                existing_status, enrollment_status, updated_at
+         FROM enroll($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(new.context.user_id)
+    .bind(new.context.org_id)
+    .bind(new.context.roles.join(","))
+    .bind(new.course_id)
+    .bind(new.enrollment_id)
+    .bind(new.enrolled_at)
+    .bind(terms.map(|t| t.title.as_str()))
+    .bind(terms.map(|t| t.instructor_id))
+    .bind(terms.and_then(|t| t.organization_id))
+    .bind(terms.map(|t| t.price_minor))
+    .bind(terms.map(|t| t.currency.as_str()))
+    .bind(event.as_ref().map(|e| e.id))
+    .bind(event.as_ref().map(|e| e.subject.as_str()))
+    .bind(event.as_ref().map(|e| e.envelope.as_slice()))
+    .fetch_one(db.pool())
+    .await
+    .map_err(|e| {
+        write_error(
+            e,
+            (
+                "course_id",
+                "the student is already enrolled in this course",
+            ),
+            "course",
+        )
+    })?;
+    let terms = || -> Result<CourseTerms, ApiError> {
+        let missing = || ApiError::Internal(anyhow::anyhow!("enroll() returned no course terms"));
+        Ok(CourseTerms {
+            title: row.title.clone().ok_or_else(missing)?,
+            instructor_id: row.instructor_id.ok_or_else(missing)?,
+            organization_id: row.organization_id,
+            price_minor: row.price_minor.ok_or_else(missing)?,
+            currency: row.currency.clone().ok_or_else(missing)?,
+        })
+    };
+    Ok(match row.outcome.as_str() {
+        "enrolled" => EnrollOutcome::Enrolled {
+            status: row.enrollment_status.clone().unwrap_or_default(),
+            updated_at: row.updated_at.unwrap_or(new.enrolled_at),
+        },
+        "stale" => EnrollOutcome::Stale(terms()?),
+        "not_found" => EnrollOutcome::NotFound,
+        "not_published" => EnrollOutcome::NotPublished,
+        "cohort_only" => EnrollOutcome::CohortOnly,
+        "exists" => EnrollOutcome::Exists(row.existing_status.clone().unwrap_or_default()),
+        other => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "enroll() returned an unknown outcome {other:?}"
+            )));
+        }
+    })
 }

@@ -52,12 +52,10 @@ impl Event {
         }
     }
 
-    /// The outbox row: event id, relative subject and the encoded envelope.
-    pub(crate) fn into_outbox_row(
-        self,
-        service: &str,
-        context: &TenantContext,
-    ) -> (Uuid, String, Vec<u8>) {
+    /// The outbox row: event id, relative subject and the encoded envelope. For a write
+    /// that inserts its outbox row itself, in one statement with the state change (see
+    /// learning's `enroll`); everything else publishes through [`crate::db::Tx::publish`].
+    pub fn into_outbox_row(self, service: &str, context: &TenantContext) -> OutboxRow {
         let id = Uuid::now_v7();
         let actor = if context
             .roles
@@ -92,8 +90,22 @@ impl Event {
             trace_context: Some(crate::telemetry::current_trace_context()),
             payload: Some(self.payload),
         };
-        (id, self.relative_subject, envelope.encode_to_vec())
+        OutboxRow {
+            id,
+            subject: self.relative_subject,
+            envelope: envelope.encode_to_vec(),
+        }
     }
+}
+
+/// An event encoded for the outbox table.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    /// Relative to the bus prefix: `learning.enrollment.activated`.
+    pub subject: String,
+    /// The encoded `lyceum.events.v1.EventEnvelope`.
+    pub envelope: Vec<u8>,
 }
 
 /// The Postgres channel on which a service's relay is woken.
