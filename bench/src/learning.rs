@@ -187,7 +187,7 @@ impl Operation for EnrollSql {
         let mut terms = self.terms.lock().expect("terms").get(&course_id).cloned();
         for _ in 0..2 {
             let expected = terms.as_ref().map(|terms| {
-                let row = opening_row(
+                let row = EnrollmentRow::opening(
                     enrollment_id,
                     course_id,
                     principal.subject,
@@ -222,34 +222,6 @@ impl Operation for EnrollSql {
             }
         }
         Err("the course's terms kept changing".into())
-    }
-}
-
-/// The enrollment row the event of a new free enrollment describes.
-fn opening_row(
-    id: Uuid,
-    course_id: Uuid,
-    student_id: Uuid,
-    enrolled_at: chrono::DateTime<chrono::Utc>,
-    terms: &CourseTerms,
-) -> EnrollmentRow {
-    EnrollmentRow {
-        id,
-        course_id,
-        student_id,
-        instructor_id: terms.instructor_id,
-        organization_id: terms.organization_id,
-        status: "active".into(),
-        price_minor: terms.price_minor,
-        currency: terms.currency.clone(),
-        payment_id: None,
-        cohort_id: None,
-        enrolled_at,
-        activated_at: Some(enrolled_at),
-        completed_at: None,
-        cancelled_at: None,
-        refunded_at: None,
-        updated_at: enrolled_at,
     }
 }
 

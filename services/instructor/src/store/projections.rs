@@ -226,33 +226,25 @@ pub async fn enrollment_status(
     .fetch_one(tx.conn())
     .await?;
     sqlx::query(
-        "INSERT INTO enrollment_projection AS p (enrollment_id, course_id, instructor_id, organization_id,
-            student_id, status, price_minor, currency, enrolled_at, last_activity_at, status_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-         ON CONFLICT (enrollment_id) DO UPDATE SET
-            status = CASE WHEN p.status_version < EXCLUDED.status_version THEN EXCLUDED.status ELSE p.status END,
-            price_minor = CASE WHEN p.status_version < EXCLUDED.status_version
-                               THEN EXCLUDED.price_minor ELSE p.price_minor END,
-            currency = CASE WHEN p.status_version < EXCLUDED.status_version
-                            THEN EXCLUDED.currency ELSE p.currency END,
-            status_version = greatest(p.status_version, EXCLUDED.status_version),
-            organization_id = coalesce(p.organization_id, EXCLUDED.organization_id),
-            enrolled_at = least(p.enrolled_at, EXCLUDED.enrolled_at),
-            last_activity_at = greatest(p.last_activity_at, EXCLUDED.enrolled_at)",
+        "UPDATE enrollment_projection p SET
+            status = CASE WHEN p.status_version < $2 THEN $3 ELSE p.status END,
+            price_minor = CASE WHEN p.status_version < $2 THEN $4 ELSE p.price_minor END,
+            currency = CASE WHEN p.status_version < $2 THEN $5 ELSE p.currency END,
+            status_version = greatest(p.status_version, $2),
+            organization_id = coalesce(p.organization_id, $6),
+            enrolled_at = least(p.enrolled_at, $7),
+            last_activity_at = greatest(p.last_activity_at, $7)
+         WHERE enrollment_id = $1",
     )
     .bind(state.enrollment_id)
-    .bind(state.course_id)
-    .bind(state.instructor_id)
-    .bind(state.organization_id)
-    .bind(state.student_id)
+    .bind(state.version)
     .bind(&state.status)
     .bind(state.price_minor)
     .bind(&state.currency)
+    .bind(state.organization_id)
     .bind(state.enrolled_at)
-    .bind(state.version)
     .execute(tx.conn())
     .await?;
-
     if previous_version >= state.version {
         return Ok((0, 0));
     }

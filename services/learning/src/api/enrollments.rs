@@ -15,7 +15,7 @@ use crate::domain::{
     progress_percentage,
 };
 use crate::events::{self, LessonChange, transition_enrollment};
-use crate::store::enrollments::{CourseTerms, EnrollOutcome, Enrolling, EnrollmentRow};
+use crate::store::enrollments::{EnrollOutcome, Enrolling, EnrollmentRow};
 use crate::store::progress::LessonUpdate;
 use crate::store::{Tx, content, courses, enrollments, progress};
 
@@ -68,7 +68,7 @@ impl LearningApi {
         let mut terms = self.course_terms.get(course_id);
         for _ in 0..3 {
             let opened = terms.as_ref().map(|terms| {
-                opening_row(
+                EnrollmentRow::opening(
                     enrollment_id,
                     course_id,
                     principal.subject,
@@ -454,39 +454,5 @@ impl EnrollmentService for LearningApi {
         r: Request<pb::GetStudentProgressRequest>,
     ) -> Result<Response<pb::GetStudentProgressResponse>, Status> {
         Ok(Response::new(self.get_student_progress_(r).await?))
-    }
-}
-
-/// The row a new enrollment will be, from the course's terms: what its first event says.
-fn opening_row(
-    id: Uuid,
-    course_id: Uuid,
-    student_id: Uuid,
-    enrolled_at: DateTime<Utc>,
-    terms: &CourseTerms,
-) -> EnrollmentRow {
-    let free = terms.price_minor == 0;
-    let status = if free {
-        EnrollmentStatus::Active
-    } else {
-        EnrollmentStatus::PendingPayment
-    };
-    EnrollmentRow {
-        id,
-        course_id,
-        student_id,
-        instructor_id: terms.instructor_id,
-        organization_id: terms.organization_id,
-        status: status.as_str().to_owned(),
-        price_minor: terms.price_minor,
-        currency: terms.currency.clone(),
-        payment_id: None,
-        cohort_id: None,
-        enrolled_at,
-        activated_at: free.then_some(enrolled_at),
-        completed_at: None,
-        cancelled_at: None,
-        refunded_at: None,
-        updated_at: enrolled_at,
     }
 }

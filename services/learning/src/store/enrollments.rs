@@ -189,6 +189,40 @@ pub struct CourseTerms {
     pub currency: String,
 }
 
+impl EnrollmentRow {
+    /// The row a new enrollment will be, from its course's terms: what its first event
+    /// says, encoded before [`enroll`] writes it. Free courses open active, paid ones wait
+    /// for their payment.
+    pub fn opening(
+        id: Uuid,
+        course_id: Uuid,
+        student_id: Uuid,
+        enrolled_at: DateTime<Utc>,
+        terms: &CourseTerms,
+    ) -> Self {
+        let free = terms.price_minor == 0;
+        let status = if free { "active" } else { "pending_payment" };
+        Self {
+            id,
+            course_id,
+            student_id,
+            instructor_id: terms.instructor_id,
+            organization_id: terms.organization_id,
+            status: status.to_owned(),
+            price_minor: terms.price_minor,
+            currency: terms.currency.clone(),
+            payment_id: None,
+            cohort_id: None,
+            enrolled_at,
+            activated_at: free.then_some(enrolled_at),
+            completed_at: None,
+            cancelled_at: None,
+            refunded_at: None,
+            updated_at: enrolled_at,
+        }
+    }
+}
+
 /// A new enrollment written by [`enroll`], with the event encoded from the terms it expects.
 pub struct Enrolling<'a> {
     pub context: &'a TenantContext,
