@@ -10,6 +10,9 @@
 -- updated by the function's last statement: its lock is held only until the commit that
 -- follows at once.
 --
+-- The context and the event go through the kit's set_tenant_context() and enqueue_event()
+-- (platform migration 0004), as Tx::set_context and Tx::publish do.
+--
 -- SECURITY INVOKER: everything up to the enrollment runs as the runtime role under the
 -- caller's policies; the bookkeeping switches to the system role by name, as
 -- Tx::begin_bookkeeping does, which a SECURITY DEFINER function could not.
@@ -30,9 +33,7 @@ DECLARE
   c record;
   opening text;
 BEGIN
-  PERFORM set_config('lyceum.user_id', coalesce(caller_id::text, ''), true),
-          set_config('lyceum.org_id', coalesce(caller_org::text, ''), true),
-          set_config('lyceum.roles', coalesce(caller_roles, ''), true);
+  PERFORM set_tenant_context(caller_id::text, caller_org::text, caller_roles);
   -- Under the caller's policies: a course they may not see does not exist for them.
   SELECT k.title, k.instructor_id, k.organization_id, k.price_minor, k.currency, k.lesson_count,
          k.status, k.enrollment_type
@@ -82,8 +83,7 @@ BEGIN
                                 organization_id, total_lessons)
   VALUES (enrollment_id, course, caller_id, c.instructor_id, c.organization_id, c.lesson_count)
   ON CONFLICT DO NOTHING;
-  INSERT INTO outbox (id, subject, envelope) VALUES (event_id, event_subject, event_envelope);
-  PERFORM pg_notify('lyceum_outbox_learning', '');
+  PERFORM enqueue_event(event_id, event_subject, event_envelope);
   IF opening = 'active' THEN
     -- Last: the hot row's lock is held from here to the commit only.
     UPDATE courses k SET enrolled_count = k.enrolled_count + 1,

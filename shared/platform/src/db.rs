@@ -252,7 +252,6 @@ impl Database {
             inner: self.pool.begin().await?,
             service: self.service,
             context: TenantContext::default(),
-            notify_relay: false,
             bookkeeping: None,
         };
         tx.set_context(context).await?;
@@ -276,7 +275,6 @@ pub struct Tx {
     inner: Transaction<'static, Postgres>,
     service: &'static str,
     context: TenantContext,
-    notify_relay: bool,
     /// What the statements since [`Tx::begin_bookkeeping`] do as the system role, if any.
     bookkeeping: Option<&'static str>,
 }
@@ -328,16 +326,13 @@ impl Tx {
     /// Replaces the tenant context for the rest of the transaction: sign-in continues as
     /// the user it has just authenticated. No context grants more than its own policies.
     pub async fn set_context(&mut self, context: &TenantContext) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "SELECT set_config('lyceum.user_id', $1, true),
-                    set_config('lyceum.org_id', $2, true),
-                    set_config('lyceum.roles', $3, true)",
-        )
-        .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
-        .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
-        .bind(context.roles.join(","))
-        .execute(&mut *self.inner)
-        .await?;
+        // The kit's function (platform migration 0004), shared with one-statement writes.
+        sqlx::query("SELECT set_tenant_context($1, $2, $3)")
+            .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
+            .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
+            .bind(context.roles.join(","))
+            .execute(&mut *self.inner)
+            .await?;
         self.context = context.clone();
         Ok(())
     }
@@ -345,20 +340,14 @@ impl Tx {
     /// Records an event in the outbox, in this transaction.
     pub async fn publish(&mut self, event: crate::events::Event) -> Result<(), sqlx::Error> {
         let row = event.into_outbox_row(self.service, &self.context);
-        sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
+        // The outbox row and the relay's wake-up, delivered at commit and not at all on
+        // rollback (platform migration 0004).
+        sqlx::query("SELECT enqueue_event($1, $2, $3)")
             .bind(row.id)
             .bind(row.subject)
             .bind(row.envelope)
             .execute(&mut *self.inner)
             .await?;
-        if !self.notify_relay {
-            // Delivered at commit, and not at all on rollback.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(crate::events::outbox_channel(self.service))
-                .execute(&mut *self.inner)
-                .await?;
-            self.notify_relay = true;
-        }
         Ok(())
     }
 

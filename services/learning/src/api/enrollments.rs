@@ -94,7 +94,7 @@ impl LearningApi {
             match outcome {
                 EnrollOutcome::Enrolled { status, updated_at } => {
                     let mut row = opened.expect("enrolled only with the expected terms");
-                    row.status = status;
+                    row.status = status.as_str().to_owned();
                     row.updated_at = updated_at;
                     return Ok(pb::EnrollResponse {
                         enrollment: Some(wire::enrollment(row)),
@@ -118,7 +118,7 @@ impl LearningApi {
                         "this course is joined through one of its cohorts".into(),
                     ));
                 }
-                EnrollOutcome::Exists(status) if status == EnrollmentStatus::Cancelled.as_str() => {
+                EnrollOutcome::Exists(EnrollmentStatus::Cancelled) => {
                     return self.reopen(&principal, course_id).await;
                 }
                 EnrollOutcome::Exists(_) => {

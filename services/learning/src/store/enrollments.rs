@@ -5,6 +5,7 @@ use lyceum_platform::events::OutboxRow;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::EnrollmentStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EnrollmentRow {
@@ -201,14 +202,18 @@ impl EnrollmentRow {
         terms: &CourseTerms,
     ) -> Self {
         let free = terms.price_minor == 0;
-        let status = if free { "active" } else { "pending_payment" };
+        let status = if free {
+            EnrollmentStatus::Active
+        } else {
+            EnrollmentStatus::PendingPayment
+        };
         Self {
             id,
             course_id,
             student_id,
             instructor_id: terms.instructor_id,
             organization_id: terms.organization_id,
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             price_minor: terms.price_minor,
             currency: terms.currency.clone(),
             payment_id: None,
@@ -238,7 +243,7 @@ pub struct Enrolling<'a> {
 pub enum EnrollOutcome {
     /// Written, with the enrollment's status and version as the database set them.
     Enrolled {
-        status: String,
+        status: EnrollmentStatus,
         updated_at: DateTime<Utc>,
     },
     /// Nothing written: the course's terms are not the expected ones (or none were given).
@@ -248,7 +253,7 @@ pub enum EnrollOutcome {
     NotPublished,
     CohortOnly,
     /// The student has an enrollment in the course already, with this status.
-    Exists(String),
+    Exists(EnrollmentStatus),
 }
 
 #[derive(sqlx::FromRow)]
@@ -313,16 +318,20 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
             currency: row.currency.clone().ok_or_else(missing)?,
         })
     };
+    let status = |text: Option<&str>| {
+        EnrollmentStatus::from_db(text.unwrap_or_default())
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("enroll() returned {e}")))
+    };
     Ok(match row.outcome.as_str() {
         "enrolled" => EnrollOutcome::Enrolled {
-            status: row.enrollment_status.clone().unwrap_or_default(),
+            status: status(row.enrollment_status.as_deref())?,
             updated_at: row.updated_at.unwrap_or(new.enrolled_at),
         },
         "stale" => EnrollOutcome::Stale(terms()?),
         "not_found" => EnrollOutcome::NotFound,
         "not_published" => EnrollOutcome::NotPublished,
         "cohort_only" => EnrollOutcome::CohortOnly,
-        "exists" => EnrollOutcome::Exists(row.existing_status.clone().unwrap_or_default()),
+        "exists" => EnrollOutcome::Exists(status(row.existing_status.as_deref())?),
         other => {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "enroll() returned an unknown outcome {other:?}"

@@ -108,7 +108,8 @@ pub struct OutboxRow {
     pub envelope: Vec<u8>,
 }
 
-/// The Postgres channel on which a service's relay is woken.
+/// The Postgres channel on which a service's relay is woken; the kit's `enqueue_event()`
+/// (platform migration 0004) notifies the same name.
 pub fn outbox_channel(service: &str) -> String {
     format!("lyceum_outbox_{service}")
 }
