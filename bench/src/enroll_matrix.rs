@@ -18,8 +18,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::enroll_lag::drain_event_path;
 use crate::learning::{EnrollRpc, EnrollSql, Students};
 use crate::load::{self, LoadConfig, Measurement, Operation};
+use crate::service_process::{CpuPerRequest, CpuTimes};
 use crate::stack::Stack;
 
 /// The baselines' one hot instructor and the ids `load.sql` gives its ten courses.
@@ -59,6 +61,11 @@ pub struct Cell {
     pub replayed_statements: Measurement,
     pub free_vs_one_statement: f64,
     pub paid_vs_one_statement: f64,
+    /// CPU per enrollment of each process, Enroll (free) and the O(1) reference (whose
+    /// service is PostgreSQL alone); warm-up and the event path's catching up included,
+    /// divided by all calls made.
+    pub enroll_free_cpu_ms: CpuPerRequest,
+    pub one_statement_cpu_ms: CpuPerRequest,
 }
 
 pub struct MatrixSettings {
@@ -257,12 +264,14 @@ pub async fn run(
         2_500 * secs + 100 * callers
     };
     println!(
-        "| courses | callers | existing | seeds' recount (ref) | O(1) one statement (ref) | Enroll free | Enroll paid | replayed statements | free / O(1) | paid / O(1) |"
+        "| courses | callers | existing | seeds' recount (ref) | O(1) one statement (ref) | Enroll free | Enroll paid | replayed statements | free / O(1) | paid / O(1) | CPU ms per Enroll: service, PostgreSQL, NATS | CPU ms per O(1): PostgreSQL |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    let service_pid = stack.learning_process.pid();
     let mut cells = Vec::new();
     for &existing in &sizes {
         grow_lyceum(admin, &free, existing).await?;
+        grow_lyceum(admin, &paid, existing).await?;
         for &spread in &settings.spreads {
             anyhow::ensure!(
                 (1..=REFERENCE_COURSES).contains(&spread),
@@ -274,6 +283,7 @@ pub async fn run(
                     ..settings.config
                 };
                 let mut reference = Vec::new();
+                let mut reference_cpu = Vec::new();
                 for design in [Design::SeedsRecount, Design::OneStatement] {
                     load_reference(admin, &baselines, design, existing).await?;
                     let pool = reference_pool(&stack.database.url, design, callers).await?;
@@ -281,11 +291,15 @@ pub async fn run(
                         pool: pool.clone(),
                         courses: spread,
                     });
-                    reference.push(load::run(operation, config).await);
+                    let before = CpuTimes::now(service_pid);
+                    let measured = load::run(operation, config).await;
+                    reference_cpu.push(CpuTimes::now(service_pid).since(&before));
+                    reference.push(measured);
                     pool.close().await;
                 }
                 let courses = |ids: &[Uuid]| Arc::new(ids[..spread].to_vec());
                 let calls = calls_per_run(callers);
+                let before = CpuTimes::now(service_pid);
                 let enroll_free = load::run(
                     Arc::new(EnrollRpc {
                         stack: stack.clone(),
@@ -295,6 +309,10 @@ pub async fn run(
                     config,
                 )
                 .await;
+                // The events' publishing and application are part of each enrollment's
+                // cost, and must not run into the next measurement.
+                drain_event_path(admin).await?;
+                let enroll_free_cpu = CpuTimes::now(service_pid).since(&before);
                 let enroll_paid = load::run(
                     Arc::new(EnrollRpc {
                         stack: stack.clone(),
@@ -304,6 +322,7 @@ pub async fn run(
                     config,
                 )
                 .await;
+                drain_event_path(admin).await?;
                 let replayed = load::run(
                     Arc::new(EnrollSql::new(
                         stack.clone(),
@@ -313,13 +332,19 @@ pub async fn run(
                     config,
                 )
                 .await;
+                drain_event_path(admin).await?;
                 let [seeds_recount, one_statement] = [reference[0].clone(), reference[1].clone()];
+                let all_calls = |m: &Measurement| {
+                    m.throughput_per_sec * (config.duration + config.warmup).as_secs_f64()
+                };
                 let cell = Cell {
                     courses: spread,
                     callers,
                     existing_enrollments: existing,
                     free_vs_one_statement: ratio(&enroll_free, &one_statement),
                     paid_vs_one_statement: ratio(&enroll_paid, &one_statement),
+                    enroll_free_cpu_ms: enroll_free_cpu.per_request(all_calls(&enroll_free)),
+                    one_statement_cpu_ms: reference_cpu[1].per_request(all_calls(&one_statement)),
                     seeds_recount,
                     one_statement,
                     enroll_free,
@@ -328,7 +353,7 @@ pub async fn run(
                 };
                 let errors = |m: &Measurement| -> u64 { m.errors.values().sum() };
                 println!(
-                    "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}, {:.2}, {:.2} | {:.2} |",
                     cell.courses,
                     cell.callers,
                     cell.existing_enrollments,
@@ -339,6 +364,10 @@ pub async fn run(
                     cell.replayed_statements.throughput_per_sec,
                     cell.free_vs_one_statement,
                     cell.paid_vs_one_statement,
+                    cell.enroll_free_cpu_ms.service,
+                    cell.enroll_free_cpu_ms.postgres,
+                    cell.enroll_free_cpu_ms.nats,
+                    cell.one_statement_cpu_ms.postgres,
                 );
                 for (name, m) in [
                     ("seeds' recount", &cell.seeds_recount),

@@ -12,7 +12,6 @@ use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_proto::events::v1 as pb;
 use prost::Message;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::load::{Measurement, new_histogram};
@@ -135,32 +134,9 @@ pub async fn event_lag(
         stack: stack.clone(),
         run: Uuid::new_v4(),
     });
-    let in_flight = Arc::new(Semaphore::new(512));
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut produced = 0u64;
-    let mut requests = Vec::new();
-    while started.elapsed() < duration {
-        ticks.tick().await;
-        let permit = in_flight.clone().acquire_owned().await?;
-        let operation = operation.clone();
-        let sequence = produced;
-        requests.push(tokio::spawn(async move {
-            let _permit = permit;
-            crate::load::Operation::call(operation.as_ref(), sequence as usize, sequence).await
-        }));
-        produced += 1;
-    }
-    let failures = futures::future::join_all(requests)
+    let produced = crate::load::at_rate(operation, rate, duration, u64::MAX)
         .await
-        .into_iter()
-        .filter(|r| !matches!(r, Ok(Ok(()))))
-        .count();
-    anyhow::ensure!(
-        failures == 0,
-        "{failures} writes failed during the lag scenario"
-    );
+        .map_err(|error| error.context("writing during the lag scenario"))?;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let applied = loop {

@@ -126,3 +126,38 @@ pub async fn run(operation: Arc<dyn Operation>, config: LoadConfig) -> Measureme
         .max(1e-9);
     Measurement::from_histogram(&histogram, errors, seconds)
 }
+
+/// Calls `operation` at `rate` per second (each call in a task of its own, at most 512 in
+/// flight) for `duration` or `limit` calls, whichever ends first; returns how many calls
+/// were made once all have answered, or an error naming how many failed.
+pub async fn at_rate(
+    operation: Arc<dyn Operation>,
+    rate: f64,
+    duration: Duration,
+    limit: u64,
+) -> anyhow::Result<u64> {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut made = 0u64;
+    let mut calls = Vec::new();
+    while started.elapsed() < duration && made < limit {
+        ticks.tick().await;
+        let permit = in_flight.clone().acquire_owned().await?;
+        let operation = operation.clone();
+        let sequence = made;
+        calls.push(tokio::spawn(async move {
+            let _permit = permit;
+            operation.call(sequence as usize, sequence).await
+        }));
+        made += 1;
+    }
+    let failures = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| !matches!(r, Ok(Ok(()))))
+        .count();
+    anyhow::ensure!(failures == 0, "{failures} of {made} calls failed");
+    Ok(made)
+}

@@ -4,11 +4,13 @@
 
 mod dashboard;
 mod data;
+mod enroll_lag;
 mod enroll_matrix;
 mod events;
 mod learning;
 mod load;
 mod scenarios;
+mod service_process;
 mod stack;
 
 use std::sync::Arc;
@@ -37,6 +39,9 @@ enum Scenario {
     Dashboard,
     RelayThroughput,
     EventLag,
+    /// Enroll's commit-to-projection lag at half its maximum rate, and CPU per enrollment
+    /// of each process.
+    EnrollLag,
 }
 
 /// Benchmarks Lyceum's RPCs against their raw SQL and measures the event path.
@@ -94,9 +99,16 @@ struct Args {
     /// Writes per second for event-lag; half the measured create-organization rate when unset.
     #[arg(long)]
     event_rate: Option<f64>,
+    /// Enrollments per second for enroll-lag; half the measured maximum when unset.
+    #[arg(long)]
+    enroll_rate: Option<f64>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// The `lyceum` binary that serves learning and instructor in a process of its own;
+    /// the one built beside this tool when unset.
+    #[arg(long, default_value_os_t = service_process::default_binary())]
+    service_binary: std::path::PathBuf,
 }
 
 #[derive(Serialize)]
@@ -136,6 +148,7 @@ struct Report {
     relay: Option<events::RelayReport>,
     relay_to_write_ratio: Option<f64>,
     event_lag: Option<events::LagReport>,
+    enroll_lag: Option<enroll_lag::EnrollLagReport>,
 }
 
 fn machine() -> String {
@@ -200,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Enroll,
         Scenario::RelayThroughput,
         Scenario::EventLag,
+        Scenario::EnrollLag,
     ];
     let selected: Vec<Scenario> = if args.scenarios.is_empty() {
         all.to_vec()
@@ -221,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
 
-    let stack = Arc::new(Stack::start().await?);
+    let stack = Arc::new(Stack::start(&args.service_binary).await?);
     let mut admin = stack.database.admin_connection().await;
     let load_seconds = data::grow_identity(&mut admin, args.size).await?;
     eprintln!("loaded {} users in {load_seconds:.1}s", args.size);
@@ -453,7 +467,7 @@ async fn main() -> anyhow::Result<()> {
 
     if selected.contains(&Scenario::EventLag) {
         // A stack of its own, so the projection starts with no backlog.
-        let lag_stack = Arc::new(Stack::start().await?);
+        let lag_stack = Arc::new(Stack::start(&args.service_binary).await?);
         let rate = args
             .event_rate
             .or(write_rate.map(|r| r / 2.0))
@@ -470,6 +484,43 @@ async fn main() -> anyhow::Result<()> {
             lag.lag.max_ms
         );
         report.event_lag = Some(lag);
+    }
+
+    if selected.contains(&Scenario::EnrollLag) {
+        // A stack of its own, so that instructor starts with no backlog.
+        let lag_stack = Arc::new(Stack::start(&args.service_binary).await?);
+        let mut lag_admin = lag_stack.database.admin_connection().await;
+        let course = enroll_lag::free_course(&mut lag_admin).await?;
+        let rate = match args.enroll_rate {
+            Some(rate) => rate,
+            None => {
+                let maximum = enroll_lag::maximum_rate(&lag_stack, course, config).await;
+                println!(
+                    "\nEnroll at most: {:.0}/s with {} callers",
+                    maximum.throughput_per_sec, config.concurrency
+                );
+                (maximum.throughput_per_sec / 2.0).max(1.0)
+            }
+        };
+        let lag =
+            enroll_lag::run(&lag_stack, &mut lag_admin, course, rate, config.duration).await?;
+        let cpu = &lag.cpu_ms_per_enrollment;
+        println!(
+            "enroll lag at {:.0}/s ({}): {} produced, {} applied; p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lag.target_rate_per_sec,
+            lag.measured_between,
+            lag.produced,
+            lag.applied,
+            lag.lag.p50_ms,
+            lag.lag.p90_ms,
+            lag.lag.p99_ms,
+            lag.lag.max_ms
+        );
+        println!(
+            "CPU ms per enrollment: service {:.3}, PostgreSQL {:.3}, NATS {:.3}, load generator {:.3}",
+            cpu.service, cpu.postgres, cpu.nats, cpu.load_generator
+        );
+        report.enroll_lag = Some(lag);
     }
 
     if let Some(path) = &args.json {

@@ -1,6 +1,8 @@
 //! The system under test: a fresh database, identity served in-process on a free port
-//! with its outbox relay, and clients for the RPCs.
+//! with its outbox relay, learning and instructor in the `lyceum` binary's own process,
+//! and clients for the RPCs.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -18,6 +20,8 @@ use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
 use sqlx::migrate::Migrator;
 use tonic::transport::Channel;
 
+use crate::service_process::ServiceProcess;
+
 pub const ADMIN_EMAIL: &str = "bench-admin@lyceum.test";
 pub const ADMIN_PASSWORD: &str = "Bench-Admin-Password-1";
 
@@ -34,10 +38,11 @@ pub struct Stack {
     pub identity: Database,
     pub learning: Database,
     pub instructor: Database,
-    /// Learning in a server of its own, verifying signatures only, as it is deployed.
+    /// Learning (with instructor) in a process of its own, verifying signatures only, as it
+    /// is deployed.
     pub learning_channels: Vec<Channel>,
-    /// Kept for its lifetime: dropping it stops learning.
-    pub _learning_server: RunningServer,
+    /// Dropping it stops the process.
+    pub learning_process: ServiceProcess,
     /// Mints tokens for generated users with identity's signing key.
     pub signer: lyceum_platform::auth::TokenSigner,
     pub projection: Database,
@@ -51,7 +56,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start(service_binary: &Path) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await;
         database.migrate(&SCHEMA).await;
         database.migrate(&PROJECTION).await;
@@ -88,25 +93,20 @@ impl Stack {
             .context("tokens")?;
         let admin = Principal::from_claims(claims_of(&tokens.access_token)?);
 
-        let learning_verifier = Arc::new(lyceum_platform::auth::TokenVerifier::new(Arc::new(
-            lyceum_identity::store::signing_keys::DbKeySource::new(identity.clone()),
-        )));
-        let learning_server = RunningServer::start(
-            vec![
-                Arc::new(lyceum_learning::LearningModule::new(learning.clone())),
-                Arc::new(lyceum_instructor::InstructorModule::new(
-                    instructor.clone(),
-                    SecretBox::from_base64(DEVELOPMENT_DATA_KEY)?,
-                )),
-            ],
-            learning_verifier,
-            bus.clone(),
+        // Learning and instructor in the `lyceum` binary, as deployed, verifying tokens with
+        // identity's keys fetched over gRPC.
+        let learning_process = ServiceProcess::start(
+            service_binary,
+            &database.url,
+            &lyceum_testkit::nats_url(),
+            bus.prefix(),
+            server.addr,
         )
-        .await;
+        .await?;
         let mut learning_channels = Vec::new();
         for _ in 0..4 {
             learning_channels.push(
-                Channel::from_shared(format!("http://{}", learning_server.addr))?
+                Channel::from_shared(format!("http://{}", learning_process.addr))?
                     .connect()
                     .await?,
             );
@@ -131,7 +131,7 @@ impl Stack {
             learning,
             instructor,
             learning_channels,
-            _learning_server: learning_server,
+            learning_process,
             signer,
             projection,
             bus,

@@ -63,6 +63,24 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
     let lag = &report["event_lag"];
     assert!(lag["produced"].as_u64().unwrap() > 0);
     assert_eq!(lag["produced"], lag["applied"]);
+    // Enroll's lag, measured against the service in its own process, with the CPU each
+    // process spent.
+    let enroll_lag = &report["enroll_lag"];
+    assert!(enroll_lag["produced"].as_u64().unwrap() > 0);
+    assert_eq!(enroll_lag["produced"], enroll_lag["applied"]);
+    assert_eq!(
+        enroll_lag["lag"]["requests"], enroll_lag["applied"],
+        "{enroll_lag}"
+    );
+    for process in ["service", "postgres", "load_generator"] {
+        assert!(
+            enroll_lag["cpu_ms_per_enrollment"][process]
+                .as_f64()
+                .unwrap()
+                > 0.0,
+            "{enroll_lag}"
+        );
+    }
 }
 
 #[test]

@@ -262,8 +262,21 @@ impl Database {
     /// acts for no caller (relays, consumers, jobs, operators' commands) or that must find
     /// a caller before there is one (sign-in). `purpose` names it in traces.
     pub async fn begin_system(&self, purpose: &'static str) -> Result<Tx, sqlx::Error> {
-        let mut tx = self.begin(&TenantContext::anonymous()).await?;
-        tx.begin_bookkeeping(purpose).await?;
+        // One round trip for the three steps, as this opens every batch of the event path:
+        // the anonymous context (no caller's identity left from the connection's last
+        // transaction) and the system role, both local to the transaction. The role name
+        // comes from the service's compile-time name, never from input.
+        let begin = format!(
+            "BEGIN; SELECT set_tenant_context('', '', ''); SET LOCAL ROLE {}",
+            system_role_of(self.service)
+        );
+        let tx = Tx {
+            inner: self.pool.begin_with(AssertSqlSafe(begin)).await?,
+            service: self.service,
+            context: TenantContext::anonymous(),
+            bookkeeping: Some(purpose),
+        };
+        tracing::trace!(purpose, "bookkeeping as the system role");
         Ok(tx)
     }
 }

@@ -12,7 +12,9 @@ use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use crate::domain::{ActivityType, TransactionType};
-use crate::store::projections::{self, EnrollmentState, NewActivity, ProgressState};
+use crate::store::projections::{
+    self, EnrollmentChange, EnrollmentState, NewActivity, ProgressState,
+};
 use crate::store::{payments, revenue};
 
 pub fn consumer_spec() -> ConsumerSpec {
@@ -113,64 +115,42 @@ async fn apply_enrollment(
     let instructor_id = id(&enrollment.instructor_id)?;
     let student_id = id(&enrollment.student_id)?;
     let organization_id = optional_id(&enrollment.organization_id);
-    let change = projections::enrollment_status(
-        tx,
-        EnrollmentState {
-            enrollment_id,
-            course_id,
-            instructor_id,
-            organization_id,
-            student_id,
-            status: enrollment.status.clone(),
-            price_minor: enrollment.price_minor,
-            currency: enrollment.currency.clone(),
-            // Events published before the field existed: their own time, the earliest of
-            // which wins.
-            enrolled_at: enrollment
-                .enroll_time
-                .as_ref()
-                .and_then(|t| from_timestamp(t).ok())
-                .unwrap_or(at),
-            version: enrollment.version,
-        },
-    )
-    .await?;
-    // The course's counts follow the statuses this projection holds: exact whatever order
-    // the events come in, and learning's write need not carry them.
-    if change != (0, 0) {
-        projections::add_to_course_counts(
-            tx,
-            course_id,
-            instructor_id,
-            &enrollment.course_title,
-            change,
-        )
-        .await?;
-    }
     let activity = match verb {
         "activated" => Some(ActivityType::Enrolled),
         "completed" => Some(ActivityType::CourseCompleted),
         "cancelled" => Some(ActivityType::EnrollmentCancelled),
         _ => None,
     };
-    if let Some(activity) = activity {
-        projections::add_activity(
-            tx,
-            NewActivity {
+    // The state, the course's counts (which follow the statuses this projection holds:
+    // exact whatever order the events come in, and learning's write need not carry them),
+    // the timeline and the distinct students, in one round trip.
+    projections::apply_enrollment_change(
+        tx,
+        EnrollmentChange {
+            state: EnrollmentState {
+                enrollment_id,
+                course_id,
                 instructor_id,
                 organization_id,
                 student_id,
-                activity_type: activity.as_str(),
-                course_id: Some(course_id),
-                lesson_id: None,
-                at,
+                status: enrollment.status.clone(),
+                price_minor: enrollment.price_minor,
+                currency: enrollment.currency.clone(),
+                // Events published before the field existed: their own time, the earliest
+                // of which wins.
+                enrolled_at: enrollment
+                    .enroll_time
+                    .as_ref()
+                    .and_then(|t| from_timestamp(t).ok())
+                    .unwrap_or(at),
+                version: enrollment.version,
             },
-        )
-        .await?;
-    }
-    if verb == "activated" && projections::add_student(tx, instructor_id, student_id).await? {
-        projections::add_to_stats(tx, instructor_id, 1, 0, (0, 0)).await?;
-    }
+            course_title: &enrollment.course_title,
+            activity: activity.map(|activity| (activity.as_str(), at)),
+            activation: verb == "activated",
+        },
+    )
+    .await?;
     if verb == "activated" && enrollment.price_minor > 0 {
         record_sale(
             tx,

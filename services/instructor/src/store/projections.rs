@@ -60,31 +60,6 @@ pub async fn course_status(
     Ok(i64::from(status == "published") - i64::from(previous.status == "published"))
 }
 
-/// Adds a change of an enrollment's status to its course's counts (enrolled, completed),
-/// naming the course's title while the projection has none.
-pub async fn add_to_course_counts(
-    tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
-    title: &str,
-    change: (i64, i64),
-) -> Result<(), sqlx::Error> {
-    lock_course(tx, course_id, instructor_id).await?;
-    sqlx::query(
-        "UPDATE course_projection SET enrolled_count = enrolled_count + $2,
-            completed_count = completed_count + $3,
-            title = CASE WHEN title = '' THEN $4 ELSE title END
-         WHERE course_id = $1",
-    )
-    .bind(course_id)
-    .bind(change.0)
-    .bind(change.1)
-    .bind(title)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
 /// Applies a course's new rating totals; returns the change of (sum, count).
 pub async fn course_rating(
     tx: &mut Tx,
@@ -108,23 +83,6 @@ pub async fn course_rating(
         rating.0 - previous.rating_sum,
         rating.1 - previous.review_count,
     ))
-}
-
-/// Counts a student once per instructor; returns whether they are new.
-pub async fn add_student(
-    tx: &mut Tx,
-    instructor_id: Uuid,
-    student_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
-        "INSERT INTO instructor_students (instructor_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(instructor_id)
-    .bind(student_id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected()
-        == 1)
 }
 
 /// Adds to an instructor's statistics (creating the row on first use): O(1) per event.
@@ -186,21 +144,29 @@ pub struct EnrollmentState {
     pub version: i64,
 }
 
-/// Applies an enrollment's state. The status, price and currency change with a newer
-/// version only; what never changes (the organization, the enrollment time) completes a
-/// row that the enrollment's progress created before any of its own events arrived.
-pub async fn enrollment_status(
+/// One of learning's enrollment events, as this projection applies it.
+pub struct EnrollmentChange<'a> {
+    pub state: EnrollmentState,
+    /// Names the course while its projection has no title yet.
+    pub course_title: &'a str,
+    /// The timeline entry the change makes, and when.
+    pub activity: Option<(&'static str, DateTime<Utc>)>,
+    /// An activation counts the student once among the instructor's students.
+    pub activation: bool,
+}
+
+/// Applies an enrollment's event in one statement (instructor migration 0008): its state
+/// (status, price and currency with a newer version only; what never changes completes a
+/// row that the enrollment's progress created before any of its own events arrived), the
+/// course's counts by the change of status, the timeline and the distinct students.
+pub async fn apply_enrollment_change(
     tx: &mut Tx,
-    state: EnrollmentState,
-) -> Result<(i64, i64), sqlx::Error> {
-    // The status this projection knew, locked; a row made by progress that arrived first
-    // (status version 0) knew none. Inserting first makes concurrent appliers of one
-    // enrollment's events wait for each other here.
-    let inserted = sqlx::query(
-        "INSERT INTO enrollment_projection (enrollment_id, course_id, instructor_id, organization_id,
-            student_id, status, price_minor, currency, enrolled_at, last_activity_at, status_version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-         ON CONFLICT (enrollment_id) DO NOTHING",
+    change: EnrollmentChange<'_>,
+) -> Result<(), sqlx::Error> {
+    let state = change.state;
+    sqlx::query(
+        "SELECT apply_enrollment_change($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                        $14, $15)",
     )
     .bind(state.enrollment_id)
     .bind(state.course_id)
@@ -212,54 +178,14 @@ pub async fn enrollment_status(
     .bind(&state.currency)
     .bind(state.enrolled_at)
     .bind(state.version)
-    .execute(tx.conn())
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        return Ok(counted(Some(&state.status)));
-    }
-    let (previous_status, previous_version): (String, i64) = sqlx::query_as(
-        "SELECT status, status_version FROM enrollment_projection WHERE enrollment_id = $1 FOR UPDATE",
-    )
-    .bind(state.enrollment_id)
-    .fetch_one(tx.conn())
-    .await?;
-    sqlx::query(
-        "UPDATE enrollment_projection p SET
-            status = CASE WHEN p.status_version < $2 THEN $3 ELSE p.status END,
-            price_minor = CASE WHEN p.status_version < $2 THEN $4 ELSE p.price_minor END,
-            currency = CASE WHEN p.status_version < $2 THEN $5 ELSE p.currency END,
-            status_version = greatest(p.status_version, $2),
-            organization_id = coalesce(p.organization_id, $6),
-            enrolled_at = least(p.enrolled_at, $7),
-            last_activity_at = greatest(p.last_activity_at, $7)
-         WHERE enrollment_id = $1",
-    )
-    .bind(state.enrollment_id)
-    .bind(state.version)
-    .bind(&state.status)
-    .bind(state.price_minor)
-    .bind(&state.currency)
-    .bind(state.organization_id)
-    .bind(state.enrolled_at)
+    .bind(change.course_title)
+    .bind(Uuid::now_v7())
+    .bind(change.activity.map(|(activity_type, _)| activity_type))
+    .bind(change.activity.map(|(_, at)| at))
+    .bind(change.activation)
     .execute(tx.conn())
     .await?;
-    if previous_version >= state.version {
-        return Ok((0, 0));
-    }
-    let known = (previous_version > 0).then_some(previous_status.as_str());
-    let (before, after) = (counted(known), counted(Some(&state.status)));
-    Ok((after.0 - before.0, after.1 - before.1))
-}
-
-/// What an enrollment in `status` adds to its course's (enrolled, completed) counts.
-fn counted(status: Option<&str>) -> (i64, i64) {
-    match status {
-        Some("active") => (1, 0),
-        Some("completed") => (1, 1),
-        _ => (0, 0),
-    }
+    Ok(())
 }
 
 pub struct ProgressState {

@@ -2,10 +2,10 @@
 //!
 //! A message is applied in a database transaction that first records its event id in the
 //! inbox: a redelivered message finds its row and is skipped. Messages that arrive
-//! together are applied in one transaction, each in a savepoint, and acked only after the
-//! commit. A failing handler's message is nak'ed with a growing delay, so
-//! later messages keep flowing; after `max_deliveries` it is written to the dead letters
-//! (table and subject) and terminated.
+//! together are applied in one transaction and acked only after the commit; when one of
+//! them fails, the batch is applied again with each message in a savepoint. A failing
+//! handler's message is nak'ed with a growing delay, so later messages keep flowing; after
+//! `max_deliveries` it is written to the dead letters (table and subject) and terminated.
 //!
 //! The ack wait is short, so that the messages a crashed consumer held come back within
 //! seconds; a batch that takes longer sends progress acks to keep its messages, and to keep
@@ -156,6 +156,10 @@ struct Incoming {
     errors: u32,
     /// Why the pull has to be set up again, once it has to.
     lost: Option<String>,
+    /// When the messages in hand are next told to the server as in progress. Kept across
+    /// batches, so that a message waiting behind several batches is never left longer
+    /// than half the ack wait.
+    progress_due: tokio::time::Instant,
 }
 
 impl Incoming {
@@ -165,6 +169,7 @@ impl Incoming {
             buffered: Vec::new(),
             errors: 0,
             lost: None,
+            progress_due: tokio::time::Instant::now(),
         }
     }
 
@@ -454,7 +459,6 @@ impl Consumer {
         incoming: &mut Incoming,
     ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
         let period = (self.spec.ack_wait / 2).max(Duration::from_millis(100));
-        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let applying = self.apply_batch(batch);
         tokio::pin!(applying);
         loop {
@@ -464,39 +468,93 @@ impl Consumer {
                     let working = incoming.accept(item);
                     self.health.set(&self.spec.name, working);
                 }
-                _ = progress.tick() => {
+                _ = tokio::time::sleep_until(incoming.progress_due) => {
                     let in_hand = batch.iter().map(|(message, _, _)| message);
                     for message in in_hand.chain(&incoming.buffered) {
                         if let Err(error) = message.ack_with(AckKind::Progress).await {
                             tracing::debug!(error = %error, "progress ack failed");
                         }
                     }
+                    incoming.progress_due = tokio::time::Instant::now() + period;
                 }
             }
         }
     }
 
-    /// Applies a batch in one transaction, each event inside a savepoint so that a failing
-    /// handler undoes only its own event. Returns each event's outcome once committed.
+    /// Applies a batch in one transaction and returns each event's outcome once committed.
+    /// The usual batch, whose handlers all succeed, takes one statement per batch for the
+    /// inbox and no savepoints; a batch in which a handler fails is rolled back and applied
+    /// again with each event inside a savepoint, so that a failing handler undoes only its
+    /// own event.
     async fn apply_batch(
+        &self,
+        batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
+    ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
+        if let Some(outcomes) = self.apply_together(batch).await? {
+            return Ok(outcomes);
+        }
+        self.apply_one_by_one(batch).await
+    }
+
+    /// The batch without savepoints; `None` when a handler failed (nothing is kept).
+    async fn apply_together(
+        &self,
+        batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
+    ) -> anyhow::Result<Option<Vec<Result<Outcome, String>>>> {
+        let Ok(event_ids) = batch
+            .iter()
+            .map(|(_, envelope, _)| Uuid::try_parse(&envelope.event_id))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(None); // The one-by-one path reports the malformed id as that event's.
+        };
+        let mut tx = self.db.begin_system("consumer batch").await?;
+        // The inbox rows of the whole batch in one statement: the ids it returns are the
+        // events seen for the first time (once each, even if the batch holds one twice).
+        let mut first_time: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.spec.name)
+        .bind(&event_ids)
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .collect();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for ((_, envelope, delivered), event_id) in batch.iter().zip(&event_ids) {
+            if !first_time.remove(event_id) {
+                outcomes.push(Ok(Outcome::Duplicate));
+                continue;
+            }
+            let span = self.event_span(envelope, *delivered);
+            if let Err(error) = self
+                .handler
+                .handle(&mut tx, envelope)
+                .instrument(span)
+                .await
+            {
+                tracing::debug!(event_id = %envelope.event_id, error = format!("{error:#}"), "a handler failed; applying the batch one event at a time");
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            outcomes.push(Ok(Outcome::Applied));
+        }
+        crate::failpoint::hit("consumer-before-commit");
+        tx.commit().await?;
+        Ok(Some(outcomes))
+    }
+
+    /// The batch with each event inside a savepoint, so that a failing handler undoes only
+    /// its own event.
+    async fn apply_one_by_one(
         &self,
         batch: &[(async_nats::jetstream::Message, EventEnvelope, i64)],
     ) -> anyhow::Result<Vec<Result<Outcome, String>>> {
         let mut tx = self.db.begin_system("consumer batch").await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (_, envelope, delivered) in batch {
-            let span = tracing::info_span!(
-                "event.consume",
-                otel.name = %format!("consume {}", envelope.event_type),
-                otel.kind = "consumer",
-                consumer = %self.spec.name,
-                event_id = %envelope.event_id,
-                event_type = %envelope.event_type,
-                delivered,
-            );
-            if let Some(context) = &envelope.trace_context {
-                crate::telemetry::continue_trace(&span, context);
-            }
+            let span = self.event_span(envelope, *delivered);
             sqlx::query("SAVEPOINT lyceum_event")
                 .execute(tx.conn())
                 .await?;
@@ -519,6 +577,24 @@ impl Consumer {
         crate::failpoint::hit("consumer-before-commit");
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// The span of one event's application, continuing the trace of the write that
+    /// published it.
+    fn event_span(&self, envelope: &EventEnvelope, delivered: i64) -> tracing::Span {
+        let span = tracing::info_span!(
+            "event.consume",
+            otel.name = %format!("consume {}", envelope.event_type),
+            otel.kind = "consumer",
+            consumer = %self.spec.name,
+            event_id = %envelope.event_id,
+            event_type = %envelope.event_type,
+            delivered,
+        );
+        if let Some(context) = &envelope.trace_context {
+            crate::telemetry::continue_trace(&span, context);
+        }
+        span
     }
 
     async fn apply(&self, tx: &mut Tx, envelope: &EventEnvelope) -> anyhow::Result<Outcome> {
