@@ -223,6 +223,8 @@ async fn grow_lyceum(
         sqlx::query(
             "UPDATE learning.courses c SET enrolled_count = (SELECT count(*) FROM learning.enrollments e
                  WHERE e.course_id = c.id AND e.status IN ('active', 'completed'))
+                 - (SELECT coalesce(sum(s.enrolled_count), 0)::bigint FROM learning.course_count_slots s
+                    WHERE s.course_id = c.id)
              WHERE c.id = ANY($1)",
         )
         .bind(courses)

@@ -15,12 +15,14 @@
 //! caller's policies.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::{Principal, PrincipalKind};
@@ -228,11 +230,31 @@ impl TenantContext {
 pub struct Database {
     pool: PgPool,
     service: &'static str,
+    /// Wakes this process's outbox relay when a transaction that wrote events commits.
+    outbox_written: Arc<Notify>,
 }
 
 impl Database {
     pub fn new(pool: PgPool, service: &'static str) -> Self {
-        Self { pool, service }
+        Self {
+            pool,
+            service,
+            outbox_written: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells this process's relay that events were committed to the outbox. [`Tx::commit`]
+    /// does it for transactions that published; a write that commits events by other means
+    /// (a one-statement SQL function) calls it after its commit. Without it the relay finds
+    /// them on its next poll.
+    pub fn wake_relay(&self) {
+        // A stored permit when the relay is busy: it looks again as soon as it is done.
+        self.outbox_written.notify_one();
+    }
+
+    /// Resolves when [`Database::wake_relay`] was called since the last time.
+    pub(crate) async fn relay_woken(&self) {
+        self.outbox_written.notified().await;
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -251,6 +273,8 @@ impl Database {
         let mut tx = Tx {
             inner: self.pool.begin().await?,
             service: self.service,
+            outbox_written: None,
+            relay: self.outbox_written.clone(),
             context: TenantContext::default(),
             bookkeeping: None,
         };
@@ -273,6 +297,8 @@ impl Database {
         let tx = Tx {
             inner: self.pool.begin_with(AssertSqlSafe(begin)).await?,
             service: self.service,
+            outbox_written: None,
+            relay: self.outbox_written.clone(),
             context: TenantContext::anonymous(),
             bookkeeping: Some(purpose),
         };
@@ -287,6 +313,9 @@ impl Database {
 pub struct Tx {
     inner: Transaction<'static, Postgres>,
     service: &'static str,
+    /// Set by [`Tx::publish`]: the relay is woken once this commits.
+    outbox_written: Option<Arc<Notify>>,
+    relay: Arc<Notify>,
     context: TenantContext,
     /// What the statements since [`Tx::begin_bookkeeping`] do as the system role, if any.
     bookkeeping: Option<&'static str>,
@@ -353,19 +382,24 @@ impl Tx {
     /// Records an event in the outbox, in this transaction.
     pub async fn publish(&mut self, event: crate::events::Event) -> Result<(), sqlx::Error> {
         let row = event.into_outbox_row(self.service, &self.context);
-        // The outbox row and the relay's wake-up, delivered at commit and not at all on
-        // rollback (platform migration 0004).
+        // The kit's function (platform migrations 0004, 0006), shared with one-statement
+        // writes; the relay is woken once this commits, and not at all on rollback.
         sqlx::query("SELECT enqueue_event($1, $2, $3)")
             .bind(row.id)
             .bind(row.subject)
             .bind(row.envelope)
             .execute(&mut *self.inner)
             .await?;
+        self.outbox_written = Some(self.relay.clone());
         Ok(())
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        self.inner.commit().await?;
+        if let Some(relay) = self.outbox_written {
+            relay.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {

@@ -207,7 +207,7 @@ pub async fn transition_enrollment(
         .ok_or_else(|| ApiError::not_found("course"))?;
     tx.publish(enrollment_changed(&updated, &course.title, false))
         .await?;
-    // Last, so that the course row, which every enrollment of the course updates, stays
+    // Last, so that the count slot, which other enrollments of the course may share, stays
     // locked for the shortest time.
     if enrolled != 0 || completed != 0 {
         courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?;

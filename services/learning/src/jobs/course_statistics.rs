@@ -17,11 +17,19 @@ const DRIFT_QUERY: &str = "
              (SELECT coalesce(sum(r.rating), 0) FROM course_reviews r WHERE r.course_id = c.id) AS rating_sum,
              (SELECT count(*) FROM course_reviews r WHERE r.course_id = c.id) AS reviews,
              (SELECT count(*) FROM course_lessons l WHERE l.course_id = c.id)::int AS lessons
+      FROM courses c),
+    stored AS (
+      SELECT c.id,
+             c.enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                 FROM course_count_slots s WHERE s.course_id = c.id) AS enrolled,
+             c.completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = c.id) AS completed,
+             c.rating_sum, c.review_count, c.lesson_count
       FROM courses c)
-    SELECT c.id, c.enrolled_count, t.enrolled, c.completed_count, t.completed, c.rating_sum, t.rating_sum,
+    SELECT c.id, c.enrolled, t.enrolled, c.completed, t.completed, c.rating_sum, t.rating_sum,
            c.review_count, t.reviews, c.lesson_count, t.lessons
-    FROM courses c JOIN truth t ON t.id = c.id
-    WHERE (c.enrolled_count, c.completed_count, c.rating_sum, c.review_count, c.lesson_count)
+    FROM stored c JOIN truth t ON t.id = c.id
+    WHERE (c.enrolled, c.completed, c.rating_sum, c.review_count, c.lesson_count)
           IS DISTINCT FROM (t.enrolled, t.completed, t.rating_sum, t.reviews, t.lessons)";
 
 type DriftRow = (Uuid, i64, i64, i64, i64, i64, i64, i64, i64, i32, i32);
@@ -87,22 +95,28 @@ impl Reconciliation for CourseStatistics {
 
     async fn repair(&self, db: &Database) -> anyhow::Result<u64> {
         let mut tx = db.begin_system("course statistics job").await?;
+        // The counts' base is set to the recount less the slots, both read in this
+        // statement's snapshot, in which every enrollment and its slot increment are
+        // either both visible or both not: exact even while enrollments go on.
         let repaired = sqlx::query(
-            "UPDATE courses c SET
-               enrolled_count = (SELECT count(*) FROM enrollments e WHERE e.course_id = c.id AND e.status IN ('active', 'completed')),
-               completed_count = (SELECT count(*) FROM enrollments e WHERE e.course_id = c.id AND e.status = 'completed'),
-               rating_sum = (SELECT coalesce(sum(r.rating), 0) FROM course_reviews r WHERE r.course_id = c.id),
-               review_count = (SELECT count(*) FROM course_reviews r WHERE r.course_id = c.id),
-               lesson_count = (SELECT count(*) FROM course_lessons l WHERE l.course_id = c.id)
-             WHERE c.id IN (SELECT id FROM (
-               SELECT c2.id,
-                      (c2.enrolled_count, c2.completed_count, c2.rating_sum, c2.review_count, c2.lesson_count) IS DISTINCT FROM (
-                        (SELECT count(*) FROM enrollments e WHERE e.course_id = c2.id AND e.status IN ('active', 'completed')),
-                        (SELECT count(*) FROM enrollments e WHERE e.course_id = c2.id AND e.status = 'completed'),
-                        (SELECT coalesce(sum(r.rating), 0) FROM course_reviews r WHERE r.course_id = c2.id),
-                        (SELECT count(*) FROM course_reviews r WHERE r.course_id = c2.id),
-                        (SELECT count(*) FROM course_lessons l WHERE l.course_id = c2.id)::int) AS drifted
-               FROM courses c2) d WHERE d.drifted)",
+            "WITH truth AS (
+               SELECT c.id,
+                      (SELECT count(*) FROM enrollments e WHERE e.course_id = c.id AND e.status IN ('active', 'completed'))
+                        - (SELECT coalesce(sum(s.enrolled_count), 0)::bigint FROM course_count_slots s WHERE s.course_id = c.id)
+                        AS enrolled_base,
+                      (SELECT count(*) FROM enrollments e WHERE e.course_id = c.id AND e.status = 'completed')
+                        - (SELECT coalesce(sum(s.completed_count), 0)::bigint FROM course_count_slots s WHERE s.course_id = c.id)
+                        AS completed_base,
+                      (SELECT coalesce(sum(r.rating), 0) FROM course_reviews r WHERE r.course_id = c.id) AS rating_sum,
+                      (SELECT count(*) FROM course_reviews r WHERE r.course_id = c.id) AS reviews,
+                      (SELECT count(*) FROM course_lessons l WHERE l.course_id = c.id)::int AS lessons
+               FROM courses c)
+             UPDATE courses c SET enrolled_count = t.enrolled_base, completed_count = t.completed_base,
+                    rating_sum = t.rating_sum, review_count = t.reviews, lesson_count = t.lessons
+             FROM truth t
+             WHERE t.id = c.id
+               AND (c.enrolled_count, c.completed_count, c.rating_sum, c.review_count, c.lesson_count)
+                   IS DISTINCT FROM (t.enrolled_base, t.completed_base, t.rating_sum, t.reviews, t.lessons)",
         )
         .execute(tx.conn())
         .await?

@@ -45,8 +45,12 @@ pub struct CourseRow {
 const COLUMNS: &str = "id, instructor_id, organization_id, title, description, category, tags, \
     what_you_will_learn, target_audience, price_minor, currency, status, visibility, \
     certificate_enabled, certificate_template_url, allow_comments, allow_questions, drip_content, \
-    drip_schedule, cohort_based, default_duration_weeks, enrollment_type, enrolled_count, \
-    completed_count, rating_sum, review_count, average_rating::float8 AS average_rating, \
+    drip_schedule, cohort_based, default_duration_weeks, enrollment_type, \
+    enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint FROM course_count_slots s \
+        WHERE s.course_id = courses.id) AS enrolled_count, \
+    completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint FROM course_count_slots s \
+        WHERE s.course_id = courses.id) AS completed_count, \
+    rating_sum, review_count, average_rating::float8 AS average_rating, \
     lesson_count, counts_version, version, published_at, created_at, updated_at";
 
 /// Every editable field of a course, fully validated.
@@ -235,27 +239,21 @@ pub async fn list(
     .await
 }
 
-/// The enrollment statistics and their version.
-pub type Counts = (i64, i64, i64);
-
-/// Changes the enrollment statistics by the given deltas and returns the new values with
-/// their version.
+/// Changes the enrollment statistics by the given deltas, in one of the course's count
+/// slots (learning migration 0009): the course row itself is not locked.
 pub async fn add_to_enrollment_counts(
     tx: &mut Tx,
     id: Uuid,
     enrolled: i64,
     completed: i64,
-) -> Result<Counts, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE courses SET enrolled_count = enrolled_count + $2, completed_count = completed_count + $3,
-            counts_version = counts_version + 1
-         WHERE id = $1 RETURNING enrolled_count, completed_count, counts_version",
-    )
-    .bind(id)
-    .bind(enrolled)
-    .bind(completed)
-    .fetch_one(tx.conn())
-    .await
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT add_to_course_counts($1, $2, $3)")
+        .bind(id)
+        .bind(enrolled)
+        .bind(completed)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// The rating statistics: (average, count, sum, version).

@@ -323,10 +323,14 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("enroll() returned {e}")))
     };
     Ok(match row.outcome.as_str() {
-        "enrolled" => EnrollOutcome::Enrolled {
-            status: status(row.enrollment_status.as_deref())?,
-            updated_at: row.updated_at.unwrap_or(new.enrolled_at),
-        },
+        "enrolled" => {
+            // Committed with its event: the relay can publish it now.
+            db.wake_relay();
+            EnrollOutcome::Enrolled {
+                status: status(row.enrollment_status.as_deref())?,
+                updated_at: row.updated_at.unwrap_or(new.enrolled_at),
+            }
+        }
         "stale" => EnrollOutcome::Stale(terms()?),
         "not_found" => EnrollOutcome::NotFound,
         "not_published" => EnrollOutcome::NotPublished,

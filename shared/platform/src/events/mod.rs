@@ -108,12 +108,6 @@ pub struct OutboxRow {
     pub envelope: Vec<u8>,
 }
 
-/// The Postgres channel on which a service's relay is woken; the kit's `enqueue_event()`
-/// (platform migration 0004) notifies the same name.
-pub fn outbox_channel(service: &str) -> String {
-    format!("lyceum_outbox_{service}")
-}
-
 /// The JetStream connection and the naming of streams and subjects. The prefix is
 /// `lyceum` in production; tests use one of their own so they can share a server.
 #[derive(Clone)]
