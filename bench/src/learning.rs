@@ -22,7 +22,7 @@ use crate::load::Operation;
 use crate::stack::Stack;
 
 fn code(status: tonic::Status) -> String {
-    format!("{:?}", status.code())
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 fn sql(error: impl std::fmt::Display) -> String {

@@ -153,11 +153,18 @@ pub async fn at_rate(
         }));
         made += 1;
     }
-    let failures = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter(|r| !matches!(r, Ok(Ok(()))))
-        .count();
-    anyhow::ensure!(failures == 0, "{failures} of {made} calls failed");
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    for answer in futures::future::join_all(calls).await {
+        match answer {
+            Ok(Ok(())) => {}
+            Ok(Err(kind)) => *failures.entry(kind).or_default() += 1,
+            Err(join) => *failures.entry(format!("task: {join}")).or_default() += 1,
+        }
+    }
+    anyhow::ensure!(
+        failures.is_empty(),
+        "{} of {made} calls failed: {failures:?}",
+        failures.values().sum::<u64>()
+    );
     Ok(made)
 }
