@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::process::{Child, Command};
 
 /// Database connections of each service in the process: the most callers the matrix runs
-/// (32) and the event path's own (relay, consumers), which share the pool.
-const SERVICE_MAX_CONNECTIONS: u32 = 40;
+/// (32); the relay and consumers have connections of their own.
+const SERVICE_MAX_CONNECTIONS: u32 = 32;
 
 pub struct ServiceProcess {
     child: Child,

@@ -114,6 +114,11 @@ fn schema_of(service: ServiceName) -> ServiceSchema {
     }
 }
 
+/// Connections of a service's relay and consumers, beside `DATABASE_MAX_CONNECTIONS` for
+/// its requests: one each for the relay and up to two consumers in a batch at once, one
+/// for the relay's maintenance and the health check.
+const EVENT_PATH_CONNECTIONS: u32 = 4;
+
 async fn service_database(
     database: &DatabaseArgs,
     service: ServiceName,
@@ -122,10 +127,13 @@ async fn service_database(
     let explicit = database.service_url(service.as_str());
     let options =
         db::service_connect_options(&database.database_url, explicit.as_deref(), &schema)?;
-    let pool = db::connect_service_pool(options, database.database_max_connections)
+    let pool = db::connect_service_pool(options.clone(), database.database_max_connections)
         .await
         .with_context(|| format!("the {service} service (has `lyceum migrate` run?)"))?;
-    Ok(Database::new(pool, schema.name))
+    let event_path_pool = db::connect_service_pool(options, EVENT_PATH_CONNECTIONS)
+        .await
+        .with_context(|| format!("the {service} service's event path"))?;
+    Ok(Database::new(pool, schema.name).with_event_path_pool(event_path_pool))
 }
 
 /// Connects each selected service's database and builds its module.

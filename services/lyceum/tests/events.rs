@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use lyceum_platform::db::Database;
+use lyceum_platform::db::{Database, connect_service_pool, service_connect_options};
 use lyceum_platform::events::consumer::{Consumer, ConsumerHealth, ConsumerSpec};
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_platform::events::{EventBus, dlq};
@@ -457,4 +457,59 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
         health.stalled().is_empty(),
         "a stopped consumer is not reported stalled"
     );
+}
+
+#[tokio::test]
+async fn the_relay_publishes_on_its_own_connections_while_requests_hold_every_other() {
+    let (db, _sink_db, bus) = sink().await;
+    // A service whose requests have one connection, and whose event path has its own.
+    let options = service_connect_options(&db.url, None, &SINK).unwrap();
+    let requests = connect_service_pool(options.clone(), 1).await.unwrap();
+    let event_path = connect_service_pool(options, 1).await.unwrap();
+    let service = Database::new(requests, SINK.name).with_event_path_pool(event_path);
+    write_events(&service, 100).await;
+
+    // A long request holds the only request connection.
+    let held = service.begin_system("a long request").await.unwrap();
+    let relay = Relay::new(
+        service.for_event_path(),
+        bus.clone(),
+        RelaySettings::default(),
+    );
+    let published = tokio::time::timeout(Duration::from_secs(3), relay.publish_once())
+        .await
+        .expect("the relay was not kept waiting for a request connection")
+        .unwrap();
+    assert_eq!(published, 100);
+    held.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_commit_that_published_wakes_its_processs_relay_at_once() {
+    let (_db, sink_db, bus) = sink().await;
+    // Polling would take a minute: only the wake-up can publish the event in time.
+    let settings = RelaySettings {
+        poll_interval: Duration::from_secs(60),
+        ..RelaySettings::default()
+    };
+    let relay = Relay::new(sink_db.for_event_path(), bus.clone(), settings);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(relay.run(stopping));
+    // The relay's first round (an empty outbox) and its first wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    write_events(&sink_db, 100).await;
+    eventually(
+        "the woken relay's publishing",
+        Duration::from_secs(10),
+        || async {
+            lyceum_platform::events::relay::outbox_backlog(&sink_db)
+                .await
+                .unwrap()
+                .0
+                == 0
+        },
+    )
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
 }

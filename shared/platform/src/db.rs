@@ -232,6 +232,9 @@ pub struct Database {
     service: &'static str,
     /// Wakes this process's outbox relay when a transaction that wrote events commits.
     outbox_written: Arc<Notify>,
+    /// Connections of the relay and consumers, apart from the requests' (see
+    /// [`Database::with_event_path_pool`]).
+    event_path_pool: Option<PgPool>,
 }
 
 impl Database {
@@ -240,6 +243,29 @@ impl Database {
             pool,
             service,
             outbox_written: Arc::new(Notify::new()),
+            event_path_pool: None,
+        }
+    }
+
+    /// Gives the relay and the consumers connections of their own, so that a burst of
+    /// requests holding every connection of the service's pool cannot stall the event path
+    /// (nor the event path the requests).
+    pub fn with_event_path_pool(mut self, pool: PgPool) -> Self {
+        self.event_path_pool = Some(pool);
+        self
+    }
+
+    /// The database as the relay and the consumers use it: their own pool when there is
+    /// one, the same relay wake-ups.
+    pub fn for_event_path(&self) -> Database {
+        Database {
+            pool: self
+                .event_path_pool
+                .clone()
+                .unwrap_or_else(|| self.pool.clone()),
+            service: self.service,
+            outbox_written: self.outbox_written.clone(),
+            event_path_pool: None,
         }
     }
 

@@ -36,15 +36,15 @@ impl Runtime {
         let mut background = JoinSet::new();
         let consumers = ConsumerHealth::default();
         for module in &self.modules {
-            let relay = Relay::new(module.database().clone(), self.bus.clone(), self.relay);
+            let event_path = module.database().for_event_path();
+            let relay = Relay::new(event_path.clone(), self.bus.clone(), self.relay);
             let name = format!("{} outbox relay", module.name());
             let signal = stopping.clone();
             background.spawn(async move { (name, relay.run(signal).await) });
             for (spec, handler) in module.consumers() {
                 let name = format!("consumer {}", spec.name);
-                let consumer =
-                    Consumer::new(module.database().clone(), self.bus.clone(), spec, handler)
-                        .with_health(consumers.clone());
+                let consumer = Consumer::new(event_path.clone(), self.bus.clone(), spec, handler)
+                    .with_health(consumers.clone());
                 let signal = stopping.clone();
                 background.spawn(async move { (name, consumer.run(signal).await) });
             }
