@@ -2,6 +2,7 @@
 //! event path (relay throughput, commit-to-projection lag), on a stack it starts itself
 //! against the local PostgreSQL and NATS. Reports as a table and as JSON.
 
+mod capacity;
 mod dashboard;
 mod data;
 mod enroll_lag;
@@ -42,6 +43,9 @@ enum Scenario {
     /// Enroll's commit-to-projection lag at half its maximum rate, and CPU per enrollment
     /// of each process.
     EnrollLag,
+    /// The kit's capacity primitive on one contended pool, beside a bare conditional
+    /// update of the pool's row, at each of `--matrix-callers`.
+    Capacity,
 }
 
 /// Benchmarks Lyceum's RPCs against their raw SQL and measures the event path.
@@ -149,6 +153,7 @@ struct Report {
     relay_to_write_ratio: Option<f64>,
     event_lag: Option<events::LagReport>,
     enroll_lag: Option<enroll_lag::EnrollLagReport>,
+    capacity: Vec<capacity::CapacityCell>,
 }
 
 fn machine() -> String {
@@ -214,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::RelayThroughput,
         Scenario::EventLag,
         Scenario::EnrollLag,
+        Scenario::Capacity,
     ];
     let selected: Vec<Scenario> = if args.scenarios.is_empty() {
         all.to_vec()
@@ -484,6 +490,11 @@ async fn main() -> anyhow::Result<()> {
             lag.lag.max_ms
         );
         report.event_lag = Some(lag);
+    }
+
+    if selected.contains(&Scenario::Capacity) {
+        println!();
+        report.capacity = capacity::run(&stack, &args.matrix_callers, config).await?;
     }
 
     if selected.contains(&Scenario::EnrollLag) {

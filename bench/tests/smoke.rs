@@ -63,6 +63,22 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
     let lag = &report["event_lag"];
     assert!(lag["produced"].as_u64().unwrap() > 0);
     assert_eq!(lag["produced"], lag["applied"]);
+    // The capacity primitive beside a bare conditional update, at 4 and 32 callers.
+    let capacity = report["capacity"].as_array().unwrap();
+    assert_eq!(capacity.len(), 2, "{capacity:?}");
+    for cell in capacity {
+        for side in [
+            "conditional_update",
+            "capacity_claim",
+            "kit_claim_in_caller_transaction",
+        ] {
+            assert!(cell[side]["requests"].as_u64().unwrap() > 0, "{cell}");
+            assert!(
+                cell[side]["errors"].as_object().unwrap().is_empty(),
+                "{cell}"
+            );
+        }
+    }
     // Enroll's lag, measured against the service in its own process, with the CPU each
     // process spent.
     let enroll_lag = &report["enroll_lag"];

@@ -320,3 +320,46 @@ async fn lapsed_holds_are_given_back_once_and_confirmed_ones_stay() {
     assert!(!capacity::confirm(&mut tx, pool_id, lapsing).await.unwrap());
     tx.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn deleting_a_pool_deletes_its_claims_and_a_claim_on_a_missing_pool_writes_nothing() {
+    let (test_db, db, caller) = setup().await;
+    let pool_id = open_pool(&db, &caller, 3).await;
+    for _ in 0..2 {
+        take(
+            &db,
+            &caller,
+            pool_id,
+            &Uuid::now_v7().to_string(),
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut admin = test_db.admin_connection().await;
+    assert_eq!(claims_of(&mut admin, pool_id).await, 2);
+    sqlx::query("DELETE FROM learning.capacity_pools WHERE id = $1")
+        .bind(pool_id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(claims_of(&mut admin, pool_id).await, 0);
+
+    // Without the foreign key, the function itself refuses a pool that does not exist.
+    let missing = Uuid::now_v7();
+    let outcome = take(&db, &caller, missing, "request", Uuid::now_v7()).await;
+    assert!(
+        !matches!(outcome, Ok(ClaimOutcome::Claimed(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(claims_of(&mut admin, missing).await, 0);
+}
+
+/// Every claim row of the pool, live or given back.
+async fn claims_of(admin: &mut sqlx::PgConnection, pool_id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM learning.capacity_claims WHERE pool_id = $1")
+        .bind(pool_id)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
