@@ -363,3 +363,37 @@ async fn claims_of(admin: &mut sqlx::PgConnection, pool_id: Uuid) -> i64 {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_claim_is_bookkeeping_for_its_own_statement_only() {
+    let (_test_db, db, caller) = setup().await;
+    let pool_id = open_pool(&db, &caller, 2).await;
+    let mut tx = db.begin(&caller).await.unwrap();
+    let holder = Uuid::now_v7();
+    capacity::claim(
+        &mut tx,
+        Claim {
+            pool_id,
+            request_id: "only-this-statement",
+            holder_id: holder,
+            amount: 1,
+            hold_until: None,
+        },
+    )
+    .await
+    .unwrap();
+    // The caller's transaction goes on as the caller: its role, and no sight of the
+    // pools, which only the system role reads.
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    assert_eq!(role, "lyceum_learning");
+    let pools_seen: i64 = sqlx::query_scalar("SELECT count(*) FROM capacity_pools")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    assert_eq!(pools_seen, 0);
+    tx.commit().await.unwrap();
+    assert_eq!(remaining(&db, pool_id).await, 1);
+}

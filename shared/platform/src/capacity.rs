@@ -202,20 +202,18 @@ pub async fn claim(tx: &mut Tx, claim: Claim<'_>) -> Result<ClaimOutcome, Capaci
             "a request id has 1 to 200 characters",
         ));
     }
-    let (outcome, remaining, version): (String, Option<i64>, Option<i64>) =
-        as_bookkeeping(tx, async |tx| {
-            sqlx::query_as(
-                "SELECT outcome, remaining, version FROM capacity_claim($1, $2, $3, $4, $5)",
-            )
-            .bind(claim.pool_id)
-            .bind(claim.request_id)
-            .bind(claim.holder_id)
-            .bind(claim.amount)
-            .bind(claim.hold_until)
-            .fetch_one(tx.conn())
-            .await
-        })
-        .await?;
+    // The function is the service's bookkeeping by itself (platform migration 0008): one
+    // round trip in the caller's transaction.
+    let (outcome, remaining, version): (String, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT outcome, remaining, version FROM capacity_claim($1, $2, $3, $4, $5)",
+    )
+    .bind(claim.pool_id)
+    .bind(claim.request_id)
+    .bind(claim.holder_id)
+    .bind(claim.amount)
+    .bind(claim.hold_until)
+    .fetch_one(tx.conn())
+    .await?;
     let state = Remaining {
         remaining: remaining.unwrap_or_default(),
         version: version.unwrap_or_default(),
@@ -243,16 +241,14 @@ pub async fn release(
     holder_id: Uuid,
     reason: &'static str,
 ) -> Result<ReleaseOutcome, CapacityError> {
+    // Bookkeeping by itself, as capacity_claim().
     let (outcome, remaining, version): (String, Option<i64>, Option<i64>) =
-        as_bookkeeping(tx, async |tx| {
-            sqlx::query_as("SELECT outcome, remaining, version FROM capacity_release($1, $2, $3)")
-                .bind(pool_id)
-                .bind(holder_id)
-                .bind(reason)
-                .fetch_one(tx.conn())
-                .await
-        })
-        .await?;
+        sqlx::query_as("SELECT outcome, remaining, version FROM capacity_release($1, $2, $3)")
+            .bind(pool_id)
+            .bind(holder_id)
+            .bind(reason)
+            .fetch_one(tx.conn())
+            .await?;
     Ok(match outcome.as_str() {
         "released" => ReleaseOutcome::Released(Remaining {
             remaining: remaining.unwrap_or_default(),
