@@ -903,3 +903,45 @@ async fn reviews_sessions_and_scoped_writes_stay_within_their_rules() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_callers_context_reaches_the_database_verbatim_whatever_its_role_names_hold() {
+    let test_db = migrated().await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    for roles in [
+        vec!["user".to_owned(), "org_admin".to_owned()],
+        vec!["it's".to_owned(), "'); SELECT 1; --".to_owned()],
+        vec!["back\\slash".to_owned(), "\\'".to_owned()],
+        vec![],
+    ] {
+        let context = TenantContext {
+            user_id: Some(Uuid::now_v7()),
+            org_id: Some(Uuid::now_v7()),
+            roles: roles.clone(),
+        };
+        let mut tx = db.begin(&context).await.unwrap();
+        let seen: (String, String, String) = sqlx::query_as(
+            "SELECT current_setting('lyceum.user_id'), current_setting('lyceum.org_id'),
+                    current_setting('lyceum.roles')",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(
+            seen,
+            (
+                context.user_id.unwrap().to_string(),
+                context.org_id.unwrap().to_string(),
+                roles.join(",")
+            )
+        );
+    }
+    // A NUL cannot be text: refused by the database, not smuggled in.
+    let nul = TenantContext {
+        user_id: Some(Uuid::now_v7()),
+        org_id: None,
+        roles: vec!["a\0b".to_owned()],
+    };
+    assert!(db.begin(&nul).await.is_err());
+}

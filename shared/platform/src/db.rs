@@ -225,6 +225,12 @@ impl TenantContext {
     }
 }
 
+/// `text` as a PostgreSQL string literal (standard-conforming strings, on since
+/// PostgreSQL 9.1: only the quote is special).
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// A service's pool, bound to its schema and role.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -296,15 +302,35 @@ impl Database {
     /// (`set_config(..., true)`), so a pooled connection never carries one caller's
     /// identity into another's transaction.
     pub async fn begin(&self, context: &TenantContext) -> Result<Tx, sqlx::Error> {
+        // One round trip for both steps, as every request's transaction opens with them:
+        // the context's values go in as SQL literals (ids are UUIDs; role names are
+        // quoted). Role names with a backslash (special if a server does not conform to
+        // standard strings) or a NUL (which text cannot hold) take the bound path instead.
+        let roles = context.roles.join(",");
+        let bound = roles.contains(['\0', '\\']);
+        let inner = if bound {
+            self.pool.begin().await?
+        } else {
+            let id = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+            let begin = format!(
+                "BEGIN; SELECT set_tenant_context('{}', '{}', {})",
+                id(context.user_id),
+                id(context.org_id),
+                quote_literal(&roles)
+            );
+            self.pool.begin_with(AssertSqlSafe(begin)).await?
+        };
         let mut tx = Tx {
-            inner: self.pool.begin().await?,
+            inner,
             service: self.service,
             outbox_written: None,
             relay: self.outbox_written.clone(),
-            context: TenantContext::default(),
+            context: context.clone(),
             bookkeeping: None,
         };
-        tx.set_context(context).await?;
+        if bound {
+            tx.set_context(context).await?;
+        }
         Ok(tx)
     }
 
