@@ -338,12 +338,28 @@ impl Database {
     /// acts for no caller (relays, consumers, jobs, operators' commands) or that must find
     /// a caller before there is one (sign-in). `purpose` names it in traces.
     pub async fn begin_system(&self, purpose: &'static str) -> Result<Tx, sqlx::Error> {
-        // One round trip for the three steps, as this opens every batch of the event path:
+        self.begin_system_with(purpose, "").await
+    }
+
+    /// [`Database::begin_system`] for a transaction whose loss in a crash costs nothing
+    /// but repeating it (the relay's: what it marks sent is published again, and
+    /// de-duplicated): its commit does not wait for the WAL flush.
+    pub async fn begin_system_unflushed(&self, purpose: &'static str) -> Result<Tx, sqlx::Error> {
+        self.begin_system_with(purpose, "; SET LOCAL synchronous_commit = off")
+            .await
+    }
+
+    async fn begin_system_with(
+        &self,
+        purpose: &'static str,
+        settings: &'static str,
+    ) -> Result<Tx, sqlx::Error> {
+        // One round trip for every step, as this opens every batch of the event path:
         // the anonymous context (no caller's identity left from the connection's last
         // transaction) and the system role, both local to the transaction. The role name
         // comes from the service's compile-time name, never from input.
         let begin = format!(
-            "BEGIN; SELECT set_tenant_context('', '', ''); SET LOCAL ROLE {}",
+            "BEGIN; SELECT set_tenant_context('', '', ''); SET LOCAL ROLE {}{settings}",
             system_role_of(self.service)
         );
         let tx = Tx {

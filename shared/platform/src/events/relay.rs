@@ -135,12 +135,9 @@ impl Relay {
 
     /// Publishes one batch; returns how many rows were published.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.db.begin_system("relay claim").await?;
         // Losing this commit in a crash only means publishing the batch again, which
         // JetStream and the inboxes de-duplicate: no need to wait for the WAL flush.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(tx.conn())
-            .await?;
+        let mut tx = self.db.begin_system_unflushed("relay claim").await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, subject, envelope FROM outbox
              WHERE published_at IS NULL
