@@ -183,3 +183,48 @@ async fn the_metrics_endpoint_counts_rpcs_by_method_and_status_code_next_to_even
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_database_closed_fails_one_use_as_unavailable_and_is_replaced() {
+    use lyceum_platform::ApiError;
+    use lyceum_platform::db::{
+        Database, TenantContext, connect_service_pool, service_connect_options,
+    };
+
+    let test_db = TestDatabase::create().await;
+    test_db.migrate(&lyceum_learning::SCHEMA).await;
+    let options = service_connect_options(&test_db.url, None, &lyceum_learning::SCHEMA).unwrap();
+    let db = Database::new(
+        connect_service_pool(options, 1).await.unwrap(),
+        lyceum_learning::SCHEMA.name,
+    );
+    let use_once = || async {
+        let mut tx = db.begin(&TenantContext::anonymous()).await?;
+        sqlx::query("SELECT 1").execute(tx.conn()).await?;
+        tx.commit().await
+    };
+    use_once().await.unwrap();
+
+    // The database ends the pooled connection (as a restart does).
+    let mut admin = test_db.admin_connection().await;
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND usename = 'lyceum_learning') t",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Its next use fails as retryable, never as an internal error; the one after works.
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        outcomes.push(use_once().await.map_err(|e| ApiError::from(e).code()));
+    }
+    assert!(
+        matches!(outcomes[0], Ok(()) | Err(Code::Unavailable)),
+        "{outcomes:?}"
+    );
+    assert!(outcomes[1].is_ok(), "{outcomes:?}");
+}

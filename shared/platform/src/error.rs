@@ -140,6 +140,13 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::Unavailable("the database is unavailable; retry later".into())
             }
+            // A connection the database closed (a restart: 57P01-03) or lost (class 08):
+            // the pool replaces it, and a retry gets another.
+            _ if pg_error_code(&error)
+                .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08")) =>
+            {
+                Self::Unavailable("the database is unavailable; retry later".into())
+            }
             // Row-level security refused the write: the service's own check let through
             // something the policies do not allow.
             _ if pg_error_code(&error).as_deref() == Some("42501") => {
