@@ -328,7 +328,7 @@ impl Database {
         let mut tx = Tx {
             inner,
             service: self.service,
-            outbox_written: None,
+            published: false,
             relay: self.outbox_written.clone(),
             context: context.clone(),
             bookkeeping: None,
@@ -370,7 +370,7 @@ impl Database {
         let tx = Tx {
             inner: self.pool.begin_with(AssertSqlSafe(begin)).await?,
             service: self.service,
-            outbox_written: None,
+            published: false,
             relay: self.outbox_written.clone(),
             context: TenantContext::anonymous(),
             bookkeeping: Some(purpose),
@@ -387,7 +387,7 @@ pub struct Tx {
     inner: Transaction<'static, Postgres>,
     service: &'static str,
     /// Set by [`Tx::publish`]: the relay is woken once this commits.
-    outbox_written: Option<Arc<Notify>>,
+    published: bool,
     relay: Arc<Notify>,
     context: TenantContext,
     /// What the statements since [`Tx::begin_bookkeeping`] do as the system role, if any.
@@ -463,14 +463,14 @@ impl Tx {
             .bind(row.envelope)
             .execute(&mut *self.inner)
             .await?;
-        self.outbox_written = Some(self.relay.clone());
+        self.published = true;
         Ok(())
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.inner.commit().await?;
-        if let Some(relay) = self.outbox_written {
-            relay.notify_one();
+        if self.published {
+            self.relay.notify_one();
         }
         Ok(())
     }
