@@ -271,8 +271,9 @@ struct EnrollResult {
 
 /// The Enroll RPC's whole write in one statement and one round trip (migration 0007): the
 /// caller's context, the course as the caller may see it, the enrollment under the caller's
-/// policies, then progress, outbox and counts as bookkeeping, with the course row, the
-/// contended one, updated last. Runs in its own implicit transaction, not in a [`Tx`].
+/// policies, then progress, outbox and counts as bookkeeping, with the count slot (the
+/// row other enrollments of the course may share, migration 0009) updated last. Runs in
+/// its own implicit transaction, not in a [`Tx`], so it wakes the relay itself.
 pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, ApiError> {
     let (terms, event) = new
         .expected
