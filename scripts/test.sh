@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: dependencies up, then formatting, lints, proto lint, the offline
+# The test command: dependencies up, then formatting, the checked queries' offline data
+# against the migrations, lints, proto lint, the offline
 # validation of the deployment files, every test against the real PostgreSQL and NATS, then
 # the docker compose stack brought up and driven by its integration test (installs and
 # starts a Docker engine when missing; opt out with LYCEUM_SKIP_COMPOSE=1).
@@ -10,6 +11,10 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+# Before the steps that compile: the check touches the crates with checked queries.
+echo "== offline query data (scripts/sqlx-data.sh --check)"
+./scripts/sqlx-data.sh --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings

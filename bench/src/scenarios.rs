@@ -165,8 +165,8 @@ impl Operation for CreateOrganizationSql {
             organizations::NewOrganization {
                 name: format!("Benchmark organization {sequence}"),
                 slug: unique_slug(self.run, sequence),
-                subscription_tier: "starter",
-                subscription_status: "trialing",
+                subscription_tier: lyceum_identity::domain::SubscriptionTier::Starter,
+                subscription_status: lyceum_identity::domain::SubscriptionStatus::Trialing,
                 company_size: String::new(),
                 settings: serde_json::json!({}),
                 branding: serde_json::json!({}),

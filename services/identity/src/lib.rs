@@ -20,7 +20,6 @@ use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_proto::identity::v1::auth_service_server::AuthServiceServer;
 use lyceum_proto::identity::v1::organization_service_server::OrganizationServiceServer;
 use lyceum_proto::identity::v1::user_service_server::UserServiceServer;
-use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use uuid::Uuid;
 
@@ -28,13 +27,8 @@ pub use api::{IdentityApi, IdentitySettings, Limit, SignInLimits, TokenLifetimes
 use domain::{Email, Password, Role};
 use store::signing_keys::{KeyRing, ensure_signing_key};
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/identity");
-
 /// The identity schema and its migrations.
-pub const SCHEMA: ServiceSchema = ServiceSchema {
-    name: "identity",
-    migrator: &MIGRATOR,
-};
+pub const SCHEMA: ServiceSchema = lyceum_schema::IDENTITY;
 
 pub const GRPC_SERVICES: [&str; 3] = [
     "lyceum.identity.v1.OrganizationService",
@@ -136,9 +130,7 @@ pub async fn bootstrap_platform_admin(
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("password {e}"))?;
     let mut tx = db.begin_system("bootstrap").await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.bootstrap'))")
-        .execute(tx.conn())
-        .await?;
+    store::users::lock_bootstrap(&mut tx).await?;
     anyhow::ensure!(
         !store::users::platform_admin_exists(&mut tx).await?,
         "a platform admin already exists; grant further admins through UserService.GrantRole"
@@ -169,7 +161,7 @@ pub async fn bootstrap_platform_admin(
             &mut tx,
             store::grants::NewGrant {
                 user_id: user.id,
-                role: role.as_str(),
+                role,
                 organization_id: None,
                 expires_at: None,
                 granted_by: None,

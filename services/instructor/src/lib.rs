@@ -23,17 +23,11 @@ use lyceum_proto::instructor::v1::payment_service_server::PaymentServiceServer;
 use lyceum_proto::instructor::v1::profile_service_server::ProfileServiceServer;
 use lyceum_proto::instructor::v1::revenue_service_server::RevenueServiceServer;
 use lyceum_proto::instructor::v1::settings_service_server::SettingsServiceServer;
-use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 
 pub use api::InstructorApi;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/instructor");
-
-pub const SCHEMA: ServiceSchema = ServiceSchema {
-    name: "instructor",
-    migrator: &MIGRATOR,
-};
+pub const SCHEMA: ServiceSchema = lyceum_schema::INSTRUCTOR;
 
 pub const GRPC_SERVICES: [&str; 5] = [
     "lyceum.instructor.v1.PaymentService",

@@ -20,18 +20,12 @@ use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
 use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
-use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 
 pub use api::LearningApi;
 
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/learning");
-
 /// The learning schema and its migrations.
-pub const SCHEMA: ServiceSchema = ServiceSchema {
-    name: "learning",
-    migrator: &MIGRATOR,
-};
+pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
 pub const GRPC_SERVICES: [&str; 3] = [
     "lyceum.learning.v1.CourseService",

@@ -397,3 +397,30 @@ async fn a_claim_is_bookkeeping_for_its_own_statement_only() {
     tx.commit().await.unwrap();
     assert_eq!(remaining(&db, pool_id).await, 1);
 }
+
+#[tokio::test]
+async fn verify_reports_a_pool_whose_remainder_drifted_from_its_claims() {
+    let (test_db, db, caller) = setup().await;
+    let pool_id = open_pool(&db, &caller, 5).await;
+    assert!(matches!(
+        take(&db, &caller, pool_id, "first", Uuid::now_v7()).await,
+        Ok(ClaimOutcome::Claimed(_))
+    ));
+    // A write outside the primitive (an operator's hand edit) loses one seat.
+    let mut admin = test_db.admin_connection().await;
+    sqlx::query("UPDATE learning.capacity_pools SET remaining = remaining - 1 WHERE id = $1")
+        .bind(pool_id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let drift = capacity::drift(&db).await.unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        drift[0].subject,
+        format!("test_seats pool {pool_id} remaining")
+    );
+    assert_eq!(
+        (drift[0].stored.as_str(), drift[0].expected.as_str()),
+        ("3", "4")
+    );
+}

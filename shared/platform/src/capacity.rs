@@ -148,12 +148,12 @@ pub async fn create_pool(
         return Err(CapacityError::Invalid("a capacity cannot be negative"));
     }
     as_bookkeeping(tx, async |tx| {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO capacity_pools (id, kind, capacity, remaining) VALUES ($1, $2, $3, $3)",
+            pool_id,
+            kind.as_str(),
+            capacity
         )
-        .bind(pool_id)
-        .bind(kind.as_str())
-        .bind(capacity)
         .execute(tx.conn())
         .await
         .map(|_| ())
@@ -167,22 +167,23 @@ pub async fn resize(tx: &mut Tx, pool_id: Uuid, capacity: i64) -> Result<Remaini
     if capacity < 0 {
         return Err(CapacityError::Invalid("a capacity cannot be negative"));
     }
-    let row: Option<(i64, i64, i64)> = as_bookkeeping(tx, async |tx| {
-        sqlx::query_as(
+    let row = as_bookkeeping(tx, async |tx| {
+        sqlx::query_as!(
+            Remaining,
             "WITH old AS (SELECT capacity - remaining AS taken FROM capacity_pools WHERE id = $1 FOR UPDATE)
              UPDATE capacity_pools p SET capacity = $2, remaining = $2 - old.taken,
                     version = p.version + 1, updated_at = now()
              FROM old WHERE p.id = $1 AND $2 >= old.taken
-             RETURNING p.remaining, p.version, old.taken",
+             RETURNING p.remaining, p.version",
+            pool_id,
+            capacity
         )
-        .bind(pool_id)
-        .bind(capacity)
         .fetch_optional(tx.conn())
         .await
     })
     .await?;
     match row {
-        Some((remaining, version, _)) => Ok(Remaining { remaining, version }),
+        Some(remaining) => Ok(remaining),
         None => match pool(tx, pool_id).await? {
             None => Err(CapacityError::NoSuchPool),
             Some(p) => Err(CapacityError::BelowTaken {
@@ -204,21 +205,22 @@ pub async fn claim(tx: &mut Tx, claim: Claim<'_>) -> Result<ClaimOutcome, Capaci
     }
     // The function is the service's bookkeeping by itself (platform migration 0008): one
     // round trip in the caller's transaction.
-    let (outcome, remaining, version): (String, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT outcome, remaining, version FROM capacity_claim($1, $2, $3, $4, $5)",
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", remaining, version
+           FROM capacity_claim($1, $2, $3, $4, $5)"#,
+        claim.pool_id,
+        claim.request_id,
+        claim.holder_id,
+        claim.amount,
+        claim.hold_until
     )
-    .bind(claim.pool_id)
-    .bind(claim.request_id)
-    .bind(claim.holder_id)
-    .bind(claim.amount)
-    .bind(claim.hold_until)
     .fetch_one(tx.conn())
     .await?;
     let state = Remaining {
-        remaining: remaining.unwrap_or_default(),
-        version: version.unwrap_or_default(),
+        remaining: row.remaining.unwrap_or_default(),
+        version: row.version.unwrap_or_default(),
     };
-    match outcome.as_str() {
+    match row.outcome.as_str() {
         "claimed" => Ok(ClaimOutcome::Claimed(state)),
         "replayed" => Ok(ClaimOutcome::Replayed(state)),
         "released" => Ok(ClaimOutcome::ReleasedEarlier(state)),
@@ -242,17 +244,19 @@ pub async fn release(
     reason: &'static str,
 ) -> Result<ReleaseOutcome, CapacityError> {
     // Bookkeeping by itself, as capacity_claim().
-    let (outcome, remaining, version): (String, Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT outcome, remaining, version FROM capacity_release($1, $2, $3)")
-            .bind(pool_id)
-            .bind(holder_id)
-            .bind(reason)
-            .fetch_one(tx.conn())
-            .await?;
-    Ok(match outcome.as_str() {
+    let row = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", remaining, version
+           FROM capacity_release($1, $2, $3)"#,
+        pool_id,
+        holder_id,
+        reason
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(match row.outcome.as_str() {
         "released" => ReleaseOutcome::Released(Remaining {
-            remaining: remaining.unwrap_or_default(),
-            version: version.unwrap_or_default(),
+            remaining: row.remaining.unwrap_or_default(),
+            version: row.version.unwrap_or_default(),
         }),
         _ => ReleaseOutcome::NotHeld,
     })
@@ -262,12 +266,12 @@ pub async fn release(
 /// when the holder has no live claim: the hold lapsed and was given back.
 pub async fn confirm(tx: &mut Tx, pool_id: Uuid, holder_id: Uuid) -> Result<bool, CapacityError> {
     let updated = as_bookkeeping(tx, async |tx| {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE capacity_claims SET hold_until = NULL
              WHERE pool_id = $1 AND holder_id = $2 AND released_at IS NULL",
+            pool_id,
+            holder_id
         )
-        .bind(pool_id)
-        .bind(holder_id)
         .execute(tx.conn())
         .await
     })
@@ -286,10 +290,11 @@ pub struct Pool {
 
 pub async fn pool(tx: &mut Tx, pool_id: Uuid) -> Result<Option<Pool>, sqlx::Error> {
     as_bookkeeping(tx, async |tx| {
-        sqlx::query_as::<_, Pool>(
+        sqlx::query_as!(
+            Pool,
             "SELECT id, kind, capacity, remaining, version FROM capacity_pools WHERE id = $1",
+            pool_id
         )
-        .bind(pool_id)
         .fetch_optional(tx.conn())
         .await
     })
@@ -312,20 +317,21 @@ pub async fn release_expired(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<LapsedHold>, CapacityError> {
-    let lapsed: Vec<(Uuid, Uuid)> = as_bookkeeping(tx, async |tx| {
-        sqlx::query_as(
+    let lapsed = as_bookkeeping(tx, async |tx| {
+        sqlx::query!(
             "SELECT pool_id, holder_id FROM capacity_claims
              WHERE released_at IS NULL AND hold_until < $1
              ORDER BY hold_until LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit
         )
-        .bind(now)
-        .bind(limit)
         .fetch_all(tx.conn())
         .await
     })
     .await?;
     let mut released = Vec::with_capacity(lapsed.len());
-    for (pool_id, holder_id) in lapsed {
+    for lapsed in lapsed {
+        let (pool_id, holder_id) = (lapsed.pool_id, lapsed.holder_id);
         if let ReleaseOutcome::Released(remaining) =
             release(tx, pool_id, holder_id, "hold_expired").await?
         {
@@ -343,22 +349,23 @@ pub async fn release_expired(
 /// `lyceum verify` in every service that uses capacity.
 pub async fn drift(db: &Database) -> anyhow::Result<Vec<Drift>> {
     let mut tx = db.begin_system("capacity verify").await?;
-    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
-        "SELECT p.id, p.kind, p.remaining, p.capacity - coalesce(sum(c.amount), 0)
-         FROM capacity_pools p
-         LEFT JOIN capacity_claims c ON c.pool_id = p.id AND c.released_at IS NULL
-         GROUP BY p.id
-         HAVING p.remaining <> p.capacity - coalesce(sum(c.amount), 0)",
+    let rows = sqlx::query!(
+        r#"SELECT p.id, p.kind, p.remaining,
+                  (p.capacity - coalesce(sum(c.amount), 0))::bigint AS "expected!"
+           FROM capacity_pools p
+           LEFT JOIN capacity_claims c ON c.pool_id = p.id AND c.released_at IS NULL
+           GROUP BY p.id
+           HAVING p.remaining <> p.capacity - coalesce(sum(c.amount), 0)"#
     )
     .fetch_all(tx.conn())
     .await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()
-        .map(|(id, kind, stored, expected)| Drift {
-            subject: format!("{kind} pool {id} remaining"),
-            stored: stored.to_string(),
-            expected: expected.to_string(),
+        .map(|row| Drift {
+            subject: format!("{} pool {} remaining", row.kind, row.id),
+            stored: row.remaining.to_string(),
+            expected: row.expected.to_string(),
         })
         .collect())
 }

@@ -19,40 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::{Principal, PrincipalKind};
 
-/// What the kit needs to know of a service's schema.
-#[derive(Clone, Copy)]
-pub struct ServiceSchema {
-    /// Schema name, also the stem of the role names: `identity`, `learning`, ...
-    pub name: &'static str,
-    pub migrator: &'static Migrator,
-}
-
-impl ServiceSchema {
-    pub fn runtime_role(&self) -> String {
-        format!("lyceum_{}", self.name)
-    }
-
-    pub fn owner_role(&self) -> String {
-        format!("lyceum_{}_owner", self.name)
-    }
-
-    /// The role the service switches to, explicitly, for work outside any caller's context.
-    pub fn system_role(&self) -> String {
-        system_role_of(self.name)
-    }
-}
-
-fn system_role_of(service: &str) -> String {
-    format!("lyceum_{service}_system")
-}
+use lyceum_schema::system_role_of;
+pub use lyceum_schema::{ServiceSchema, describe, migrate_service};
 
 /// The connection URL of a service: the explicit one when given, otherwise the shared
 /// `DATABASE_URL` with the user replaced by the service's runtime role.
@@ -91,105 +66,6 @@ pub async fn connect_service_pool(
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {target}"))
-}
-
-/// `host:port/database as user`, without the password.
-pub fn describe(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("")
-    )
-}
-
-/// Creates the roles and the schema of a service (if missing), runs its migrations as the
-/// owner role and grants the runtime role what it needs. Idempotent and safe to run from
-/// several processes at once.
-pub async fn migrate_service(admin_url: &str, schema: &ServiceSchema) -> anyhow::Result<()> {
-    let options = PgConnectOptions::from_str(admin_url).context("invalid admin database URL")?;
-    let target = describe(&options);
-    let mut conn = PgConnection::connect_with(&options)
-        .await
-        .with_context(|| format!("cannot connect to PostgreSQL at {target}"))?;
-
-    let owner = schema.owner_role();
-    let runtime = schema.runtime_role();
-    let system = schema.system_role();
-    let name = schema.name;
-    // Identifiers come from compile-time constants, never from input. The runtime role does
-    // not inherit the system role's privileges: it must switch to it by name.
-    let provision = format!(
-        r#"
-        DO $$ BEGIN CREATE ROLE {owner} NOLOGIN;
-          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-        DO $$ BEGIN CREATE ROLE {runtime} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
-          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-        DO $$ BEGIN CREATE ROLE {system} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
-          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-        ALTER ROLE {runtime} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT;
-        ALTER ROLE {system} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
-        GRANT {system} TO {runtime};
-        CREATE SCHEMA IF NOT EXISTS {name} AUTHORIZATION {owner};
-        GRANT USAGE ON SCHEMA {name} TO {runtime}, {system};
-        "#
-    );
-    // Two migrators racing on CREATE SCHEMA can still collide; a retry sees the winner's work.
-    for attempt in 0.. {
-        match sqlx::raw_sql(AssertSqlSafe(provision.clone()))
-            .execute(&mut conn)
-            .await
-        {
-            Ok(_) => break,
-            Err(error) if attempt < 3 && crate::error::pg_error_code(&error).is_some() => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => return Err(error).context("provisioning schema and roles"),
-        }
-    }
-
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "SET ROLE {owner}; SET search_path TO {name};"
-    )))
-    .execute(&mut conn)
-    .await?;
-    kit_migrator()
-        .run(&mut conn)
-        .await
-        .with_context(|| format!("running the platform kit migrations in {name}"))?;
-    schema
-        .migrator
-        .run(&mut conn)
-        .await
-        .with_context(|| format!("running the {name} migrations"))?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        r#"
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {name} TO {runtime}, {system};
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {name} TO {runtime}, {system};
-        REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA {name} FROM PUBLIC;
-        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {name} TO {runtime}, {system};
-        REVOKE ALL ON TABLE {name}._sqlx_migrations FROM {runtime}, {system};
-        REVOKE ALL ON TABLE {name}._lyceum_kit_migrations FROM {runtime}, {system};
-        RESET ROLE;
-        RESET search_path;
-        "#
-    )))
-    .execute(&mut conn)
-    .await
-    .context("granting the runtime role its privileges")?;
-    conn.close().await?;
-    Ok(())
-}
-
-static KIT_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/platform");
-
-/// The kit's own tables (outbox, inbox, dead letters), tracked apart from the service's
-/// migrations so that both can evolve independently.
-fn kit_migrator() -> Migrator {
-    let mut migrator = Migrator::with_migrations(KIT_MIGRATIONS.migrations.to_vec());
-    migrator.dangerous_set_table_name("_lyceum_kit_migrations");
-    migrator
 }
 
 /// Who is acting, as the row-level security policies see it.
@@ -442,12 +318,14 @@ impl Tx {
     /// the user it has just authenticated. No context grants more than its own policies.
     pub async fn set_context(&mut self, context: &TenantContext) -> Result<(), sqlx::Error> {
         // The kit's function (platform migration 0004), shared with one-statement writes.
-        sqlx::query("SELECT set_tenant_context($1, $2, $3)")
-            .bind(context.user_id.map(|id| id.to_string()).unwrap_or_default())
-            .bind(context.org_id.map(|id| id.to_string()).unwrap_or_default())
-            .bind(context.roles.join(","))
-            .execute(&mut *self.inner)
-            .await?;
+        sqlx::query!(
+            "SELECT set_tenant_context($1, $2, $3)",
+            context.user_id.map(|id| id.to_string()).unwrap_or_default(),
+            context.org_id.map(|id| id.to_string()).unwrap_or_default(),
+            context.roles.join(",")
+        )
+        .execute(&mut *self.inner)
+        .await?;
         self.context = context.clone();
         Ok(())
     }
@@ -457,12 +335,14 @@ impl Tx {
         let row = event.into_outbox_row(self.service, &self.context);
         // The kit's function (platform migrations 0004, 0006), shared with one-statement
         // writes; the relay is woken once this commits, and not at all on rollback.
-        sqlx::query("SELECT enqueue_event($1, $2, $3)")
-            .bind(row.id)
-            .bind(row.subject)
-            .bind(row.envelope)
-            .execute(&mut *self.inner)
-            .await?;
+        sqlx::query!(
+            "SELECT enqueue_event($1, $2, $3)",
+            row.id,
+            row.subject,
+            row.envelope
+        )
+        .execute(&mut *self.inner)
+        .await?;
         self.published = true;
         Ok(())
     }

@@ -33,3 +33,7 @@ pub mod text;
 pub mod verify;
 
 pub use error::{ApiError, FieldViolation, Violations};
+
+/// For [`text_enum!`]'s expansion in the services' crates.
+#[doc(hidden)]
+pub use sqlx as __sqlx;

@@ -79,8 +79,8 @@ pub trait ServiceModule: Send + Sync + 'static {
     fn add_routes(&self, routes: &mut RoutesBuilder, limits: &ServerLimits);
     /// Whether the module's dependencies answer now: by default, its database.
     async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1")
-            .execute(self.database().pool())
+        sqlx::query_scalar!("SELECT 1 AS alive")
+            .fetch_one(self.database().pool())
             .await
             .is_ok()
     }

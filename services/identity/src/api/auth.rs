@@ -76,7 +76,7 @@ impl IdentityApi {
             attempt.failed();
             return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
         };
-        if user.status != UserStatus::Active.as_str() {
+        if user.status != UserStatus::Active {
             return Err(ApiError::Unauthenticated(format!(
                 "the account is {}",
                 user.status
@@ -139,7 +139,7 @@ impl IdentityApi {
         let user = users::get(&mut tx, presented.user_id)
             .await?
             .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
-        if user.status != UserStatus::Active.as_str() {
+        if user.status != UserStatus::Active {
             sessions::revoke_session(&mut tx, presented.session_id, "user_suspended").await?;
             tx.commit().await?;
             return Err(ApiError::Unauthenticated(format!(
@@ -208,9 +208,7 @@ impl IdentityApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
-            .execute(tx.conn())
-            .await?;
+        signing_keys::lock_rotation(&mut tx).await?;
         let row = signing_keys::rotate(&mut tx, self.keys.sealer()).await?;
         tx.commit().await?;
         Ok(pb::RotateSigningKeyResponse {

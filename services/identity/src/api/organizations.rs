@@ -97,8 +97,8 @@ impl IdentityApi {
             NewOrganization {
                 name: name.into_inner(),
                 slug: slug.as_str().to_owned(),
-                subscription_tier: tier.as_str(),
-                subscription_status: status.as_str(),
+                subscription_tier: tier,
+                subscription_status: status,
                 company_size: company_size.into_inner(),
                 settings,
                 branding,
@@ -186,20 +186,16 @@ impl IdentityApi {
                 .map(|s| s.as_str().to_owned());
         }
         if paths.contains("subscription_tier") {
-            changes.subscription_tier = v
-                .check(
-                    "organization.subscription_tier",
-                    SubscriptionTier::from_proto(org.subscription_tier),
-                )
-                .map(SubscriptionTier::as_str);
+            changes.subscription_tier = v.check(
+                "organization.subscription_tier",
+                SubscriptionTier::from_proto(org.subscription_tier),
+            );
         }
         if paths.contains("subscription_status") {
-            changes.subscription_status = v
-                .check(
-                    "organization.subscription_status",
-                    SubscriptionStatus::from_proto(org.subscription_status),
-                )
-                .map(SubscriptionStatus::as_str);
+            changes.subscription_status = v.check(
+                "organization.subscription_status",
+                SubscriptionStatus::from_proto(org.subscription_status),
+            );
         }
         if paths.contains("company_size") {
             changes.company_size = v
@@ -372,7 +368,7 @@ impl IdentityApi {
             .await?
             .filter(|u| u.organization_id == Some(team.organization_id))
             .ok_or_else(|| ApiError::not_found("user"))?;
-        let row = teams::upsert_member(&mut tx, &team, user.id, role.as_str()).await?;
+        let row = teams::upsert_member(&mut tx, &team, user.id, role).await?;
         tx.commit().await?;
         Ok(pb::AddTeamMemberResponse {
             member: Some(wire::member(row)),

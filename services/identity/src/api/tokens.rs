@@ -44,7 +44,7 @@ impl IdentityApi {
         let roles = active
             .into_iter()
             .map(|g| GrantedRole {
-                role: g.role,
+                role: g.role.to_string(),
                 org: g.organization_id,
             })
             .collect();

@@ -73,7 +73,7 @@ impl IdentityApi {
         let held = grants::active_grants(tx, user_id).await?;
         tx.end_bookkeeping().await?;
         Ok(held.iter().any(|g| {
-            g.role == Role::Admin.as_str()
+            g.role == Role::Admin
                 || g.organization_id
                     .is_some_and(|org| !principal.administers(org))
         }))
@@ -175,7 +175,7 @@ impl IdentityApi {
                 &mut tx,
                 NewGrant {
                     user_id: user.id,
-                    role: role.as_str(),
+                    role,
                     organization_id,
                     expires_at: None,
                     granted_by,
@@ -289,7 +289,7 @@ impl IdentityApi {
         } else {
             None
         };
-        changes.status = status.map(UserStatus::as_str);
+        changes.status = status;
         v.into_result()?;
         let id = id.expect("parsed when there are no violations");
 
@@ -317,8 +317,8 @@ impl IdentityApi {
             tx.end_bookkeeping().await?;
         }
         tx.publish(events::user_updated(&updated)).await?;
-        let newly_suspended = status == Some(UserStatus::Suspended)
-            && existing.status != UserStatus::Suspended.as_str();
+        let newly_suspended =
+            status == Some(UserStatus::Suspended) && existing.status != UserStatus::Suspended;
         if newly_suspended {
             tx.publish(events::user_suspended(&updated)).await?;
         }
@@ -471,7 +471,7 @@ impl IdentityApi {
             &mut tx,
             NewGrant {
                 user_id,
-                role: role.as_str(),
+                role,
                 organization_id: org,
                 expires_at,
                 granted_by: Some(principal.subject),
@@ -498,8 +498,7 @@ impl IdentityApi {
         let grant = grants::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("grant"))?;
-        let role =
-            Role::from_db(&grant.role).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let role = grant.role;
         if !can_grant(&principal, role, grant.organization_id) {
             return Err(ApiError::permission_denied());
         }
@@ -541,7 +540,7 @@ impl IdentityApi {
         }
         // The caller may ask about grants it cannot list itself.
         tx.begin_bookkeeping("role check").await?;
-        let has_role = grants::has_role(&mut tx, user_id, role.as_str(), org).await?;
+        let has_role = grants::has_role(&mut tx, user_id, role, org).await?;
         tx.commit().await?;
         Ok(pb::HasRoleResponse { has_role })
     }

@@ -3,31 +3,18 @@
 use lyceum_platform::convert::{json_to_struct, opt_id_to_string, opt_timestamp, timestamp};
 use lyceum_proto::identity::v1 as pb;
 
-use crate::domain::{Role, SubscriptionStatus, SubscriptionTier, TeamMemberRole, UserStatus};
 use crate::store::grants::GrantRow;
 use crate::store::organizations::OrganizationRow;
 use crate::store::teams::{MemberRow, TeamRow};
 use crate::store::users::UserRow;
-
-/// Stored enum text was written by this service through the same enums; anything else is
-/// a corrupted row, shown as unspecified rather than failing the whole response.
-fn proto_of<T>(parsed: Result<T, String>, to_proto: impl Fn(T) -> i32) -> i32 {
-    parsed.map(to_proto).unwrap_or_default()
-}
 
 pub fn organization(row: OrganizationRow) -> pb::Organization {
     pb::Organization {
         id: row.id.to_string(),
         name: row.name,
         slug: row.slug,
-        subscription_tier: proto_of(
-            SubscriptionTier::from_db(&row.subscription_tier),
-            SubscriptionTier::to_proto,
-        ),
-        subscription_status: proto_of(
-            SubscriptionStatus::from_db(&row.subscription_status),
-            SubscriptionStatus::to_proto,
-        ),
+        subscription_tier: row.subscription_tier.to_proto(),
+        subscription_status: row.subscription_status.to_proto(),
         company_size: row.company_size,
         settings: Some(json_to_struct(&row.settings)),
         branding: Some(json_to_struct(&row.branding)),
@@ -51,7 +38,7 @@ pub fn member(row: MemberRow) -> pb::TeamMember {
     pb::TeamMember {
         team_id: row.team_id.to_string(),
         user_id: row.user_id.to_string(),
-        role: proto_of(TeamMemberRole::from_db(&row.role), TeamMemberRole::to_proto),
+        role: row.role.to_proto(),
         join_time: Some(timestamp(row.joined_at)),
     }
 }
@@ -65,7 +52,7 @@ pub fn user(row: UserRow) -> pb::User {
         avatar_url: row.avatar_url,
         company_name: row.company_name,
         metadata: Some(json_to_struct(&row.metadata)),
-        status: proto_of(UserStatus::from_db(&row.status), UserStatus::to_proto),
+        status: row.status.to_proto(),
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
     }
@@ -75,7 +62,7 @@ pub fn grant(row: GrantRow) -> pb::RoleGrant {
     pb::RoleGrant {
         id: row.id.to_string(),
         user_id: row.user_id.to_string(),
-        role: proto_of(Role::from_db(&row.role), Role::to_proto),
+        role: row.role.to_proto(),
         organization_id: opt_id_to_string(row.organization_id),
         expire_time: opt_timestamp(row.expires_at),
         create_time: Some(timestamp(row.created_at)),

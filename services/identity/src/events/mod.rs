@@ -16,8 +16,8 @@ fn organization_snapshot(row: &OrganizationRow) -> pb::OrganizationSnapshot {
         id: row.id.to_string(),
         name: row.name.clone(),
         slug: row.slug.clone(),
-        subscription_tier: row.subscription_tier.clone(),
-        subscription_status: row.subscription_status.clone(),
+        subscription_tier: row.subscription_tier.to_string(),
+        subscription_status: row.subscription_status.to_string(),
         version: row.updated_at.timestamp_micros(),
     }
 }
@@ -29,7 +29,7 @@ fn user_snapshot(row: &UserRow) -> pb::UserSnapshot {
         email: row.email.clone(),
         full_name: row.full_name.clone(),
         avatar_url: row.avatar_url.clone(),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         version: row.updated_at.timestamp_micros(),
     }
 }
@@ -73,7 +73,7 @@ pub fn role_granted(row: &GrantRow) -> Event {
     let payload = pb::RoleGranted {
         grant_id: row.id.to_string(),
         user_id: row.user_id.to_string(),
-        role: row.role.clone(),
+        role: row.role.to_string(),
         organization_id: opt_id_to_string(row.organization_id),
         expire_time: opt_timestamp(row.expires_at),
     };
@@ -84,7 +84,7 @@ pub fn role_revoked(row: &GrantRow) -> Event {
     let payload = pb::RoleRevoked {
         grant_id: row.id.to_string(),
         user_id: row.user_id.to_string(),
-        role: row.role.clone(),
+        role: row.role.to_string(),
         organization_id: opt_id_to_string(row.organization_id),
     };
     Event::new("identity.role.revoked", row.organization_id, &payload)

@@ -4,14 +4,15 @@ use lyceum_platform::error::{UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::{SubscriptionStatus, SubscriptionTier};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OrganizationRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
-    pub subscription_tier: String,
-    pub subscription_status: String,
+    pub subscription_tier: SubscriptionTier,
+    pub subscription_status: SubscriptionStatus,
     pub company_size: String,
     pub settings: serde_json::Value,
     pub branding: serde_json::Value,
@@ -22,8 +23,8 @@ pub struct OrganizationRow {
 pub struct NewOrganization {
     pub name: String,
     pub slug: String,
-    pub subscription_tier: &'static str,
-    pub subscription_status: &'static str,
+    pub subscription_tier: SubscriptionTier,
+    pub subscription_status: SubscriptionStatus,
     pub company_size: String,
     pub settings: serde_json::Value,
     pub branding: serde_json::Value,
@@ -34,8 +35,8 @@ pub struct NewOrganization {
 pub struct OrganizationChanges {
     pub name: Option<String>,
     pub slug: Option<String>,
-    pub subscription_tier: Option<&'static str>,
-    pub subscription_status: Option<&'static str>,
+    pub subscription_tier: Option<SubscriptionTier>,
+    pub subscription_status: Option<SubscriptionStatus>,
     pub company_size: Option<String>,
     pub settings: Option<serde_json::Value>,
     pub branding: Option<serde_json::Value>,
@@ -50,33 +51,35 @@ fn slug_taken(error: sqlx::Error) -> ApiError {
 }
 
 pub async fn insert(tx: &mut Tx, new: NewOrganization) -> Result<OrganizationRow, ApiError> {
-    sqlx::query_as::<_, OrganizationRow>(
+    sqlx::query_as!(
+        OrganizationRow,
         "INSERT INTO organizations (id, name, slug, subscription_tier, subscription_status,
                                     company_size, settings, branding)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, name, slug, subscription_tier, subscription_status, company_size,
                    settings, branding, created_at, updated_at",
+        Uuid::now_v7(),
+        new.name,
+        new.slug,
+        new.subscription_tier as _,
+        new.subscription_status as _,
+        new.company_size,
+        new.settings,
+        new.branding
     )
-    .bind(Uuid::now_v7())
-    .bind(new.name)
-    .bind(new.slug)
-    .bind(new.subscription_tier)
-    .bind(new.subscription_status)
-    .bind(new.company_size)
-    .bind(new.settings)
-    .bind(new.branding)
     .fetch_one(tx.conn())
     .await
     .map_err(slug_taken)
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<OrganizationRow>, sqlx::Error> {
-    sqlx::query_as::<_, OrganizationRow>(
+    sqlx::query_as!(
+        OrganizationRow,
         "SELECT id, name, slug, subscription_tier, subscription_status, company_size,
                 settings, branding, created_at, updated_at
          FROM organizations WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await
 }
@@ -87,14 +90,15 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<OrganizationRow>, sqlx::Error> {
-    sqlx::query_as::<_, OrganizationRow>(
+    sqlx::query_as!(
+        OrganizationRow,
         "SELECT id, name, slug, subscription_tier, subscription_status, company_size,
                 settings, branding, created_at, updated_at
          FROM organizations WHERE $1::uuid IS NULL OR id > $1
          ORDER BY id LIMIT $2",
+        after,
+        limit
     )
-    .bind(after)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await
 }
@@ -104,7 +108,8 @@ pub async fn update(
     id: Uuid,
     changes: OrganizationChanges,
 ) -> Result<Option<OrganizationRow>, ApiError> {
-    sqlx::query_as::<_, OrganizationRow>(
+    sqlx::query_as!(
+        OrganizationRow,
         "UPDATE organizations SET
            name = coalesce($2, name),
            slug = coalesce($3, slug),
@@ -117,15 +122,15 @@ pub async fn update(
          WHERE id = $1
          RETURNING id, name, slug, subscription_tier, subscription_status, company_size,
                    settings, branding, created_at, updated_at",
+        id,
+        changes.name,
+        changes.slug,
+        changes.subscription_tier as _,
+        changes.subscription_status as _,
+        changes.company_size,
+        changes.settings,
+        changes.branding
     )
-    .bind(id)
-    .bind(changes.name)
-    .bind(changes.slug)
-    .bind(changes.subscription_tier)
-    .bind(changes.subscription_status)
-    .bind(changes.company_size)
-    .bind(changes.settings)
-    .bind(changes.branding)
     .fetch_optional(tx.conn())
     .await
     .map_err(slug_taken)

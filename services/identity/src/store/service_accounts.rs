@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Tx;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ServiceAccountRow {
     pub id: Uuid,
     pub name: String,
@@ -22,16 +22,17 @@ pub async fn insert(
     scopes: &[String],
     created_by: Uuid,
 ) -> Result<ServiceAccountRow, ApiError> {
-    sqlx::query_as::<_, ServiceAccountRow>(
+    sqlx::query_as!(
+        ServiceAccountRow,
         "INSERT INTO service_accounts (id, name, client_secret_hash, created_by, scopes)
          VALUES ($1, $2, $3, $4, $5)
          RETURNING id, name, client_secret_hash, created_at, disabled_at, scopes",
+        Uuid::now_v7(),
+        name,
+        secret_hash,
+        created_by,
+        scopes
     )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(secret_hash)
-    .bind(created_by)
-    .bind(scopes)
     .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
@@ -43,10 +44,7 @@ pub async fn insert(
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
-    sqlx::query_as::<_, ServiceAccountRow>(
-        "SELECT id, name, client_secret_hash, created_at, disabled_at, scopes FROM service_accounts WHERE id = $1",
-    )
-    .bind(id)
+    sqlx::query_as!(ServiceAccountRow, "SELECT id, name, client_secret_hash, created_at, disabled_at, scopes FROM service_accounts WHERE id = $1", id)
     .fetch_optional(tx.conn())
     .await
 }
@@ -58,30 +56,31 @@ pub async fn disable(
     id: Uuid,
 ) -> Result<Option<(ServiceAccountRow, bool)>, sqlx::Error> {
     // The row lock makes two concurrent disables agree on which one did it.
-    let was_disabled: Option<bool> = sqlx::query_scalar(
-        "SELECT disabled_at IS NOT NULL FROM service_accounts WHERE id = $1 FOR UPDATE",
+    let was_disabled: Option<bool> = sqlx::query_scalar!(
+        "SELECT disabled_at IS NOT NULL AS \"disabled!\" FROM service_accounts WHERE id = $1 FOR UPDATE",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await?;
     let Some(was_disabled) = was_disabled else {
         return Ok(None);
     };
-    let row = sqlx::query_as::<_, ServiceAccountRow>(
+    let row = sqlx::query_as!(
+        ServiceAccountRow,
         "UPDATE service_accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1
          RETURNING id, name, client_secret_hash, created_at, disabled_at, scopes",
+        id
     )
-    .bind(id)
     .fetch_one(tx.conn())
     .await?;
     Ok(Some((row, !was_disabled)))
 }
 
 pub async fn is_enabled(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL)",
+    sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL) AS \"exists!\"",
+        id
     )
-    .bind(id)
     .fetch_one(tx.conn())
     .await
 }

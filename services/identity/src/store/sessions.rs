@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Tx;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PresentedToken {
     pub token_id: Uuid,
     pub session_id: Uuid,
@@ -26,12 +26,14 @@ pub async fn create_session(
     expires_at: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "INSERT INTO sessions (id, user_id, expires_at) VALUES ($1, $2, $3)",
+        id,
+        user_id,
+        expires_at
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(id)
 }
 
@@ -41,13 +43,13 @@ pub async fn insert_refresh_token(
     user_id: Uuid,
     token_hash: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash) VALUES ($1, $2, $3, $4)",
+        Uuid::now_v7(),
+        session_id,
+        user_id,
+        token_hash
     )
-    .bind(Uuid::now_v7())
-    .bind(session_id)
-    .bind(user_id)
-    .bind(token_hash)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -59,15 +61,16 @@ pub async fn find_and_lock(
     tx: &mut Tx,
     token_hash: &[u8],
 ) -> Result<Option<PresentedToken>, sqlx::Error> {
-    sqlx::query_as::<_, PresentedToken>(
+    sqlx::query_as!(
+        PresentedToken,
         "SELECT t.id AS token_id, t.session_id, t.user_id, t.rotated_at, t.successor_sealed,
                 s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at,
-                clock_timestamp() AS checked_at
+                clock_timestamp() AS \"checked_at!\"
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
          WHERE t.token_hash = $1
          FOR UPDATE OF t, s",
+        token_hash
     )
-    .bind(token_hash)
     .fetch_optional(tx.conn())
     .await
 }
@@ -75,10 +78,10 @@ pub async fn find_and_lock(
 /// Whether the token exists and has not been rotated, locking it so that it cannot be
 /// rotated before the caller's transaction ends.
 pub async fn lock_unrotated(tx: &mut Tx, token_hash: &[u8]) -> Result<bool, sqlx::Error> {
-    let rotated_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+    let rotated_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar!(
         "SELECT rotated_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        token_hash
     )
-    .bind(token_hash)
     .fetch_optional(tx.conn())
     .await?;
     Ok(matches!(rotated_at, Some(None)))
@@ -90,11 +93,11 @@ pub async fn mark_rotated(
     token_id: Uuid,
     successor_sealed: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE refresh_tokens SET rotated_at = now(), successor_sealed = $2 WHERE id = $1",
+        token_id,
+        successor_sealed
     )
-    .bind(token_id)
-    .bind(successor_sealed)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -105,12 +108,12 @@ pub async fn revoke_session(
     session_id: Uuid,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
          WHERE id = $1 AND revoked_at IS NULL",
+        session_id,
+        reason
     )
-    .bind(session_id)
-    .bind(reason)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -121,12 +124,12 @@ pub async fn revoke_user_sessions(
     user_id: Uuid,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
          WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+        reason
     )
-    .bind(user_id)
-    .bind(reason)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -139,14 +142,14 @@ pub async fn session_is_live(
     session_id: Uuid,
     user_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT EXISTS (
            SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
            WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
-             AND s.expires_at > now() AND u.status = 'active')",
+             AND s.expires_at > now() AND u.status = 'active') AS \"exists!\"",
+        session_id,
+        user_id
     )
-    .bind(session_id)
-    .bind(user_id)
     .fetch_one(tx.conn())
     .await
 }

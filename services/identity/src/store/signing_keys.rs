@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Tx;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyRow {
     pub kid: String,
     pub public_key: Vec<u8>,
@@ -23,12 +23,22 @@ pub struct KeyRow {
 
 /// Keys that still verify, newest (the signing one) first.
 pub async fn unretired(tx: &mut Tx) -> Result<Vec<KeyRow>, sqlx::Error> {
-    sqlx::query_as::<_, KeyRow>(
+    sqlx::query_as!(
+        KeyRow,
         "SELECT kid, public_key, private_key_encrypted, created_at FROM signing_keys
-         WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC",
+         WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC"
     )
     .fetch_all(tx.conn())
     .await
+}
+
+/// Serialises rotations until the transaction ends, so that two at once cannot retire
+/// each other's new key.
+pub async fn lock_rotation(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Generates a key pair, stores it as the newest key and retires all but the previous
@@ -37,20 +47,22 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
     let mut seed = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
-    let row = sqlx::query_as::<_, KeyRow>(
+    let public_key = key.verifying_key();
+    let row = sqlx::query_as!(
+        KeyRow,
         "INSERT INTO signing_keys (kid, public_key, private_key_encrypted) VALUES ($1, $2, $3)
          RETURNING kid, public_key, private_key_encrypted, created_at",
+        Uuid::now_v7().simple().to_string(),
+        public_key.as_bytes().as_slice(),
+        sealer.encrypt(&seed)
     )
-    .bind(Uuid::now_v7().simple().to_string())
-    .bind(key.verifying_key().as_bytes().as_slice())
-    .bind(sealer.encrypt(&seed))
     .fetch_one(tx.conn())
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE signing_keys SET retired_at = now()
          WHERE retired_at IS NULL
            AND kid NOT IN (SELECT kid FROM signing_keys WHERE retired_at IS NULL
-                           ORDER BY created_at DESC, kid DESC LIMIT 2)",
+                           ORDER BY created_at DESC, kid DESC LIMIT 2)"
     )
     .execute(tx.conn())
     .await?;
@@ -61,7 +73,7 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
 /// advisory lock so that exactly one creates it.
 pub async fn ensure_signing_key(db: &Database, sealer: &SecretBox) -> anyhow::Result<()> {
     let mut tx = db.begin_system("signing keys").await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
         .execute(tx.conn())
         .await?;
     if unretired(&mut tx).await?.is_empty() {

@@ -4,8 +4,9 @@ use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_c
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::TeamMemberRole;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TeamRow {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -15,11 +16,11 @@ pub struct TeamRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct MemberRow {
     pub team_id: Uuid,
     pub user_id: Uuid,
-    pub role: String,
+    pub role: TeamMemberRole,
     pub joined_at: DateTime<Utc>,
 }
 
@@ -40,25 +41,27 @@ pub async fn insert(
     name: String,
     description: String,
 ) -> Result<TeamRow, ApiError> {
-    sqlx::query_as::<_, TeamRow>(
+    sqlx::query_as!(
+        TeamRow,
         "INSERT INTO teams (id, organization_id, name, description) VALUES ($1, $2, $3, $4)
          RETURNING id, organization_id, name, description, created_at, updated_at",
+        Uuid::now_v7(),
+        organization_id,
+        name,
+        description
     )
-    .bind(Uuid::now_v7())
-    .bind(organization_id)
-    .bind(name)
-    .bind(description)
     .fetch_one(tx.conn())
     .await
     .map_err(write_error)
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<TeamRow>, sqlx::Error> {
-    sqlx::query_as::<_, TeamRow>(
+    sqlx::query_as!(
+        TeamRow,
         "SELECT id, organization_id, name, description, created_at, updated_at
          FROM teams WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await
 }
@@ -69,14 +72,15 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<TeamRow>, sqlx::Error> {
-    sqlx::query_as::<_, TeamRow>(
+    sqlx::query_as!(
+        TeamRow,
         "SELECT id, organization_id, name, description, created_at, updated_at
          FROM teams WHERE organization_id = $1 AND ($2::uuid IS NULL OR id > $2)
          ORDER BY id LIMIT $3",
+        organization_id,
+        after,
+        limit
     )
-    .bind(organization_id)
-    .bind(after)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await
 }
@@ -87,23 +91,23 @@ pub async fn update(
     name: Option<String>,
     description: Option<String>,
 ) -> Result<Option<TeamRow>, ApiError> {
-    sqlx::query_as::<_, TeamRow>(
+    sqlx::query_as!(
+        TeamRow,
         "UPDATE teams SET name = coalesce($2, name), description = coalesce($3, description),
                           updated_at = now()
          WHERE id = $1
          RETURNING id, organization_id, name, description, created_at, updated_at",
+        id,
+        name,
+        description
     )
-    .bind(id)
-    .bind(name)
-    .bind(description)
     .fetch_optional(tx.conn())
     .await
     .map_err(write_error)
 }
 
 pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM teams WHERE id = $1")
-        .bind(id)
+    let result = sqlx::query!("DELETE FROM teams WHERE id = $1", id)
         .execute(tx.conn())
         .await?;
     Ok(result.rows_affected() == 1)
@@ -114,17 +118,18 @@ pub async fn upsert_member(
     tx: &mut Tx,
     team: &TeamRow,
     user_id: Uuid,
-    role: &'static str,
+    role: TeamMemberRole,
 ) -> Result<MemberRow, ApiError> {
-    sqlx::query_as::<_, MemberRow>(
+    sqlx::query_as!(
+        MemberRow,
         "INSERT INTO team_members (team_id, user_id, organization_id, role) VALUES ($1, $2, $3, $4)
          ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role
          RETURNING team_id, user_id, role, joined_at",
+        team.id,
+        user_id,
+        team.organization_id,
+        role as _
     )
-    .bind(team.id)
-    .bind(user_id)
-    .bind(team.organization_id)
-    .bind(role)
     .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {
@@ -134,11 +139,13 @@ pub async fn upsert_member(
 }
 
 pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
-        .bind(team_id)
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
+    let result = sqlx::query!(
+        "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
+        team_id,
+        user_id
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(result.rows_affected() == 1)
 }
 
@@ -148,14 +155,15 @@ pub async fn list_members(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
-    sqlx::query_as::<_, MemberRow>(
+    sqlx::query_as!(
+        MemberRow,
         "SELECT team_id, user_id, role, joined_at FROM team_members
          WHERE team_id = $1 AND ($2::uuid IS NULL OR user_id > $2)
          ORDER BY user_id LIMIT $3",
+        team_id,
+        after,
+        limit
     )
-    .bind(team_id)
-    .bind(after)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await
 }

@@ -4,8 +4,9 @@ use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_c
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::UserStatus;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: Uuid,
     pub organization_id: Option<Uuid>,
@@ -14,7 +15,7 @@ pub struct UserRow {
     pub avatar_url: String,
     pub company_name: String,
     pub metadata: serde_json::Value,
-    pub status: String,
+    pub status: UserStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -34,7 +35,7 @@ pub struct UserChanges {
     pub avatar_url: Option<String>,
     pub company_name: Option<String>,
     pub metadata: Option<serde_json::Value>,
-    pub status: Option<&'static str>,
+    pub status: Option<UserStatus>,
 }
 
 fn write_error(error: sqlx::Error) -> ApiError {
@@ -48,43 +49,39 @@ fn write_error(error: sqlx::Error) -> ApiError {
 }
 
 pub async fn insert(tx: &mut Tx, new: NewUser) -> Result<UserRow, ApiError> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "INSERT INTO users (id, organization_id, email, full_name, avatar_url, company_name, metadata)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          RETURNING id, organization_id, email, full_name, avatar_url, company_name, metadata,
-                   status, created_at, updated_at",
+                   status, created_at, updated_at", Uuid::now_v7(), new.organization_id, new.email, new.full_name, new.avatar_url, new.company_name, new.metadata
     )
-    .bind(Uuid::now_v7())
-    .bind(new.organization_id)
-    .bind(new.email)
-    .bind(new.full_name)
-    .bind(new.avatar_url)
-    .bind(new.company_name)
-    .bind(new.metadata)
     .fetch_one(tx.conn())
     .await
     .map_err(write_error)
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
                 status, created_at, updated_at
          FROM users WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await
 }
 
 /// Looks a user up by email, ignoring letter case (served by `users_email_key`).
 pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
                 status, created_at, updated_at
          FROM users WHERE lower(email) = lower($1)",
+        email
     )
-    .bind(email)
     .fetch_optional(tx.conn())
     .await
 }
@@ -95,27 +92,29 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<UserRow>, sqlx::Error> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
                 status, created_at, updated_at
          FROM users
          WHERE ($1::uuid IS NULL OR organization_id = $1) AND ($2::uuid IS NULL OR id > $2)
          ORDER BY id LIMIT $3",
+        organization_id,
+        after,
+        limit
     )
-    .bind(organization_id)
-    .bind(after)
-    .bind(limit)
     .fetch_all(tx.conn())
     .await
 }
 
 pub async fn batch_get(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::Error> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "SELECT id, organization_id, email, full_name, avatar_url, company_name, metadata,
                 status, created_at, updated_at
          FROM users WHERE id = ANY($1) ORDER BY id",
+        ids
     )
-    .bind(ids)
     .fetch_all(tx.conn())
     .await
 }
@@ -125,7 +124,8 @@ pub async fn update(
     id: Uuid,
     changes: UserChanges,
 ) -> Result<Option<UserRow>, ApiError> {
-    sqlx::query_as::<_, UserRow>(
+    sqlx::query_as!(
+        UserRow,
         "UPDATE users SET
            full_name = coalesce($2, full_name),
            avatar_url = coalesce($3, avatar_url),
@@ -136,24 +136,33 @@ pub async fn update(
          WHERE id = $1
          RETURNING id, organization_id, email, full_name, avatar_url, company_name, metadata,
                    status, created_at, updated_at",
+        id,
+        changes.full_name,
+        changes.avatar_url,
+        changes.company_name,
+        changes.metadata,
+        changes.status as _
     )
-    .bind(id)
-    .bind(changes.full_name)
-    .bind(changes.avatar_url)
-    .bind(changes.company_name)
-    .bind(changes.metadata)
-    .bind(changes.status)
     .fetch_optional(tx.conn())
     .await
     .map_err(write_error)
 }
 
+/// Serialises bootstrap commands until the transaction ends: two at once would both see
+/// no platform admin and both create one.
+pub async fn lock_bootstrap(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.bootstrap'))")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// Whether any user holds an unexpired platform admin grant (for the bootstrap command).
 pub async fn platform_admin_exists(tx: &mut Tx) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT EXISTS (SELECT 1 FROM role_grants
                         WHERE role = 'admin' AND organization_id IS NULL
-                          AND (expires_at IS NULL OR expires_at > now()))",
+                          AND (expires_at IS NULL OR expires_at > now())) AS \"exists!\""
     )
     .fetch_one(tx.conn())
     .await

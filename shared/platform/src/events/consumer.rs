@@ -511,12 +511,12 @@ impl Consumer {
         let mut tx = self.db.begin_system("consumer batch").await?;
         // The inbox rows of the whole batch in one statement: the ids it returns are the
         // events seen for the first time (once each, even if the batch holds one twice).
-        let mut first_time: std::collections::HashSet<Uuid> = sqlx::query_scalar(
+        let mut first_time: std::collections::HashSet<Uuid> = sqlx::query_scalar!(
             "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])
              ON CONFLICT DO NOTHING RETURNING event_id",
+            &self.spec.name,
+            &event_ids
         )
-        .bind(&self.spec.name)
-        .bind(&event_ids)
         .fetch_all(tx.conn())
         .await?
         .into_iter()
@@ -555,19 +555,19 @@ impl Consumer {
         let mut outcomes = Vec::with_capacity(batch.len());
         for (_, envelope, delivered) in batch {
             let span = self.event_span(envelope, *delivered);
-            sqlx::query("SAVEPOINT lyceum_event")
+            sqlx::query!("SAVEPOINT lyceum_event")
                 .execute(tx.conn())
                 .await?;
             match self.apply(&mut tx, envelope).instrument(span).await {
                 Ok(outcome) => {
-                    sqlx::query("RELEASE SAVEPOINT lyceum_event")
+                    sqlx::query!("RELEASE SAVEPOINT lyceum_event")
                         .execute(tx.conn())
                         .await?;
                     outcomes.push(Ok(outcome));
                 }
                 Err(error) => {
                     // If even this fails, the connection is gone and the batch with it.
-                    sqlx::query("ROLLBACK TO SAVEPOINT lyceum_event")
+                    sqlx::query!("ROLLBACK TO SAVEPOINT lyceum_event")
                         .execute(tx.conn())
                         .await?;
                     outcomes.push(Err(format!("{error:#}")));
@@ -600,11 +600,11 @@ impl Consumer {
     async fn apply(&self, tx: &mut Tx, envelope: &EventEnvelope) -> anyhow::Result<Outcome> {
         let event_id = Uuid::try_parse(&envelope.event_id)
             .with_context(|| format!("event id '{}' is not a UUID", envelope.event_id))?;
-        let first_time = sqlx::query(
+        let first_time = sqlx::query!(
             "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &self.spec.name,
+            event_id
         )
-        .bind(&self.spec.name)
-        .bind(event_id)
         .execute(tx.conn())
         .await?
         .rows_affected()
@@ -633,17 +633,8 @@ impl Consumer {
             .to_owned();
         let stored = async {
             let mut tx = self.db.begin_system("dead letter").await?;
-            sqlx::query(
-                "INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(&self.spec.name)
-            .bind(&relative_subject)
-            .bind(event_id)
-            .bind(message.payload.as_ref())
-            .bind(error)
-            .bind(delivered)
+            sqlx::query!("INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)", Uuid::now_v7(), &self.spec.name, &relative_subject, event_id, message.payload.as_ref(), error, delivered)
             .execute(tx.conn())
             .await?;
             tx.commit().await?;

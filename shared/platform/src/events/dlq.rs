@@ -29,12 +29,13 @@ pub struct DeadLetter {
 /// Dead letters of a service's consumers, newest first.
 pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<DeadLetter>> {
     let mut tx = db.begin_system("dead letters").await?;
-    let rows = sqlx::query_as::<_, DeadLetter>(
+    let rows = sqlx::query_as!(
+        DeadLetter,
         "SELECT id, consumer, subject, event_id, error, deliveries, failed_at, replayed_at
          FROM dead_letters WHERE $1 OR replayed_at IS NULL
          ORDER BY failed_at DESC LIMIT 1000",
+        include_replayed
     )
-    .bind(include_replayed)
     .fetch_all(tx.conn())
     .await?;
     tx.commit().await?;
@@ -45,28 +46,30 @@ pub async fn list(db: &Database, include_replayed: bool) -> anyhow::Result<Vec<D
 /// dead letter in this service.
 pub async fn replay(db: &Database, bus: &EventBus, id: Uuid) -> anyhow::Result<bool> {
     let mut tx = db.begin_system("dead letters").await?;
-    let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT consumer, subject, payload FROM dead_letters WHERE id = $1 FOR UPDATE",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((consumer, subject, payload)) = row else {
+    let Some(row) = row else {
         tx.rollback().await?;
         return Ok(false);
     };
     let publish = async_nats::jetstream::message::PublishMessage::build()
         .message_id(format!("replay-{id}-{}", Uuid::now_v7()))
-        .header(REPLAY_FOR_HEADER, consumer.as_str())
-        .payload(payload.into());
+        .header(REPLAY_FOR_HEADER, row.consumer.as_str())
+        .payload(row.payload.into());
     bus.jetstream()
-        .send_publish(bus.subject(&subject), publish)
+        .send_publish(bus.subject(&row.subject), publish)
         .await?
         .await?;
-    sqlx::query("UPDATE dead_letters SET replayed_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "UPDATE dead_letters SET replayed_at = now() WHERE id = $1",
+        id
+    )
+    .execute(tx.conn())
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

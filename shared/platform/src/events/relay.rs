@@ -44,7 +44,6 @@ impl Default for RelaySettings {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct OutboxRow {
     id: Uuid,
     subject: String,
@@ -138,14 +137,15 @@ impl Relay {
         // Losing this commit in a crash only means publishing the batch again, which
         // JetStream and the inboxes de-duplicate: no need to wait for the WAL flush.
         let mut tx = self.db.begin_system_unflushed("relay claim").await?;
-        let rows: Vec<OutboxRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            OutboxRow,
             "SELECT id, subject, envelope FROM outbox
              WHERE published_at IS NULL
              ORDER BY id
              LIMIT $1
              FOR UPDATE SKIP LOCKED",
+            self.settings.batch_size
         )
-        .bind(self.settings.batch_size)
         .fetch_all(tx.conn())
         .await?;
         if rows.is_empty() {
@@ -186,10 +186,12 @@ impl Relay {
             }
         }
         crate::failpoint::hit("relay-before-mark-sent");
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(&sent)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query!(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+            &sent
+        )
+        .execute(tx.conn())
+        .await?;
         tx.commit().await?;
         self.metrics
             .published
@@ -212,15 +214,15 @@ impl Relay {
     async fn maintain(&self) -> anyhow::Result<()> {
         let mut tx = self.db.begin_system("outbox cleanup").await?;
         let keep = self.settings.keep_sent.as_secs_f64();
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM outbox WHERE published_at IS NOT NULL
                AND published_at < now() - make_interval(secs => $1)",
+            keep
         )
-        .bind(keep)
         .execute(tx.conn())
         .await?;
         // The inbox only needs to outlive redeliveries and replays of the stream.
-        sqlx::query("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
+        sqlx::query!("DELETE FROM inbox WHERE processed_at < now() - interval '30 days'")
             .execute(tx.conn())
             .await?;
         tx.commit().await?;
@@ -238,14 +240,14 @@ impl Relay {
 /// The number of unpublished events and the age of the oldest, in seconds.
 pub async fn outbox_backlog(db: &Database) -> anyhow::Result<(i64, f64)> {
     let mut tx = db.begin_system("outbox backlog").await?;
-    let (count, age): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
-         FROM outbox WHERE published_at IS NULL",
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "count!", extract(epoch FROM now() - min(created_at))::float8 AS age
+           FROM outbox WHERE published_at IS NULL"#
     )
     .fetch_one(tx.conn())
     .await?;
     tx.commit().await?;
-    Ok((count, age.unwrap_or(0.0)))
+    Ok((row.count, row.age.unwrap_or(0.0)))
 }
 
 /// How long the oldest unpublished event has waited; zero when none waits. Cheap enough
@@ -253,9 +255,9 @@ pub async fn outbox_backlog(db: &Database) -> anyhow::Result<(i64, f64)> {
 /// are in creation order.
 pub async fn oldest_unpublished_age(db: &Database) -> anyhow::Result<Duration> {
     let mut tx = db.begin_system("outbox health").await?;
-    let age: Option<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT 1",
+    let age: Option<f64> = sqlx::query_scalar!(
+        "SELECT extract(epoch FROM now() - created_at)::float8 AS \"age!\" FROM outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT 1"
     )
     .fetch_optional(tx.conn())
     .await?;
