@@ -306,7 +306,7 @@ pub struct ListCoursesSql {
 impl Operation for ListCoursesSql {
     async fn call(&self, _worker: usize, sequence: u64) -> Result<(), String> {
         let filter = CatalogueFilter {
-            status: "published",
+            status: lyceum_learning::domain::CourseStatus::Published,
             category: Some(category(sequence)),
             ..Default::default()
         };

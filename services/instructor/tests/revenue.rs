@@ -7,6 +7,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use lyceum_instructor::InstructorModule;
 use lyceum_learning::LearningModule;
+use lyceum_learning::domain::CourseStatus;
 use lyceum_platform::auth::{
     Claims, GrantedRole, ISSUER, PrincipalKind, TokenSigner, TokenVerifier, with_bearer,
 };
@@ -1829,7 +1830,11 @@ async fn save_progress(
         .unwrap();
 }
 
-async fn set_course_status(tx: &mut lyceum_platform::db::Tx, course_id: Uuid, status: &str) {
+async fn set_course_status(
+    tx: &mut lyceum_platform::db::Tx,
+    course_id: Uuid,
+    status: CourseStatus,
+) {
     use lyceum_learning::events::course_status_changed;
     use lyceum_learning::store::courses;
     let row = courses::set_status(tx, course_id, status).await.unwrap();
@@ -1865,10 +1870,10 @@ async fn a_change_that_commits_last_wins_even_if_its_transaction_started_first()
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut late = begin_learning(&app).await;
     save_progress(&mut late, enrollment_id, lesson_id, 1).await;
-    set_course_status(&mut late, course_id, "archived").await;
+    set_course_status(&mut late, course_id, CourseStatus::Archived).await;
     late.commit().await.unwrap();
     save_progress(&mut early, enrollment_id, lesson_id, 2).await;
-    set_course_status(&mut early, course_id, "published").await;
+    set_course_status(&mut early, course_id, CourseStatus::Published).await;
     early.commit().await.unwrap();
 
     app.learning_events_applied().await;

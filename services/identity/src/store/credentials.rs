@@ -8,8 +8,12 @@ pub async fn set_password(
     user_id: Uuid,
     hash: &PasswordHash,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query!("INSERT INTO password_credentials (user_id, password_hash) VALUES ($1, $2)
-         ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()", user_id, &hash.0)
+    sqlx::query!(
+        "INSERT INTO password_credentials (user_id, password_hash) VALUES ($1, $2)
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()",
+        user_id,
+        &hash.0
+    )
     .execute(tx.conn())
     .await?;
     Ok(())

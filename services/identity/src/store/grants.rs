@@ -27,11 +27,20 @@ pub struct NewGrant {
 /// Grants a role. Granting a role the user already holds in that scope replaces the
 /// earlier grant's expiry, so that re-granting an expired role renews it.
 pub async fn grant(tx: &mut Tx, new: NewGrant) -> Result<GrantRow, ApiError> {
-    sqlx::query_as!(GrantRow, "INSERT INTO role_grants (id, user_id, role, organization_id, expires_at, granted_by)
+    sqlx::query_as!(
+        GrantRow,
+        "INSERT INTO role_grants (id, user_id, role, organization_id, expires_at, granted_by)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (user_id, role, coalesce(organization_id, '00000000-0000-0000-0000-000000000000'))
          DO UPDATE SET expires_at = EXCLUDED.expires_at, granted_by = EXCLUDED.granted_by
-         RETURNING id, user_id, role, organization_id, expires_at, created_at", Uuid::now_v7(), new.user_id, new.role as _, new.organization_id, new.expires_at, new.granted_by)
+         RETURNING id, user_id, role, organization_id, expires_at, created_at",
+        Uuid::now_v7(),
+        new.user_id,
+        new.role as _,
+        new.organization_id,
+        new.expires_at,
+        new.granted_by
+    )
     .fetch_one(tx.conn())
     .await
     .map_err(|error| match pg_error_code(&error).as_deref() {

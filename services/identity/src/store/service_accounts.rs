@@ -44,7 +44,11 @@ pub async fn insert(
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {
-    sqlx::query_as!(ServiceAccountRow, "SELECT id, name, client_secret_hash, created_at, disabled_at, scopes FROM service_accounts WHERE id = $1", id)
+    sqlx::query_as!(
+        ServiceAccountRow,
+        "SELECT id, name, client_secret_hash, created_at, disabled_at, scopes FROM service_accounts WHERE id = $1",
+        id
+    )
     .fetch_optional(tx.conn())
     .await
 }

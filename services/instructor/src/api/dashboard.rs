@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{InstructorApi, may_read_instructor, wire};
-use crate::domain::{ActivityType, TransactionType, fee_bps_from_percent};
+use crate::domain::fee_bps_from_percent;
 use crate::store::{dashboard, payments, revenue};
 
 impl InstructorApi {
@@ -217,9 +217,7 @@ impl InstructorApi {
         Ok(pb::GetRevenueBreakdownResponse {
             rows: by_type
                 .map(|rows| pb::RevenueByType {
-                    r#type: TransactionType::from_db(&rows[0].transaction_type)
-                        .map(TransactionType::to_proto)
-                        .unwrap_or_default(),
+                    r#type: rows[0].transaction_type.to_proto(),
                     transaction_count: rows.iter().map(|r| r.transaction_count).sum(),
                     gross: wire::amounts(rows.iter().map(|r| (r.currency.as_str(), r.gross_minor))),
                     platform_fees: wire::amounts(
@@ -258,9 +256,7 @@ impl InstructorApi {
                     id: r.id.to_string(),
                     student_id: r.student_id.to_string(),
                     student_name: r.full_name,
-                    r#type: ActivityType::from_db(&r.activity_type)
-                        .map(ActivityType::to_proto)
-                        .unwrap_or_default(),
+                    r#type: r.activity_type.to_proto(),
                     course_id: lyceum_platform::convert::opt_id_to_string(r.course_id),
                     course_title: r.course_title,
                     lesson_id: lyceum_platform::convert::opt_id_to_string(r.lesson_id),

@@ -101,8 +101,8 @@ impl InstructorApi {
                 organization_id: organization,
                 amount_minor: amount.amount_minor,
                 currency: currency.into_inner(),
-                provider: provider.as_str(),
-                payment_type: payment_type.as_str(),
+                provider,
+                payment_type,
                 related_entity_id: related,
             },
         )
@@ -184,8 +184,7 @@ impl InstructorApi {
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
-        let status = PaymentStatus::from_db(&payment.status)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let status = payment.status;
         // Forward only: a repeated confirmation changes nothing; a failed attempt may
         // still be confirmed by the provider afterwards.
         let row = match status {
@@ -195,14 +194,11 @@ impl InstructorApi {
                 // learning told it; the instructor the payer named is not to be trusted
                 // (it could name one with a lower fee), so an enrollment this service does
                 // not know yet pays the platform's fee.
-                let fee_instructor = match (
-                    PaymentType::from_db(&payment.payment_type),
-                    payment.related_entity_id,
-                ) {
-                    (Ok(PaymentType::CourseEnrollment), Some(enrollment)) => {
+                let fee_instructor = match (payment.payment_type, payment.related_entity_id) {
+                    (PaymentType::CourseEnrollment, Some(enrollment)) => {
                         projections::enrollment_instructor(&mut tx, enrollment).await?
                     }
-                    (Ok(PaymentType::CourseEnrollment), None) => None,
+                    (PaymentType::CourseEnrollment, None) => None,
                     _ => payment.instructor_id,
                 };
                 let fee_bps = payments::fee_bps_for(&mut tx, fee_instructor).await?;
@@ -237,7 +233,7 @@ impl InstructorApi {
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
         // A late or repeated failure after success changes nothing.
-        let row = if payment.status == PaymentStatus::Pending.as_str() {
+        let row = if payment.status == PaymentStatus::Pending {
             payments::mark_failed(&mut tx, id, reason.as_str()).await?
         } else {
             payment
@@ -282,8 +278,7 @@ impl InstructorApi {
                 refund_transaction: transaction.map(wire::transaction),
             });
         }
-        let status = PaymentStatus::from_db(&payment.status)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let status = payment.status;
         if !status.is_paid() {
             return Err(ApiError::FailedPrecondition(format!(
                 "a {} payment cannot be refunded",

@@ -1,14 +1,9 @@
 use lyceum_platform::convert::{opt_id_to_string, opt_timestamp, timestamp};
 use lyceum_proto::instructor::v1 as pb;
 
-use crate::domain::{PaymentStatus, PaymentType, Provider, TransactionType};
 use crate::store::payments::PaymentRow;
 use crate::store::payouts::PayoutRow;
 use crate::store::revenue::TransactionRow;
-
-fn proto_of<T>(parsed: Result<T, String>, to_proto: impl Fn(T) -> i32) -> i32 {
-    parsed.map(to_proto).unwrap_or_default()
-}
 
 pub fn money(amount_minor: i64, currency: &str) -> Option<pb::Money> {
     Some(pb::Money {
@@ -49,13 +44,10 @@ pub fn payment(row: PaymentRow) -> pb::Payment {
         organization_id: opt_id_to_string(row.organization_id),
         amount: money(row.amount_minor, &row.currency),
         refunded: money(row.refunded_minor, &row.currency),
-        provider: proto_of(Provider::from_db(&row.provider), Provider::to_proto),
+        provider: row.provider.to_proto(),
         provider_transaction_id: row.provider_transaction_id.unwrap_or_default(),
-        status: proto_of(PaymentStatus::from_db(&row.status), PaymentStatus::to_proto),
-        r#type: proto_of(
-            PaymentType::from_db(&row.payment_type),
-            PaymentType::to_proto,
-        ),
+        status: row.status.to_proto(),
+        r#type: row.payment_type.to_proto(),
         related_entity_id: opt_id_to_string(row.related_entity_id),
         invoice_number: row.invoice_number,
         create_time: Some(timestamp(row.created_at)),
@@ -67,10 +59,7 @@ pub fn transaction(row: TransactionRow) -> pb::RevenueTransaction {
     pb::RevenueTransaction {
         id: row.id.to_string(),
         instructor_id: row.instructor_id.to_string(),
-        r#type: proto_of(
-            TransactionType::from_db(&row.transaction_type),
-            TransactionType::to_proto,
-        ),
+        r#type: row.transaction_type.to_proto(),
         course_id: opt_id_to_string(row.course_id),
         enrollment_id: opt_id_to_string(row.enrollment_id),
         payment_id: opt_id_to_string(row.payment_id),

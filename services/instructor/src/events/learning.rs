@@ -199,7 +199,7 @@ async fn record_sale(
         revenue::NewTransaction {
             instructor_id,
             organization_id,
-            transaction_type: TransactionType::CourseEnrollment.as_str(),
+            transaction_type: TransactionType::CourseEnrollment,
             course_id: Some(course_id),
             enrollment_id: Some(enrollment_id),
             payment_id: Some(payment.id),

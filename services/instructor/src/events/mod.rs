@@ -19,7 +19,7 @@ pub fn payment_succeeded(payment: &PaymentRow) -> Event {
         organization_id: opt_id_to_string(payment.organization_id),
         amount_minor: payment.amount_minor,
         currency: payment.currency.clone(),
-        related_entity_type: payment.payment_type.clone(),
+        related_entity_type: payment.payment_type.to_string(),
         related_entity_id: opt_id_to_string(payment.related_entity_id),
     };
     Event::new(
@@ -32,7 +32,7 @@ pub fn payment_succeeded(payment: &PaymentRow) -> Event {
 pub fn payment_refunded(payment: &PaymentRow, refunded_minor: i64) -> Event {
     let payload = pb::PaymentRefunded {
         payment_id: payment.id.to_string(),
-        related_entity_type: payment.payment_type.clone(),
+        related_entity_type: payment.payment_type.to_string(),
         related_entity_id: opt_id_to_string(payment.related_entity_id),
         refunded_minor,
         total_refunded_minor: payment.refunded_minor,

@@ -6,5 +6,6 @@ pub mod payouts;
 pub mod profiles;
 pub mod projections;
 pub mod revenue;
+pub mod statistics;
 
 pub type Tx = lyceum_platform::db::Tx;

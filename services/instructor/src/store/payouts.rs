@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Tx;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PayoutRow {
     pub id: Uuid,
     pub request_id: String,
@@ -16,18 +16,15 @@ pub struct PayoutRow {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, request_id, instructor_id, currency, amount_minor, transaction_count, created_at";
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
-}
-
 pub async fn by_request(tx: &mut Tx, request_id: &str) -> Result<Option<PayoutRow>, sqlx::Error> {
-    sqlx::query_as::<_, PayoutRow>(sql("SELECT {COLUMNS} FROM payouts WHERE request_id = $1"))
-        .bind(request_id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_as!(
+        PayoutRow,
+        "SELECT id, request_id, instructor_id, currency, amount_minor,
+                transaction_count, created_at FROM payouts WHERE request_id = $1",
+        request_id
+    )
+    .fetch_optional(tx.conn())
+    .await
 }
 
 /// Marks the instructor's pending transactions in `currency` paid by `payout_id`;
@@ -39,19 +36,21 @@ pub async fn settle_pending(
     instructor_id: Uuid,
     currency: &str,
 ) -> Result<(i64, i64), sqlx::Error> {
-    let (amount, count): (Option<i64>, i64) = sqlx::query_as(
-        "WITH paid AS (
-           UPDATE revenue_transactions SET payout_status = 'paid', payout_id = $3
-           WHERE instructor_id = $1 AND currency = $2 AND payout_status = 'pending'
-           RETURNING instructor_earnings_minor)
-         SELECT sum(instructor_earnings_minor)::bigint, count(*) FROM paid",
+    let settled = sqlx::query!(
+        r#"WITH paid AS (
+             UPDATE revenue_transactions SET payout_status = 'paid', payout_id = $3
+             WHERE instructor_id = $1 AND currency = $2 AND payout_status = 'pending'
+             RETURNING instructor_earnings_minor)
+           SELECT coalesce(sum(instructor_earnings_minor), 0)::bigint AS "amount!",
+                  count(*) AS "count!"
+           FROM paid"#,
+        instructor_id,
+        currency,
+        payout_id
     )
-    .bind(instructor_id)
-    .bind(currency)
-    .bind(payout_id)
     .fetch_one(tx.conn())
     .await?;
-    Ok((amount.unwrap_or(0), count))
+    Ok((settled.amount, settled.count))
 }
 
 pub struct NewPayout {
@@ -66,18 +65,20 @@ pub struct NewPayout {
 /// Records the payout; `None` when its request id was taken meanwhile by a concurrent
 /// call (which then holds the payout of this request).
 pub async fn insert(tx: &mut Tx, new: NewPayout) -> Result<Option<PayoutRow>, sqlx::Error> {
-    sqlx::query_as::<_, PayoutRow>(sql(
+    sqlx::query_as!(
+        PayoutRow,
         "INSERT INTO payouts (id, request_id, instructor_id, currency, amount_minor, transaction_count)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (request_id) DO NOTHING
-         RETURNING {COLUMNS}",
-    ))
-    .bind(new.id)
-    .bind(new.request_id)
-    .bind(new.instructor_id)
-    .bind(new.currency)
-    .bind(new.amount_minor)
-    .bind(new.transaction_count)
+         RETURNING id, request_id, instructor_id, currency, amount_minor,
+                transaction_count, created_at",
+        new.id,
+        new.request_id,
+        new.instructor_id,
+        new.currency,
+        new.amount_minor,
+        new.transaction_count
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -89,13 +90,17 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<PayoutRow>, sqlx::Error> {
-    sqlx::query_as::<_, PayoutRow>(sql("SELECT {COLUMNS} FROM payouts
+    sqlx::query_as!(
+        PayoutRow,
+        "SELECT id, request_id, instructor_id, currency, amount_minor,
+                transaction_count, created_at FROM payouts
          WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"))
-    .bind(instructor_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        instructor_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit
+    )
     .fetch_all(tx.conn())
     .await
 }

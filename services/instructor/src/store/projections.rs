@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::Tx;
 
-#[derive(sqlx::FromRow)]
 struct CourseState {
     status: String,
     status_version: i64,
@@ -22,16 +21,19 @@ async fn lock_course(
     course_id: Uuid,
     instructor_id: Uuid,
 ) -> Result<CourseState, sqlx::Error> {
-    sqlx::query("INSERT INTO course_projection (course_id, instructor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(course_id)
-        .bind(instructor_id)
+    sqlx::query!(
+        "INSERT INTO course_projection (course_id, instructor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        course_id,
+        instructor_id
+    )
         .execute(tx.conn())
         .await?;
-    sqlx::query_as(
+    sqlx::query_as!(
+        CourseState,
         "SELECT status, status_version, rating_sum, review_count, rating_version
          FROM course_projection WHERE course_id = $1 FOR UPDATE",
+        course_id
     )
-    .bind(course_id)
     .fetch_one(tx.conn())
     .await
 }
@@ -50,11 +52,13 @@ pub async fn course_status(
     if previous.status_version >= version {
         return Ok(0);
     }
-    sqlx::query("UPDATE course_projection SET title = $2, status = $3, status_version = $4 WHERE course_id = $1")
-        .bind(course_id)
-        .bind(title)
-        .bind(status)
-        .bind(version)
+    sqlx::query!(
+        "UPDATE course_projection SET title = $2, status = $3, status_version = $4 WHERE course_id = $1",
+        course_id,
+        title,
+        status,
+        version
+    )
         .execute(tx.conn())
         .await?;
     Ok(i64::from(status == "published") - i64::from(previous.status == "published"))
@@ -72,11 +76,13 @@ pub async fn course_rating(
     if previous.rating_version >= version {
         return Ok((0, 0));
     }
-    sqlx::query("UPDATE course_projection SET rating_sum = $2, review_count = $3, rating_version = $4 WHERE course_id = $1")
-        .bind(course_id)
-        .bind(rating.0)
-        .bind(rating.1)
-        .bind(version)
+    sqlx::query!(
+        "UPDATE course_projection SET rating_sum = $2, review_count = $3, rating_version = $4 WHERE course_id = $1",
+        course_id,
+        rating.0,
+        rating.1,
+        version
+    )
         .execute(tx.conn())
         .await?;
     Ok((
@@ -99,21 +105,23 @@ pub async fn add_to_stats(
     // Deltas can be negative (a course archived, a review deleted), and the CHECKs of a
     // row proposed by INSERT ... ON CONFLICT hold before the conflict is found: the row
     // is created empty, then changed.
-    sqlx::query("INSERT INTO instructor_stats (instructor_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(instructor_id)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "INSERT INTO instructor_stats (instructor_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        instructor_id
+    )
+    .execute(tx.conn())
+    .await?;
+    sqlx::query!(
         "UPDATE instructor_stats SET total_students = total_students + $2,
            total_courses = total_courses + $3, rating_sum = rating_sum + $4,
            review_count = review_count + $5
          WHERE instructor_id = $1",
+        instructor_id,
+        students,
+        courses,
+        rating.0,
+        rating.1
     )
-    .bind(instructor_id)
-    .bind(students)
-    .bind(courses)
-    .bind(rating.0)
-    .bind(rating.1)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -124,10 +132,12 @@ pub async fn enrollment_instructor(
     tx: &mut Tx,
     enrollment_id: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT instructor_id FROM enrollment_projection WHERE enrollment_id = $1")
-        .bind(enrollment_id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_scalar!(
+        "SELECT instructor_id FROM enrollment_projection WHERE enrollment_id = $1",
+        enrollment_id
+    )
+    .fetch_optional(tx.conn())
+    .await
 }
 
 pub struct EnrollmentState {
@@ -164,25 +174,25 @@ pub async fn apply_enrollment_change(
     change: EnrollmentChange<'_>,
 ) -> Result<(), sqlx::Error> {
     let state = change.state;
-    sqlx::query(
+    sqlx::query!(
         "SELECT apply_enrollment_change($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                                         $14, $15)",
+        state.enrollment_id,
+        state.course_id,
+        state.instructor_id,
+        state.organization_id,
+        state.student_id,
+        &state.status,
+        state.price_minor,
+        &state.currency,
+        state.enrolled_at,
+        state.version,
+        change.course_title,
+        Uuid::now_v7(),
+        change.activity.map(|(activity_type, _)| activity_type),
+        change.activity.map(|(_, at)| at),
+        change.activation
     )
-    .bind(state.enrollment_id)
-    .bind(state.course_id)
-    .bind(state.instructor_id)
-    .bind(state.organization_id)
-    .bind(state.student_id)
-    .bind(&state.status)
-    .bind(state.price_minor)
-    .bind(&state.currency)
-    .bind(state.enrolled_at)
-    .bind(state.version)
-    .bind(change.course_title)
-    .bind(Uuid::now_v7())
-    .bind(change.activity.map(|(activity_type, _)| activity_type))
-    .bind(change.activity.map(|(_, at)| at))
-    .bind(change.activation)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -205,11 +215,11 @@ pub struct ProgressState {
 /// any event of its enrollment creates the row with what it knows; the enrollment's
 /// events complete it (see [`enrollment_status`]).
 pub async fn enrollment_progress(tx: &mut Tx, state: ProgressState) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO enrollment_projection AS p (enrollment_id, course_id, instructor_id, organization_id,
             student_id, status, progress_percentage, completed_lessons, total_lessons, enrolled_at,
             last_activity_at, progress_version)
-         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $9, $10)
+         VALUES ($1, $2, $3, $4, $5, 'active', $6::float8, $7, $8, $9, $9, $10)
          ON CONFLICT (enrollment_id) DO UPDATE SET
             progress_percentage = CASE WHEN p.progress_version < EXCLUDED.progress_version
                                        THEN EXCLUDED.progress_percentage ELSE p.progress_percentage END,
@@ -220,17 +230,17 @@ pub async fn enrollment_progress(tx: &mut Tx, state: ProgressState) -> Result<()
             progress_version = greatest(p.progress_version, EXCLUDED.progress_version),
             organization_id = coalesce(p.organization_id, EXCLUDED.organization_id),
             last_activity_at = greatest(p.last_activity_at, EXCLUDED.last_activity_at)",
+        state.enrollment_id,
+        state.course_id,
+        state.instructor_id,
+        state.organization_id,
+        state.student_id,
+        state.progress_percentage,
+        state.completed_lessons,
+        state.total_lessons,
+        state.at,
+        state.version
     )
-    .bind(state.enrollment_id)
-    .bind(state.course_id)
-    .bind(state.instructor_id)
-    .bind(state.organization_id)
-    .bind(state.student_id)
-    .bind(state.progress_percentage)
-    .bind(state.completed_lessons)
-    .bind(state.total_lessons)
-    .bind(state.at)
-    .bind(state.version)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -247,19 +257,19 @@ pub struct NewActivity {
 }
 
 pub async fn add_activity(tx: &mut Tx, activity: NewActivity) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO student_activity (id, instructor_id, organization_id, student_id, activity_type, course_id,
             lesson_id, occurred_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Uuid::now_v7(),
+        activity.instructor_id,
+        activity.organization_id,
+        activity.student_id,
+        activity.activity_type,
+        activity.course_id,
+        activity.lesson_id,
+        activity.at
     )
-    .bind(Uuid::now_v7())
-    .bind(activity.instructor_id)
-    .bind(activity.organization_id)
-    .bind(activity.student_id)
-    .bind(activity.activity_type)
-    .bind(activity.course_id)
-    .bind(activity.lesson_id)
-    .bind(activity.at)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -273,17 +283,17 @@ pub async fn directory_entry(
     avatar_url: &str,
     version: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO student_directory (user_id, full_name, email, avatar_url, version) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (user_id) DO UPDATE SET full_name = EXCLUDED.full_name, email = EXCLUDED.email,
             avatar_url = EXCLUDED.avatar_url, version = EXCLUDED.version
          WHERE student_directory.version < EXCLUDED.version",
+        user_id,
+        full_name,
+        email,
+        avatar_url,
+        version
     )
-    .bind(user_id)
-    .bind(full_name)
-    .bind(email)
-    .bind(avatar_url)
-    .bind(version)
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -2,13 +2,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::TransactionType;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TransactionRow {
     pub id: Uuid,
     pub instructor_id: Uuid,
     pub organization_id: Option<Uuid>,
-    pub transaction_type: String,
+    pub transaction_type: TransactionType,
     pub course_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
     pub payment_id: Option<Uuid>,
@@ -22,17 +23,10 @@ pub struct TransactionRow {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, instructor_id, organization_id, transaction_type, course_id, enrollment_id, payment_id, student_id, \
-    amount_minor, currency, fee_bps, platform_fee_minor, instructor_earnings_minor, payout_status, created_at";
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
-}
-
 pub struct NewTransaction {
     pub instructor_id: Uuid,
     pub organization_id: Option<Uuid>,
-    pub transaction_type: &'static str,
+    pub transaction_type: TransactionType,
     pub course_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
     pub payment_id: Option<Uuid>,
@@ -50,7 +44,7 @@ pub fn refund_of(sale: &TransactionRow, refund: &super::payments::RefundRow) -> 
     NewTransaction {
         instructor_id: sale.instructor_id,
         organization_id: sale.organization_id,
-        transaction_type: crate::domain::TransactionType::Refund.as_str(),
+        transaction_type: TransactionType::Refund,
         course_id: sale.course_id,
         enrollment_id: sale.enrollment_id,
         payment_id: sale.payment_id,
@@ -69,27 +63,31 @@ pub async fn insert(
     tx: &mut Tx,
     new: NewTransaction,
 ) -> Result<Option<TransactionRow>, sqlx::Error> {
-    sqlx::query_as::<_, TransactionRow>(sql(
+    sqlx::query_as!(
+        TransactionRow,
         "INSERT INTO revenue_transactions (id, instructor_id, organization_id, transaction_type, course_id,
             enrollment_id, payment_id, refund_id, student_id, amount_minor, currency, fee_bps,
             platform_fee_minor, instructor_earnings_minor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $10 - $13)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $10::bigint - $13::bigint)
          ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}",
-    ))
-    .bind(Uuid::now_v7())
-    .bind(new.instructor_id)
-    .bind(new.organization_id)
-    .bind(new.transaction_type)
-    .bind(new.course_id)
-    .bind(new.enrollment_id)
-    .bind(new.payment_id)
-    .bind(new.refund_id)
-    .bind(new.student_id)
-    .bind(new.amount_minor)
-    .bind(new.currency)
-    .bind(new.fee_bps)
-    .bind(new.platform_fee_minor)
+         RETURNING id, instructor_id, organization_id, transaction_type, course_id,
+                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                platform_fee_minor, instructor_earnings_minor, payout_status,
+                created_at",
+        Uuid::now_v7(),
+        new.instructor_id,
+        new.organization_id,
+        new.transaction_type as _,
+        new.course_id,
+        new.enrollment_id,
+        new.payment_id,
+        new.refund_id,
+        new.student_id,
+        new.amount_minor,
+        new.currency,
+        new.fee_bps,
+        new.platform_fee_minor
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -99,9 +97,15 @@ pub async fn sale_of_payment(
     tx: &mut Tx,
     payment_id: Uuid,
 ) -> Result<Option<TransactionRow>, sqlx::Error> {
-    sqlx::query_as::<_, TransactionRow>(sql("SELECT {COLUMNS} FROM revenue_transactions
-         WHERE payment_id = $1 AND transaction_type = 'course_enrollment'"))
-    .bind(payment_id)
+    sqlx::query_as!(
+        TransactionRow,
+        "SELECT id, instructor_id, organization_id, transaction_type, course_id,
+                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                platform_fee_minor, instructor_earnings_minor, payout_status,
+                created_at FROM revenue_transactions
+         WHERE payment_id = $1 AND transaction_type = 'course_enrollment'",
+        payment_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -110,10 +114,14 @@ pub async fn by_refund(
     tx: &mut Tx,
     refund_id: Uuid,
 ) -> Result<Option<TransactionRow>, sqlx::Error> {
-    sqlx::query_as::<_, TransactionRow>(sql(
-        "SELECT {COLUMNS} FROM revenue_transactions WHERE refund_id = $1",
-    ))
-    .bind(refund_id)
+    sqlx::query_as!(
+        TransactionRow,
+        "SELECT id, instructor_id, organization_id, transaction_type, course_id,
+                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                platform_fee_minor, instructor_earnings_minor, payout_status,
+                created_at FROM revenue_transactions WHERE refund_id = $1",
+        refund_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -124,13 +132,19 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TransactionRow>, sqlx::Error> {
-    sqlx::query_as::<_, TransactionRow>(sql("SELECT {COLUMNS} FROM revenue_transactions
+    sqlx::query_as!(
+        TransactionRow,
+        "SELECT id, instructor_id, organization_id, transaction_type, course_id,
+                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                platform_fee_minor, instructor_earnings_minor, payout_status,
+                created_at FROM revenue_transactions
          WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"))
-    .bind(instructor_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        instructor_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit
+    )
     .fetch_all(tx.conn())
     .await
 }

@@ -56,9 +56,7 @@ fn fields_of(row: &CourseRow) -> CourseFields {
         target_audience: row.target_audience.clone(),
         price_minor: row.price_minor,
         currency: row.currency.clone(),
-        visibility: Visibility::from_db(&row.visibility)
-            .map(Visibility::as_str)
-            .unwrap_or("public"),
+        visibility: row.visibility,
         certificate_enabled: row.certificate_enabled,
         certificate_template_url: row.certificate_template_url.clone(),
         allow_comments: row.allow_comments,
@@ -67,9 +65,7 @@ fn fields_of(row: &CourseRow) -> CourseFields {
         drip_schedule: row.drip_schedule.clone(),
         cohort_based: row.cohort_based,
         default_duration_weeks: row.default_duration_weeks,
-        enrollment_type: EnrollmentType::from_db(&row.enrollment_type)
-            .map(EnrollmentType::as_str)
-            .unwrap_or("open"),
+        enrollment_type: row.enrollment_type,
     }
 }
 
@@ -83,7 +79,7 @@ fn defaults() -> CourseFields {
         target_audience: vec![],
         price_minor: 0,
         currency: "USD".into(),
-        visibility: Visibility::Public.as_str(),
+        visibility: Visibility::Public,
         certificate_enabled: false,
         certificate_template_url: String::new(),
         allow_comments: true,
@@ -92,7 +88,7 @@ fn defaults() -> CourseFields {
         drip_schedule: serde_json::json!({}),
         cohort_based: false,
         default_duration_weeks: None,
-        enrollment_type: EnrollmentType::Open.as_str(),
+        enrollment_type: EnrollmentType::Open,
     }
 }
 
@@ -150,10 +146,10 @@ fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut
             }
         }
         "visibility" => match course.visibility {
-            0 => fields.visibility = Visibility::Public.as_str(),
+            0 => fields.visibility = Visibility::Public,
             n => {
                 if let Some(vis) = v.check(&field("visibility"), Visibility::from_proto(n)) {
-                    fields.visibility = vis.as_str();
+                    fields.visibility = vis;
                 }
             }
         },
@@ -184,10 +180,10 @@ fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut
             ),
         },
         "enrollment_type" => match course.enrollment_type {
-            0 => fields.enrollment_type = EnrollmentType::Open.as_str(),
+            0 => fields.enrollment_type = EnrollmentType::Open,
             n => {
                 if let Some(t) = v.check(&field("enrollment_type"), EnrollmentType::from_proto(n)) {
-                    fields.enrollment_type = t.as_str();
+                    fields.enrollment_type = t;
                 }
             }
         },
@@ -223,7 +219,7 @@ impl LearningApi {
         let instructor = optional_id(&mut v, "course.instructor_id", &course.instructor_id);
         let organization = optional_id(&mut v, "course.organization_id", &course.organization_id);
         if let Some(None) = organization
-            && fields.visibility == Visibility::Organization.as_str()
+            && fields.visibility == Visibility::Organization
         {
             v.add(
                 "course.visibility",
@@ -333,7 +329,7 @@ impl LearningApi {
             unreachable!("parsed when there are no violations")
         };
         let filter = CatalogueFilter {
-            status: status.as_str(),
+            status,
             query: Some(query).filter(|q| !q.is_empty()),
             category: Some(category).filter(|c| !c.is_empty()),
             tags,
@@ -391,9 +387,7 @@ impl LearningApi {
         for path in &paths {
             apply_field(&mut v, &course, path, &mut fields);
         }
-        if fields.visibility == Visibility::Organization.as_str()
-            && stored.organization_id.is_none()
-        {
+        if fields.visibility == Visibility::Organization && stored.organization_id.is_none() {
             v.add(
                 "course.visibility",
                 "organization visibility needs an organization",
@@ -425,8 +419,7 @@ impl LearningApi {
         let course = courses::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
-        let current = CourseStatus::from_db(&course.status)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let current = course.status;
         if !current.can_become(next) {
             return Err(ApiError::FailedPrecondition(format!(
                 "a {} course cannot become {}",
@@ -439,7 +432,7 @@ impl LearningApi {
                 "a course needs at least one lesson to be published".into(),
             ));
         }
-        let row = courses::set_status(&mut tx, id, next.as_str()).await?;
+        let row = courses::set_status(&mut tx, id, next).await?;
         tx.publish(events::course_status_changed(&row)).await?;
         tx.commit().await?;
         Ok(row)
@@ -520,7 +513,7 @@ impl LearningApi {
                 module_id,
                 course_id,
                 title: title.into_inner(),
-                lesson_type: lesson_type.as_str(),
+                lesson_type,
                 content_url: content_url.into_inner(),
                 body: body.into_inner(),
                 duration_seconds: req.duration_seconds,
@@ -551,8 +544,8 @@ impl LearningApi {
                 crate::store::enrollments::get_by_student(&mut tx, course_id, p.subject)
                     .await?
                     .is_some_and(|e| {
-                        e.status == crate::domain::EnrollmentStatus::Active.as_str()
-                            || e.status == crate::domain::EnrollmentStatus::Completed.as_str()
+                        e.status == crate::domain::EnrollmentStatus::Active
+                            || e.status == crate::domain::EnrollmentStatus::Completed
                     })
             }
             _ => false,
@@ -626,14 +619,8 @@ impl LearningApi {
                 "is already the course's primary instructor",
             ));
         }
-        let row = instructors::upsert(
-            &mut tx,
-            course_id,
-            instructor_id,
-            role.as_str(),
-            &permissions,
-        )
-        .await?;
+        let row =
+            instructors::upsert(&mut tx, course_id, instructor_id, role, &permissions).await?;
         tx.commit().await?;
         Ok(pb::AddCourseInstructorResponse {
             instructor: Some(wire::instructor(row)),

@@ -94,7 +94,7 @@ impl LearningApi {
             match outcome {
                 EnrollOutcome::Enrolled { status, updated_at } => {
                     let mut row = opened.expect("enrolled only with the expected terms");
-                    row.status = status.as_str().to_owned();
+                    row.status = status;
                     row.updated_at = updated_at;
                     return Ok(pb::EnrollResponse {
                         enrollment: Some(wire::enrollment(row)),
@@ -145,7 +145,7 @@ impl LearningApi {
         let existing = enrollments::lock_by_student(&mut tx, course_id, principal.subject)
             .await?
             .ok_or_else(|| ApiError::not_found("enrollment"))?;
-        if existing.status != EnrollmentStatus::Cancelled.as_str() {
+        if existing.status != EnrollmentStatus::Cancelled {
             return Err(ApiError::already_exists(
                 "course_id",
                 "the student is already enrolled in this course",
@@ -262,8 +262,7 @@ impl LearningApi {
             .await?
             .filter(|e| principal.is_user(e.student_id))
             .ok_or_else(|| ApiError::not_found("enrollment"))?;
-        let enrollment_status = EnrollmentStatus::from_db(&enrollment.status)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let enrollment_status = enrollment.status;
         if !matches!(
             enrollment_status,
             EnrollmentStatus::Active | EnrollmentStatus::Completed
@@ -279,7 +278,7 @@ impl LearningApi {
         if lesson.course_id != enrollment.course_id {
             return Err(ApiError::invalid("lesson_id", "belongs to another course"));
         }
-        if req.quiz_score.is_some() && lesson.lesson_type != LessonType::Quiz.as_str() {
+        if req.quiz_score.is_some() && lesson.lesson_type != LessonType::Quiz {
             return Err(ApiError::invalid(
                 "quiz_score",
                 "only quiz lessons take a score",
@@ -289,7 +288,7 @@ impl LearningApi {
         let previous = progress::get_lesson(&mut tx, enrollment_id, lesson_id).await?;
         let was_completed = previous
             .as_ref()
-            .is_some_and(|p| p.status == LessonProgressStatus::Completed.as_str());
+            .is_some_and(|p| p.status == LessonProgressStatus::Completed);
         // A completed lesson stays completed; watch time only grows.
         let completed = was_completed || status == LessonProgressStatus::Completed;
         let watch_time = previous
@@ -310,9 +309,9 @@ impl LearningApi {
                 course_id: enrollment.course_id,
                 student_id: enrollment.student_id,
                 status: if completed {
-                    LessonProgressStatus::Completed.as_str()
+                    LessonProgressStatus::Completed
                 } else {
-                    LessonProgressStatus::InProgress.as_str()
+                    LessonProgressStatus::InProgress
                 },
                 progress_percent: if completed { 100 } else { req.progress_percent },
                 watch_time_seconds: watch_time,
@@ -368,7 +367,7 @@ impl LearningApi {
         let saved = progress::save(&mut tx, &totals).await?;
         let change = LessonChange {
             lesson_id,
-            lesson_status: lesson_row.status.clone(),
+            lesson_status: lesson_row.status.to_string(),
             started_now: previous.is_none(),
             completed_now,
             quiz,

@@ -60,8 +60,8 @@ pub(crate) async fn course_access(
     principal: Option<&Principal>,
     course: &CourseRow,
 ) -> Result<CourseAccess, ApiError> {
-    let published = course.status == CourseStatus::Published.as_str();
-    let public = course.visibility == Visibility::Public.as_str();
+    let published = course.status == CourseStatus::Published;
+    let public = course.visibility == Visibility::Public;
     let Some(principal) = principal else {
         return Ok(CourseAccess {
             view: published && public,

@@ -107,8 +107,7 @@ impl LearningApi {
         let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
         let enrollment =
             enrollments::lock_by_student(&mut tx, course_id, principal.subject).await?;
-        let Some(enrollment) =
-            enrollment.filter(|e| e.status == EnrollmentStatus::Completed.as_str())
+        let Some(enrollment) = enrollment.filter(|e| e.status == EnrollmentStatus::Completed)
         else {
             return Err(ApiError::FailedPrecondition(
                 "only students who completed the course may review it".into(),

@@ -3,22 +3,13 @@
 use lyceum_platform::convert::{json_to_struct, opt_id_to_string, opt_timestamp, timestamp};
 use lyceum_proto::learning::v1 as pb;
 
-use crate::domain::{
-    CourseStatus, EnrollmentStatus, EnrollmentType, InstructorRole, LessonProgressStatus,
-    LessonType, Permission, Visibility,
-};
+use crate::domain::Permission;
 use crate::store::content::{LessonRow, ModuleRow};
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::EnrollmentRow;
 use crate::store::instructors::InstructorRow;
 use crate::store::progress::{LessonProgressRow, StudentProgressRow};
 use crate::store::reviews::ReviewRow;
-
-/// Stored enum text was written through the same enums; anything else is shown as
-/// unspecified rather than failing the response.
-fn proto_of<T>(parsed: Result<T, String>, to_proto: impl Fn(T) -> i32) -> i32 {
-    parsed.map(to_proto).unwrap_or_default()
-}
 
 pub fn course(row: CourseRow) -> pb::Course {
     pb::Course {
@@ -35,8 +26,8 @@ pub fn course(row: CourseRow) -> pb::Course {
             amount_minor: row.price_minor,
             currency: row.currency,
         }),
-        status: proto_of(CourseStatus::from_db(&row.status), CourseStatus::to_proto),
-        visibility: proto_of(Visibility::from_db(&row.visibility), Visibility::to_proto),
+        status: row.status.to_proto(),
+        visibility: row.visibility.to_proto(),
         certificate: Some(pb::CertificateSettings {
             enabled: row.certificate_enabled,
             template_url: row.certificate_template_url,
@@ -47,10 +38,7 @@ pub fn course(row: CourseRow) -> pb::Course {
         drip_schedule: Some(json_to_struct(&row.drip_schedule)),
         cohort_based: row.cohort_based,
         default_duration_weeks: row.default_duration_weeks.unwrap_or_default(),
-        enrollment_type: proto_of(
-            EnrollmentType::from_db(&row.enrollment_type),
-            EnrollmentType::to_proto,
-        ),
+        enrollment_type: row.enrollment_type.to_proto(),
         statistics: Some(pb::CourseStatistics {
             enrolled_count: row.enrolled_count,
             completed_count: row.completed_count,
@@ -81,7 +69,7 @@ pub fn lesson(row: LessonRow) -> pb::Lesson {
         module_id: row.module_id.to_string(),
         course_id: row.course_id.to_string(),
         title: row.title,
-        r#type: proto_of(LessonType::from_db(&row.lesson_type), LessonType::to_proto),
+        r#type: row.lesson_type.to_proto(),
         content_url: row.content_url,
         body: row.body,
         duration_seconds: row.duration_seconds,
@@ -94,7 +82,7 @@ pub fn instructor(row: InstructorRow) -> pb::CourseInstructor {
     pb::CourseInstructor {
         course_id: row.course_id.to_string(),
         instructor_id: row.instructor_id.to_string(),
-        role: proto_of(InstructorRole::from_db(&row.role), InstructorRole::to_proto),
+        role: row.role.to_proto(),
         permissions: row
             .permissions
             .iter()
@@ -111,10 +99,7 @@ pub fn enrollment(row: EnrollmentRow) -> pb::Enrollment {
         course_id: row.course_id.to_string(),
         student_id: row.student_id.to_string(),
         instructor_id: row.instructor_id.to_string(),
-        status: proto_of(
-            EnrollmentStatus::from_db(&row.status),
-            EnrollmentStatus::to_proto,
-        ),
+        status: row.status.to_proto(),
         price_paid: Some(pb::Money {
             amount_minor: row.price_minor,
             currency: row.currency,
@@ -155,10 +140,7 @@ pub fn student_progress(row: StudentProgressRow) -> pb::StudentProgress {
 pub fn lesson_progress(row: LessonProgressRow) -> pb::LessonProgress {
     pb::LessonProgress {
         lesson_id: row.lesson_id.to_string(),
-        status: proto_of(
-            LessonProgressStatus::from_db(&row.status),
-            LessonProgressStatus::to_proto,
-        ),
+        status: row.status.to_proto(),
         progress_percent: row.progress_percent,
         watch_time_seconds: row.watch_time_seconds,
         quiz_score: row.quiz_score,

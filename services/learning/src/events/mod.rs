@@ -23,7 +23,7 @@ pub fn course_status_changed(row: &CourseRow) -> Event {
         instructor_id: row.instructor_id.to_string(),
         organization_id: opt_id_to_string(row.organization_id),
         title: row.title.clone(),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         price_minor: row.price_minor,
         currency: row.currency.clone(),
         version: row.version,
@@ -63,7 +63,7 @@ pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str, created: bool
 /// exists (see `store::enrollments::enroll`), so it carries version 1, below the database
 /// timestamp every later change of the enrollment carries.
 pub fn enrollment_opened(row: &EnrollmentRow, course_title: &str) -> Event {
-    let created = row.status != EnrollmentStatus::Active.as_str();
+    let created = row.status != EnrollmentStatus::Active;
     enrollment_event(row, course_title, created, FIRST_ENROLLMENT_VERSION)
 }
 
@@ -71,7 +71,7 @@ pub fn enrollment_opened(row: &EnrollmentRow, course_title: &str) -> Event {
 pub const FIRST_ENROLLMENT_VERSION: i64 = 1;
 
 fn enrollment_event(row: &EnrollmentRow, course_title: &str, created: bool, version: i64) -> Event {
-    let status = EnrollmentStatus::from_db(&row.status).unwrap_or(EnrollmentStatus::Active);
+    let status = row.status;
     let payload = pb::EnrollmentChanged {
         enrollment_id: row.id.to_string(),
         course_id: row.course_id.to_string(),
@@ -79,7 +79,7 @@ fn enrollment_event(row: &EnrollmentRow, course_title: &str, created: bool, vers
         student_id: row.student_id.to_string(),
         instructor_id: row.instructor_id.to_string(),
         organization_id: opt_id_to_string(row.organization_id),
-        status: row.status.clone(),
+        status: row.status.to_string(),
         price_minor: row.price_minor,
         currency: row.currency.clone(),
         payment_id: opt_id_to_string(row.payment_id),
@@ -143,10 +143,10 @@ pub fn review_changed(
         student_id: review.student_id.to_string(),
         instructor_id: review.instructor_id.to_string(),
         rating: review.rating,
-        course_average_rating: rating.0,
-        course_review_count: rating.1,
-        course_rating_sum: rating.2,
-        version: rating.3,
+        course_average_rating: rating.average,
+        course_review_count: rating.count,
+        course_rating_sum: rating.sum,
+        version: rating.version,
     };
     Event::new(
         &format!("learning.review.{verb}"),
@@ -164,8 +164,7 @@ pub async fn transition_enrollment(
     next: EnrollmentStatus,
     payment: Option<Uuid>,
 ) -> Result<EnrollmentRow, ApiError> {
-    let current = EnrollmentStatus::from_db(&enrollment.status)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let current = enrollment.status;
     if !current.can_become(next) {
         return Err(ApiError::FailedPrecondition(format!(
             "an enrollment that is {} cannot become {}",
@@ -183,17 +182,17 @@ pub async fn transition_enrollment(
         let reopened = enrollments::reopen(
             tx,
             enrollment.id,
-            next.as_str(),
+            next,
             course.price_minor,
             &course.currency,
         )
         .await?;
         match payment {
-            Some(_) => enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?,
+            Some(_) => enrollments::set_status(tx, enrollment.id, next, payment).await?,
             None => reopened,
         }
     } else {
-        enrollments::set_status(tx, enrollment.id, next.as_str(), payment).await?
+        enrollments::set_status(tx, enrollment.id, next, payment).await?
     };
     let caller_bookkeeping = tx.bookkeeping().is_some();
     if !caller_bookkeeping {

@@ -33,7 +33,7 @@ impl EventHandler for PaymentEvents {
                 }
                 let payment_id = Uuid::try_parse(&payment.payment_id)?;
                 // A payment refunded in full before its success reached us grants nothing.
-                if was_refunded(tx, payment_id).await? {
+                if enrollments::was_refunded(tx, payment_id).await? {
                     return Ok(());
                 }
                 let Some(enrollment) = locked_enrollment(tx, &payment.related_entity_id).await?
@@ -54,8 +54,7 @@ impl EventHandler for PaymentEvents {
                     );
                     return Ok(());
                 }
-                let status =
-                    EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
+                let status = enrollment.status;
                 if matches!(
                     status,
                     EnrollmentStatus::PendingPayment | EnrollmentStatus::Cancelled
@@ -77,12 +76,7 @@ impl EventHandler for PaymentEvents {
                     return Ok(());
                 }
                 let payment_id = Uuid::try_parse(&refund.payment_id)?;
-                sqlx::query(
-                    "INSERT INTO refunded_payments (payment_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                )
-                .bind(payment_id)
-                .execute(tx.conn())
-                .await?;
+                enrollments::record_refunded_payment(tx, payment_id).await?;
                 let Some(enrollment) = locked_enrollment(tx, &refund.related_entity_id).await?
                 else {
                     return Ok(());
@@ -91,8 +85,7 @@ impl EventHandler for PaymentEvents {
                 if enrollment.payment_id != Some(payment_id) {
                     return Ok(());
                 }
-                let status =
-                    EnrollmentStatus::from_db(&enrollment.status).map_err(anyhow::Error::msg)?;
+                let status = enrollment.status;
                 if status.can_become(EnrollmentStatus::Refunded) {
                     transition_enrollment(tx, &enrollment, EnrollmentStatus::Refunded, None)
                         .await
@@ -103,15 +96,6 @@ impl EventHandler for PaymentEvents {
             _ => Ok(()),
         }
     }
-}
-
-async fn was_refunded(tx: &mut Tx, payment_id: Uuid) -> anyhow::Result<bool> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM refunded_payments WHERE payment_id = $1)")
-            .bind(payment_id)
-            .fetch_one(tx.conn())
-            .await?,
-    )
 }
 
 async fn locked_enrollment(

@@ -3,6 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::LessonType;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ModuleRow {
@@ -20,7 +21,7 @@ pub struct LessonRow {
     pub module_id: Uuid,
     pub course_id: Uuid,
     pub title: String,
-    pub lesson_type: String,
+    pub lesson_type: LessonType,
     pub content_url: String,
     pub body: String,
     pub duration_seconds: i32,
@@ -35,16 +36,17 @@ pub async fn append_module(
     title: String,
     description: String,
 ) -> Result<ModuleRow, ApiError> {
-    sqlx::query_as::<_, ModuleRow>(
+    sqlx::query_as!(
+        ModuleRow,
         "INSERT INTO course_modules (id, course_id, title, description, position)
          VALUES ($1, $2, $3, $4,
                  (SELECT coalesce(max(position) + 1, 0) FROM course_modules WHERE course_id = $2))
          RETURNING id, course_id, title, description, position, created_at",
+        Uuid::now_v7(),
+        course_id,
+        title,
+        description
     )
-    .bind(Uuid::now_v7())
-    .bind(course_id)
-    .bind(title)
-    .bind(description)
     .fetch_one(tx.conn())
     .await
     .map_err(|e| {
@@ -57,10 +59,11 @@ pub async fn append_module(
 }
 
 pub async fn get_module(tx: &mut Tx, id: Uuid) -> Result<Option<ModuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, ModuleRow>(
+    sqlx::query_as!(
+        ModuleRow,
         "SELECT id, course_id, title, description, position, created_at FROM course_modules WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await
 }
@@ -69,7 +72,7 @@ pub struct NewLesson {
     pub module_id: Uuid,
     pub course_id: Uuid,
     pub title: String,
-    pub lesson_type: &'static str,
+    pub lesson_type: LessonType,
     pub content_url: String,
     pub body: String,
     pub duration_seconds: i32,
@@ -78,65 +81,71 @@ pub struct NewLesson {
 
 /// Appends a lesson at the end of its module (the caller holds the course's lock).
 pub async fn append_lesson(tx: &mut Tx, new: NewLesson) -> Result<LessonRow, ApiError> {
-    sqlx::query_as::<_, LessonRow>(
+    sqlx::query_as!(
+        LessonRow,
         "INSERT INTO course_lessons (id, module_id, course_id, title, lesson_type, content_url, body,
                                      duration_seconds, preview, position)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                  (SELECT coalesce(max(position) + 1, 0) FROM course_lessons WHERE module_id = $2))
          RETURNING id, module_id, course_id, title, lesson_type, content_url, body, duration_seconds,
                    position, preview",
+        Uuid::now_v7(),
+        new.module_id,
+        new.course_id,
+        new.title,
+        new.lesson_type as _,
+        new.content_url,
+        new.body,
+        new.duration_seconds,
+        new.preview
     )
-    .bind(Uuid::now_v7())
-    .bind(new.module_id)
-    .bind(new.course_id)
-    .bind(new.title)
-    .bind(new.lesson_type)
-    .bind(new.content_url)
-    .bind(new.body)
-    .bind(new.duration_seconds)
-    .bind(new.preview)
     .fetch_one(tx.conn())
     .await
     .map_err(|e| write_error(e, ("position", "a lesson already has this position"), "module"))
 }
 
 pub async fn get_lesson(tx: &mut Tx, id: Uuid) -> Result<Option<LessonRow>, sqlx::Error> {
-    sqlx::query_as::<_, LessonRow>(
+    sqlx::query_as!(
+        LessonRow,
         "SELECT id, module_id, course_id, title, lesson_type, content_url, body, duration_seconds,
                 position, preview
          FROM course_lessons WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(tx.conn())
     .await
 }
 
 pub async fn modules_of(tx: &mut Tx, course_id: Uuid) -> Result<Vec<ModuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, ModuleRow>(
+    sqlx::query_as!(
+        ModuleRow,
         "SELECT id, course_id, title, description, position, created_at FROM course_modules
          WHERE course_id = $1 ORDER BY position",
+        course_id
     )
-    .bind(course_id)
     .fetch_all(tx.conn())
     .await
 }
 
 pub async fn lessons_of(tx: &mut Tx, course_id: Uuid) -> Result<Vec<LessonRow>, sqlx::Error> {
-    sqlx::query_as::<_, LessonRow>(
+    sqlx::query_as!(
+        LessonRow,
         "SELECT l.id, l.module_id, l.course_id, l.title, l.lesson_type, l.content_url, l.body,
                 l.duration_seconds, l.position, l.preview
          FROM course_lessons l JOIN course_modules m ON m.id = l.module_id
          WHERE l.course_id = $1 ORDER BY m.position, l.position",
+        course_id
     )
-    .bind(course_id)
     .fetch_all(tx.conn())
     .await
 }
 
 /// The total duration of a course's lessons, in seconds.
 pub async fn course_duration(tx: &mut Tx, course_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT coalesce(sum(duration_seconds), 0)::bigint FROM course_lessons WHERE course_id = $1")
-        .bind(course_id)
+    sqlx::query_scalar!(
+        "SELECT coalesce(sum(duration_seconds), 0)::bigint AS \"total!\" FROM course_lessons WHERE course_id = $1",
+        course_id
+    )
         .fetch_one(tx.conn())
         .await
 }

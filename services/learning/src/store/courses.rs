@@ -3,8 +3,9 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::{CourseStatus, EnrollmentType, Visibility};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CourseRow {
     pub id: Uuid,
     pub instructor_id: Uuid,
@@ -17,8 +18,8 @@ pub struct CourseRow {
     pub target_audience: Vec<String>,
     pub price_minor: i64,
     pub currency: String,
-    pub status: String,
-    pub visibility: String,
+    pub status: CourseStatus,
+    pub visibility: Visibility,
     pub certificate_enabled: bool,
     pub certificate_template_url: String,
     pub allow_comments: bool,
@@ -27,7 +28,7 @@ pub struct CourseRow {
     pub drip_schedule: serde_json::Value,
     pub cohort_based: bool,
     pub default_duration_weeks: Option<i32>,
-    pub enrollment_type: String,
+    pub enrollment_type: EnrollmentType,
     pub enrolled_count: i64,
     pub completed_count: i64,
     pub rating_sum: i64,
@@ -42,17 +43,6 @@ pub struct CourseRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, instructor_id, organization_id, title, description, category, tags, \
-    what_you_will_learn, target_audience, price_minor, currency, status, visibility, \
-    certificate_enabled, certificate_template_url, allow_comments, allow_questions, drip_content, \
-    drip_schedule, cohort_based, default_duration_weeks, enrollment_type, \
-    enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint FROM course_count_slots s \
-        WHERE s.course_id = courses.id) AS enrolled_count, \
-    completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint FROM course_count_slots s \
-        WHERE s.course_id = courses.id) AS completed_count, \
-    rating_sum, review_count, average_rating::float8 AS average_rating, \
-    lesson_count, counts_version, version, published_at, created_at, updated_at";
-
 /// Every editable field of a course, fully validated.
 #[derive(Debug, Clone)]
 pub struct CourseFields {
@@ -64,7 +54,7 @@ pub struct CourseFields {
     pub target_audience: Vec<String>,
     pub price_minor: i64,
     pub currency: String,
-    pub visibility: &'static str,
+    pub visibility: Visibility,
     pub certificate_enabled: bool,
     pub certificate_template_url: String,
     pub allow_comments: bool,
@@ -73,12 +63,7 @@ pub struct CourseFields {
     pub drip_schedule: serde_json::Value,
     pub cohort_based: bool,
     pub default_duration_weeks: Option<i32>,
-    pub enrollment_type: &'static str,
-}
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    // Only ever formatted with the constant column list above.
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
+    pub enrollment_type: EnrollmentType,
 }
 
 pub async fn insert(
@@ -87,53 +72,97 @@ pub async fn insert(
     organization_id: Option<Uuid>,
     fields: CourseFields,
 ) -> Result<CourseRow, ApiError> {
-    sqlx::query_as::<_, CourseRow>(sql(
+    sqlx::query_as!(
+        CourseRow,
         "INSERT INTO courses (id, instructor_id, organization_id, title, description, category, tags,
             what_you_will_learn, target_audience, price_minor, currency, visibility,
             certificate_enabled, certificate_template_url, allow_comments, allow_questions,
             drip_content, drip_schedule, cohort_based, default_duration_weeks, enrollment_type)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-         RETURNING {COLUMNS}",
-    ))
-    .bind(Uuid::now_v7())
-    .bind(instructor_id)
-    .bind(organization_id)
-    .bind(fields.title)
-    .bind(fields.description)
-    .bind(fields.category)
-    .bind(fields.tags)
-    .bind(fields.what_you_will_learn)
-    .bind(fields.target_audience)
-    .bind(fields.price_minor)
-    .bind(fields.currency)
-    .bind(fields.visibility)
-    .bind(fields.certificate_enabled)
-    .bind(fields.certificate_template_url)
-    .bind(fields.allow_comments)
-    .bind(fields.allow_questions)
-    .bind(fields.drip_content)
-    .bind(fields.drip_schedule)
-    .bind(fields.cohort_based)
-    .bind(fields.default_duration_weeks)
-    .bind(fields.enrollment_type)
+         RETURNING id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at",
+        Uuid::now_v7(),
+        instructor_id,
+        organization_id,
+        fields.title,
+        fields.description,
+        fields.category,
+        &fields.tags,
+        &fields.what_you_will_learn,
+        &fields.target_audience,
+        fields.price_minor,
+        fields.currency,
+        fields.visibility as _,
+        fields.certificate_enabled,
+        fields.certificate_template_url,
+        fields.allow_comments,
+        fields.allow_questions,
+        fields.drip_content,
+        fields.drip_schedule,
+        fields.cohort_based,
+        fields.default_duration_weeks,
+        fields.enrollment_type as _
+    )
     .fetch_one(tx.conn())
     .await
     .map_err(|e| write_error(e, ("course", "the course already exists"), "course"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error> {
-    sqlx::query_as::<_, CourseRow>(sql("SELECT {COLUMNS} FROM courses WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_as!(
+        CourseRow,
+        "SELECT id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at FROM courses WHERE id = $1",
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await
 }
 
 /// The course, locked until the end of the transaction (content positions, statistics).
 pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error> {
-    sqlx::query_as::<_, CourseRow>(sql(
-        "SELECT {COLUMNS} FROM courses WHERE id = $1 FOR UPDATE",
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        CourseRow,
+        "SELECT id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at FROM courses WHERE id = $1 FOR UPDATE",
+        id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -144,7 +173,8 @@ pub async fn update(
     id: Uuid,
     fields: CourseFields,
 ) -> Result<Option<CourseRow>, ApiError> {
-    sqlx::query_as::<_, CourseRow>(sql(
+    sqlx::query_as!(
+        CourseRow,
         "UPDATE courses SET title = $2, description = $3, category = $4, tags = $5,
             what_you_will_learn = $6, target_audience = $7, price_minor = $8, currency = $9,
             visibility = $10, certificate_enabled = $11, certificate_template_url = $12,
@@ -152,49 +182,82 @@ pub async fn update(
             cohort_based = $17, default_duration_weeks = $18, enrollment_type = $19, version = version + 1,
             updated_at = now()
          WHERE id = $1
-         RETURNING {COLUMNS}",
-    ))
-    .bind(id)
-    .bind(fields.title)
-    .bind(fields.description)
-    .bind(fields.category)
-    .bind(fields.tags)
-    .bind(fields.what_you_will_learn)
-    .bind(fields.target_audience)
-    .bind(fields.price_minor)
-    .bind(fields.currency)
-    .bind(fields.visibility)
-    .bind(fields.certificate_enabled)
-    .bind(fields.certificate_template_url)
-    .bind(fields.allow_comments)
-    .bind(fields.allow_questions)
-    .bind(fields.drip_content)
-    .bind(fields.drip_schedule)
-    .bind(fields.cohort_based)
-    .bind(fields.default_duration_weeks)
-    .bind(fields.enrollment_type)
+         RETURNING id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at",
+        id,
+        fields.title,
+        fields.description,
+        fields.category,
+        &fields.tags,
+        &fields.what_you_will_learn,
+        &fields.target_audience,
+        fields.price_minor,
+        fields.currency,
+        fields.visibility as _,
+        fields.certificate_enabled,
+        fields.certificate_template_url,
+        fields.allow_comments,
+        fields.allow_questions,
+        fields.drip_content,
+        fields.drip_schedule,
+        fields.cohort_based,
+        fields.default_duration_weeks,
+        fields.enrollment_type as _
+    )
     .fetch_optional(tx.conn())
     .await
     .map_err(|e| write_error(e, ("course", "conflict"), "course"))
 }
 
-pub async fn set_status(tx: &mut Tx, id: Uuid, status: &str) -> Result<CourseRow, sqlx::Error> {
-    sqlx::query_as::<_, CourseRow>(sql("UPDATE courses SET status = $2,
+pub async fn set_status(
+    tx: &mut Tx,
+    id: Uuid,
+    status: CourseStatus,
+) -> Result<CourseRow, sqlx::Error> {
+    sqlx::query_as!(
+        CourseRow,
+        "UPDATE courses SET status = $2,
             published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END,
             archived_at = CASE WHEN $2 = 'archived' THEN now() ELSE archived_at END,
             version = version + 1, updated_at = now()
          WHERE id = $1
-         RETURNING {COLUMNS}"))
-    .bind(id)
-    .bind(status)
+         RETURNING id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at",
+        id,
+        status as _
+    )
     .fetch_one(tx.conn())
     .await
 }
 
 /// Catalogue filters; `None` leaves a dimension open.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CatalogueFilter {
-    pub status: &'static str,
+    pub status: CourseStatus,
     pub query: Option<String>,
     pub category: Option<String>,
     pub tags: Vec<String>,
@@ -202,6 +265,22 @@ pub struct CatalogueFilter {
     pub organization_id: Option<Uuid>,
     pub min_price_minor: Option<i64>,
     pub max_price_minor: Option<i64>,
+}
+
+impl Default for CatalogueFilter {
+    /// The public catalogue: published courses, every other dimension open.
+    fn default() -> Self {
+        Self {
+            status: CourseStatus::Published,
+            query: None,
+            category: None,
+            tags: Vec::new(),
+            instructor_id: None,
+            organization_id: None,
+            min_price_minor: None,
+            max_price_minor: None,
+        }
+    }
 }
 
 /// A page in (created_at, id) descending order after the given position; row-level
@@ -212,7 +291,22 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<CourseRow>, sqlx::Error> {
-    sqlx::query_as::<_, CourseRow>(sql("SELECT {COLUMNS} FROM courses
+    sqlx::query_as!(
+        CourseRow,
+        "SELECT id, instructor_id, organization_id, title, description, category, tags,
+                what_you_will_learn, target_audience, price_minor, currency, status,
+                visibility, certificate_enabled, certificate_template_url,
+                allow_comments, allow_questions, drip_content, drip_schedule,
+                cohort_based, default_duration_weeks, enrollment_type,
+                enrolled_count + (SELECT coalesce(sum(s.enrolled_count), 0)::bigint
+                                  FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"enrolled_count!\",
+                completed_count + (SELECT coalesce(sum(s.completed_count), 0)::bigint
+                                   FROM course_count_slots s WHERE s.course_id = courses.id)
+                  AS \"completed_count!\",
+                rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
+                lesson_count, counts_version, version, published_at, created_at,
+                updated_at FROM courses
          WHERE status = $1
            AND ($2::text IS NULL OR search_vector @@ websearch_to_tsquery('english', $2))
            AND ($3::text IS NULL OR category = $3)
@@ -223,18 +317,19 @@ pub async fn list(
            AND ($8::bigint IS NULL OR price_minor <= $8)
            AND ($9::timestamptz IS NULL OR (created_at, id) < ($9, $10))
          ORDER BY created_at DESC, id DESC
-         LIMIT $11"))
-    .bind(filter.status)
-    .bind(&filter.query)
-    .bind(&filter.category)
-    .bind(&filter.tags)
-    .bind(filter.instructor_id)
-    .bind(filter.organization_id)
-    .bind(filter.min_price_minor)
-    .bind(filter.max_price_minor)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
+         LIMIT $11",
+        filter.status as _,
+        filter.query.as_deref(),
+        filter.category.as_deref(),
+        &filter.tags,
+        filter.instructor_id,
+        filter.organization_id,
+        filter.min_price_minor,
+        filter.max_price_minor,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit
+    )
     .fetch_all(tx.conn())
     .await
 }
@@ -247,17 +342,26 @@ pub async fn add_to_enrollment_counts(
     enrolled: i64,
     completed: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT add_to_course_counts($1, $2, $3)")
-        .bind(id)
-        .bind(enrolled)
-        .bind(completed)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query!(
+        "SELECT add_to_course_counts($1, $2, $3)",
+        id,
+        enrolled,
+        completed
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
-/// The rating statistics: (average, count, sum, version).
-pub type Ratings = (f64, i64, i64, i64);
+/// A course's rating statistics after a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Ratings {
+    pub average: f64,
+    pub count: i64,
+    pub sum: i64,
+    /// Orders the rating events of the course.
+    pub version: i64,
+}
 
 /// Changes the rating statistics and returns them with their new version.
 pub async fn add_to_ratings(
@@ -266,24 +370,27 @@ pub async fn add_to_ratings(
     sum: i64,
     count: i64,
 ) -> Result<Ratings, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE courses SET rating_sum = rating_sum + $2, review_count = review_count + $3,
-            rating_version = rating_version + 1
-         WHERE id = $1 RETURNING average_rating::float8, review_count, rating_sum, rating_version",
+    sqlx::query_as!(
+        Ratings,
+        r#"UPDATE courses SET rating_sum = rating_sum + $2, review_count = review_count + $3,
+              rating_version = rating_version + 1
+           WHERE id = $1
+           RETURNING average_rating::float8 AS "average!", review_count AS count,
+                     rating_sum AS sum, rating_version AS version"#,
+        id,
+        sum,
+        count
     )
-    .bind(id)
-    .bind(sum)
-    .bind(count)
     .fetch_one(tx.conn())
     .await
 }
 
 pub async fn add_lesson(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE courses SET lesson_count = lesson_count + 1, version = version + 1, updated_at = now()
          WHERE id = $1",
+        id
     )
-    .bind(id)
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -7,14 +7,14 @@ use uuid::Uuid;
 use super::{Tx, write_error};
 use crate::domain::EnrollmentStatus;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EnrollmentRow {
     pub id: Uuid,
     pub course_id: Uuid,
     pub student_id: Uuid,
     pub instructor_id: Uuid,
     pub organization_id: Option<Uuid>,
-    pub status: String,
+    pub status: EnrollmentStatus,
     pub price_minor: i64,
     pub currency: String,
     pub payment_id: Option<Uuid>,
@@ -27,56 +27,69 @@ pub struct EnrollmentRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, course_id, student_id, instructor_id, organization_id, status, price_minor, \
-    currency, payment_id, cohort_id, enrolled_at, activated_at, completed_at, cancelled_at, refunded_at, updated_at";
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
-}
-
 pub struct NewEnrollment {
     pub course_id: Uuid,
     pub student_id: Uuid,
     pub instructor_id: Uuid,
     pub organization_id: Option<Uuid>,
-    pub status: &'static str,
+    pub status: EnrollmentStatus,
     pub price_minor: i64,
     pub currency: String,
 }
 
 pub async fn insert(tx: &mut Tx, new: NewEnrollment) -> Result<EnrollmentRow, ApiError> {
-    sqlx::query_as::<_, EnrollmentRow>(sql(
+    sqlx::query_as!(
+        EnrollmentRow,
         "INSERT INTO enrollments (id, course_id, student_id, instructor_id, organization_id, status,
                                   price_minor, currency, activated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $6 = 'active' THEN now() END)
-         RETURNING {COLUMNS}",
-    ))
-    .bind(Uuid::now_v7())
-    .bind(new.course_id)
-    .bind(new.student_id)
-    .bind(new.instructor_id)
-    .bind(new.organization_id)
-    .bind(new.status)
-    .bind(new.price_minor)
-    .bind(new.currency)
+         RETURNING id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at",
+        Uuid::now_v7(),
+        new.course_id,
+        new.student_id,
+        new.instructor_id,
+        new.organization_id,
+        new.status as _,
+        new.price_minor,
+        new.currency
+    )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("course_id", "the student is already enrolled in this course"), "course"))
+    .map_err(|e| {
+        write_error(
+            e,
+            (
+                "course_id",
+                "the student is already enrolled in this course",
+            ),
+            "course",
+        )
+    })
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql("SELECT {COLUMNS} FROM enrollments WHERE id = $1"))
-        .bind(id)
+    sqlx::query_as!(
+        EnrollmentRow,
+        "SELECT id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE id = $1",
+        id
+    )
         .fetch_optional(tx.conn())
         .await
 }
 
 /// The enrollment, locked for a status change.
 pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql(
-        "SELECT {COLUMNS} FROM enrollments WHERE id = $1 FOR UPDATE",
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        EnrollmentRow,
+        "SELECT id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE id = $1 FOR UPDATE",
+        id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -86,11 +99,14 @@ pub async fn get_by_student(
     course_id: Uuid,
     student_id: Uuid,
 ) -> Result<Option<EnrollmentRow>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql(
-        "SELECT {COLUMNS} FROM enrollments WHERE course_id = $1 AND student_id = $2",
-    ))
-    .bind(course_id)
-    .bind(student_id)
+    sqlx::query_as!(
+        EnrollmentRow,
+        "SELECT id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE course_id = $1 AND student_id = $2",
+        course_id,
+        student_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -100,11 +116,14 @@ pub async fn lock_by_student(
     course_id: Uuid,
     student_id: Uuid,
 ) -> Result<Option<EnrollmentRow>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql(
-        "SELECT {COLUMNS} FROM enrollments WHERE course_id = $1 AND student_id = $2 FOR UPDATE",
-    ))
-    .bind(course_id)
-    .bind(student_id)
+    sqlx::query_as!(
+        EnrollmentRow,
+        "SELECT id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE course_id = $1 AND student_id = $2 FOR UPDATE",
+        course_id,
+        student_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -114,10 +133,12 @@ pub async fn lock_by_student(
 pub async fn set_status(
     tx: &mut Tx,
     id: Uuid,
-    status: &str,
+    status: EnrollmentStatus,
     payment: Option<Uuid>,
 ) -> Result<EnrollmentRow, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql("UPDATE enrollments SET status = $2,
+    sqlx::query_as!(
+        EnrollmentRow,
+        "UPDATE enrollments SET status = $2,
             activated_at = CASE WHEN $2 = 'active' THEN now() ELSE activated_at END,
             completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,
             cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END,
@@ -127,10 +148,13 @@ pub async fn set_status(
             -- version consumers compare.
             updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
          WHERE id = $1
-         RETURNING {COLUMNS}"))
-    .bind(id)
-    .bind(status)
-    .bind(payment)
+         RETURNING id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at",
+        id,
+        status as _,
+        payment
+    )
     .fetch_one(tx.conn())
     .await
 }
@@ -140,21 +164,24 @@ pub async fn set_status(
 pub async fn reopen(
     tx: &mut Tx,
     id: Uuid,
-    status: &str,
+    status: EnrollmentStatus,
     price_minor: i64,
     currency: &str,
 ) -> Result<EnrollmentRow, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql(
+    sqlx::query_as!(
+        EnrollmentRow,
         "UPDATE enrollments SET status = $2, price_minor = $3, currency = $4, payment_id = NULL,
             activated_at = CASE WHEN $2 = 'active' THEN now() ELSE NULL END, cancelled_at = NULL,
             updated_at = greatest(clock_timestamp(), updated_at + interval '1 microsecond')
          WHERE id = $1
-         RETURNING {COLUMNS}",
-    ))
-    .bind(id)
-    .bind(status)
-    .bind(price_minor)
-    .bind(currency)
+         RETURNING id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at",
+        id,
+        status as _,
+        price_minor,
+        currency
+    )
     .fetch_one(tx.conn())
     .await
 }
@@ -167,15 +194,20 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<EnrollmentRow>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentRow>(sql("SELECT {COLUMNS} FROM enrollments
+    sqlx::query_as!(
+        EnrollmentRow,
+        "SELECT id, course_id, student_id, instructor_id, organization_id, status,
+                price_minor, currency, payment_id, cohort_id, enrolled_at,
+                activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments
          WHERE ($1::uuid IS NULL OR student_id = $1) AND ($2::uuid IS NULL OR course_id = $2)
            AND ($3::timestamptz IS NULL OR (enrolled_at, id) < ($3, $4))
-         ORDER BY enrolled_at DESC, id DESC LIMIT $5"))
-    .bind(student_id)
-    .bind(course_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
+         ORDER BY enrolled_at DESC, id DESC LIMIT $5",
+        student_id,
+        course_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit
+    )
     .fetch_all(tx.conn())
     .await
 }
@@ -213,7 +245,7 @@ impl EnrollmentRow {
             student_id,
             instructor_id: terms.instructor_id,
             organization_id: terms.organization_id,
-            status: status.as_str().to_owned(),
+            status,
             price_minor: terms.price_minor,
             currency: terms.currency.clone(),
             payment_id: None,
@@ -256,7 +288,6 @@ pub enum EnrollOutcome {
     Exists(EnrollmentStatus),
 }
 
-#[derive(sqlx::FromRow)]
 struct EnrollResult {
     outcome: String,
     title: Option<String>,
@@ -264,8 +295,8 @@ struct EnrollResult {
     organization_id: Option<Uuid>,
     price_minor: Option<i64>,
     currency: Option<String>,
-    existing_status: Option<String>,
-    enrollment_status: Option<String>,
+    existing_status: Option<EnrollmentStatus>,
+    enrollment_status: Option<EnrollmentStatus>,
     updated_at: Option<DateTime<Utc>>,
 }
 
@@ -278,25 +309,27 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
     let (terms, event) = new
         .expected
         .map_or((None, None), |(t, e)| (Some(t), Some(e)));
-    let row: EnrollResult = sqlx::query_as(
-        "SELECT outcome, title, instructor_id, organization_id, price_minor, currency,
-                existing_status, enrollment_status, updated_at
-         FROM enroll($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    let row = sqlx::query_as!(
+        EnrollResult,
+        r#"SELECT outcome AS "outcome!", title, instructor_id, organization_id, price_minor,
+                  currency, existing_status AS "existing_status: EnrollmentStatus",
+                  enrollment_status AS "enrollment_status: EnrollmentStatus", updated_at
+           FROM enroll($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+        new.context.user_id,
+        new.context.org_id,
+        new.context.roles.join(","),
+        new.course_id,
+        new.enrollment_id,
+        new.enrolled_at,
+        terms.map(|t| t.title.as_str()),
+        terms.map(|t| t.instructor_id),
+        terms.and_then(|t| t.organization_id),
+        terms.map(|t| t.price_minor),
+        terms.map(|t| t.currency.as_str()),
+        event.as_ref().map(|e| e.id),
+        event.as_ref().map(|e| e.subject.as_str()),
+        event.as_ref().map(|e| e.envelope.as_slice())
     )
-    .bind(new.context.user_id)
-    .bind(new.context.org_id)
-    .bind(new.context.roles.join(","))
-    .bind(new.course_id)
-    .bind(new.enrollment_id)
-    .bind(new.enrolled_at)
-    .bind(terms.map(|t| t.title.as_str()))
-    .bind(terms.map(|t| t.instructor_id))
-    .bind(terms.and_then(|t| t.organization_id))
-    .bind(terms.map(|t| t.price_minor))
-    .bind(terms.map(|t| t.currency.as_str()))
-    .bind(event.as_ref().map(|e| e.id))
-    .bind(event.as_ref().map(|e| e.subject.as_str()))
-    .bind(event.as_ref().map(|e| e.envelope.as_slice()))
     .fetch_one(db.pool())
     .await
     .map_err(|e| {
@@ -319,16 +352,15 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
             currency: row.currency.clone().ok_or_else(missing)?,
         })
     };
-    let status = |text: Option<&str>| {
-        EnrollmentStatus::from_db(text.unwrap_or_default())
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("enroll() returned {e}")))
+    let status = |status: Option<EnrollmentStatus>| {
+        status.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("enroll() returned no status")))
     };
     Ok(match row.outcome.as_str() {
         "enrolled" => {
             // Committed with its event: the relay can publish it now.
             db.wake_relay();
             EnrollOutcome::Enrolled {
-                status: status(row.enrollment_status.as_deref())?,
+                status: status(row.enrollment_status)?,
                 updated_at: row.updated_at.unwrap_or(new.enrolled_at),
             }
         }
@@ -336,11 +368,32 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
         "not_found" => EnrollOutcome::NotFound,
         "not_published" => EnrollOutcome::NotPublished,
         "cohort_only" => EnrollOutcome::CohortOnly,
-        "exists" => EnrollOutcome::Exists(status(row.existing_status.as_deref())?),
+        "exists" => EnrollOutcome::Exists(status(row.existing_status)?),
         other => {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "enroll() returned an unknown outcome {other:?}"
             )));
         }
     })
+}
+
+/// Remembers a fully refunded payment, so that its success arriving late (events of two
+/// subjects are not ordered) does not activate the enrollment again.
+pub async fn record_refunded_payment(tx: &mut Tx, payment_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO refunded_payments (payment_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        payment_id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn was_refunded(tx: &mut Tx, payment_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM refunded_payments WHERE payment_id = $1) AS "refunded!""#,
+        payment_id
+    )
+    .fetch_one(tx.conn())
+    .await
 }

@@ -3,12 +3,13 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::InstructorRole;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstructorRow {
     pub course_id: Uuid,
     pub instructor_id: Uuid,
-    pub role: String,
+    pub role: InstructorRole,
     pub permissions: Vec<String>,
     pub added_at: DateTime<Utc>,
 }
@@ -18,18 +19,19 @@ pub async fn upsert(
     tx: &mut Tx,
     course_id: Uuid,
     instructor_id: Uuid,
-    role: &str,
+    role: InstructorRole,
     permissions: &[String],
 ) -> Result<InstructorRow, ApiError> {
-    sqlx::query_as::<_, InstructorRow>(
+    sqlx::query_as!(
+        InstructorRow,
         "INSERT INTO course_instructors (course_id, instructor_id, role, permissions) VALUES ($1, $2, $3, $4)
          ON CONFLICT (course_id, instructor_id) DO UPDATE SET role = EXCLUDED.role, permissions = EXCLUDED.permissions
          RETURNING course_id, instructor_id, role, permissions, added_at",
+        course_id,
+        instructor_id,
+        role as _,
+        permissions
     )
-    .bind(course_id)
-    .bind(instructor_id)
-    .bind(role)
-    .bind(permissions)
     .fetch_one(tx.conn())
     .await
     .map_err(|e| write_error(e, ("instructor_id", "already on the teaching team"), "course"))
@@ -40,23 +42,24 @@ pub async fn remove(
     course_id: Uuid,
     instructor_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query("DELETE FROM course_instructors WHERE course_id = $1 AND instructor_id = $2")
-            .bind(course_id)
-            .bind(instructor_id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected()
-            == 1,
+    Ok(sqlx::query!(
+        "DELETE FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
+        course_id,
+        instructor_id
     )
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 pub async fn list(tx: &mut Tx, course_id: Uuid) -> Result<Vec<InstructorRow>, sqlx::Error> {
-    sqlx::query_as::<_, InstructorRow>(
+    sqlx::query_as!(
+        InstructorRow,
         "SELECT course_id, instructor_id, role, permissions, added_at FROM course_instructors
          WHERE course_id = $1 ORDER BY added_at",
+        course_id
     )
-    .bind(course_id)
     .fetch_all(tx.conn())
     .await
 }
@@ -67,11 +70,11 @@ pub async fn permissions_of(
     course_id: Uuid,
     user_id: Uuid,
 ) -> Result<Option<Vec<String>>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT permissions FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
+        course_id,
+        user_id
     )
-    .bind(course_id)
-    .bind(user_id)
     .fetch_optional(tx.conn())
     .await
 }

@@ -7,6 +7,7 @@ pub mod enrollments;
 pub mod instructors;
 pub mod progress;
 pub mod reviews;
+pub mod statistics;
 
 pub type Tx = lyceum_platform::db::Tx;
 

@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use super::Tx;
 use super::enrollments::EnrollmentRow;
+use crate::domain::LessonProgressStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StudentProgressRow {
@@ -27,20 +28,12 @@ pub struct StudentProgressRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LessonProgressRow {
     pub lesson_id: Uuid,
-    pub status: String,
+    pub status: LessonProgressStatus,
     pub progress_percent: i32,
     pub watch_time_seconds: i64,
     pub quiz_score: Option<i32>,
     pub quiz_passed: Option<bool>,
     pub updated_at: DateTime<Utc>,
-}
-
-const STUDENT_COLUMNS: &str = "enrollment_id, course_id, student_id, total_lessons, completed_lessons, \
-    progress_percentage::float8 AS progress_percentage, total_watch_time_seconds, quizzes_taken, \
-    quizzes_passed, quiz_score_sum, engagement_score, last_activity_at, certificate_url, version, updated_at";
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", STUDENT_COLUMNS))
 }
 
 /// Creates the student's progress with the enrollment (same transaction).
@@ -49,17 +42,17 @@ pub async fn create(
     enrollment: &EnrollmentRow,
     total_lessons: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO student_progress (enrollment_id, course_id, student_id, instructor_id, organization_id, total_lessons)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (enrollment_id) DO NOTHING",
+        enrollment.id,
+        enrollment.course_id,
+        enrollment.student_id,
+        enrollment.instructor_id,
+        enrollment.organization_id,
+        total_lessons
     )
-    .bind(enrollment.id)
-    .bind(enrollment.course_id)
-    .bind(enrollment.student_id)
-    .bind(enrollment.instructor_id)
-    .bind(enrollment.organization_id)
-    .bind(total_lessons)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -69,10 +62,15 @@ pub async fn get(
     tx: &mut Tx,
     enrollment_id: Uuid,
 ) -> Result<Option<StudentProgressRow>, sqlx::Error> {
-    sqlx::query_as::<_, StudentProgressRow>(sql(
-        "SELECT {COLUMNS} FROM student_progress WHERE enrollment_id = $1",
-    ))
-    .bind(enrollment_id)
+    sqlx::query_as!(
+        StudentProgressRow,
+        "SELECT enrollment_id, course_id, student_id, total_lessons, completed_lessons,
+                progress_percentage::float8 AS \"progress_percentage!\",
+                total_watch_time_seconds, quizzes_taken, quizzes_passed,
+                quiz_score_sum, engagement_score, last_activity_at, certificate_url,
+                version, updated_at FROM student_progress WHERE enrollment_id = $1",
+        enrollment_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -81,10 +79,15 @@ pub async fn lock(
     tx: &mut Tx,
     enrollment_id: Uuid,
 ) -> Result<Option<StudentProgressRow>, sqlx::Error> {
-    sqlx::query_as::<_, StudentProgressRow>(sql(
-        "SELECT {COLUMNS} FROM student_progress WHERE enrollment_id = $1 FOR UPDATE",
-    ))
-    .bind(enrollment_id)
+    sqlx::query_as!(
+        StudentProgressRow,
+        "SELECT enrollment_id, course_id, student_id, total_lessons, completed_lessons,
+                progress_percentage::float8 AS \"progress_percentage!\",
+                total_watch_time_seconds, quizzes_taken, quizzes_passed,
+                quiz_score_sum, engagement_score, last_activity_at, certificate_url,
+                version, updated_at FROM student_progress WHERE enrollment_id = $1 FOR UPDATE",
+        enrollment_id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -94,22 +97,27 @@ pub async fn save(
     tx: &mut Tx,
     row: &StudentProgressRow,
 ) -> Result<StudentProgressRow, sqlx::Error> {
-    sqlx::query_as::<_, StudentProgressRow>(sql(
-        "UPDATE student_progress SET total_lessons = $2, completed_lessons = $3, progress_percentage = $4,
+    sqlx::query_as!(
+        StudentProgressRow,
+        "UPDATE student_progress SET total_lessons = $2, completed_lessons = $3, progress_percentage = $4::float8,
             total_watch_time_seconds = $5, quizzes_taken = $6, quizzes_passed = $7, quiz_score_sum = $8,
             engagement_score = $9, last_activity_at = now(), version = version + 1, updated_at = now()
          WHERE enrollment_id = $1
-         RETURNING {COLUMNS}",
-    ))
-    .bind(row.enrollment_id)
-    .bind(row.total_lessons)
-    .bind(row.completed_lessons)
-    .bind(row.progress_percentage)
-    .bind(row.total_watch_time_seconds)
-    .bind(row.quizzes_taken)
-    .bind(row.quizzes_passed)
-    .bind(row.quiz_score_sum)
-    .bind(row.engagement_score)
+         RETURNING enrollment_id, course_id, student_id, total_lessons, completed_lessons,
+                progress_percentage::float8 AS \"progress_percentage!\",
+                total_watch_time_seconds, quizzes_taken, quizzes_passed,
+                quiz_score_sum, engagement_score, last_activity_at, certificate_url,
+                version, updated_at",
+        row.enrollment_id,
+        row.total_lessons,
+        row.completed_lessons,
+        row.progress_percentage,
+        row.total_watch_time_seconds,
+        row.quizzes_taken,
+        row.quizzes_passed,
+        row.quiz_score_sum,
+        row.engagement_score
+    )
     .fetch_one(tx.conn())
     .await
 }
@@ -119,12 +127,13 @@ pub async fn get_lesson(
     enrollment_id: Uuid,
     lesson_id: Uuid,
 ) -> Result<Option<LessonProgressRow>, sqlx::Error> {
-    sqlx::query_as::<_, LessonProgressRow>(
+    sqlx::query_as!(
+        LessonProgressRow,
         "SELECT lesson_id, status, progress_percent, watch_time_seconds, quiz_score, quiz_passed, updated_at
          FROM lesson_progress WHERE enrollment_id = $1 AND lesson_id = $2 FOR UPDATE",
+        enrollment_id,
+        lesson_id
     )
-    .bind(enrollment_id)
-    .bind(lesson_id)
     .fetch_optional(tx.conn())
     .await
 }
@@ -134,7 +143,7 @@ pub struct LessonUpdate {
     pub lesson_id: Uuid,
     pub course_id: Uuid,
     pub student_id: Uuid,
-    pub status: &'static str,
+    pub status: LessonProgressStatus,
     pub progress_percent: i32,
     pub watch_time_seconds: i64,
     pub quiz_score: Option<i32>,
@@ -145,7 +154,8 @@ pub async fn upsert_lesson(
     tx: &mut Tx,
     update: LessonUpdate,
 ) -> Result<LessonProgressRow, sqlx::Error> {
-    sqlx::query_as::<_, LessonProgressRow>(
+    sqlx::query_as!(
+        LessonProgressRow,
         "INSERT INTO lesson_progress (enrollment_id, lesson_id, course_id, student_id, status, progress_percent,
                                       watch_time_seconds, quiz_score, quiz_passed, completed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $5 = 'completed' THEN now() END)
@@ -156,16 +166,16 @@ pub async fn upsert_lesson(
             completed_at = coalesce(lesson_progress.completed_at, EXCLUDED.completed_at),
             updated_at = now()
          RETURNING lesson_id, status, progress_percent, watch_time_seconds, quiz_score, quiz_passed, updated_at",
+        update.enrollment_id,
+        update.lesson_id,
+        update.course_id,
+        update.student_id,
+        update.status as _,
+        update.progress_percent,
+        update.watch_time_seconds,
+        update.quiz_score,
+        update.quiz_passed
     )
-    .bind(update.enrollment_id)
-    .bind(update.lesson_id)
-    .bind(update.course_id)
-    .bind(update.student_id)
-    .bind(update.status)
-    .bind(update.progress_percent)
-    .bind(update.watch_time_seconds)
-    .bind(update.quiz_score)
-    .bind(update.quiz_passed)
     .fetch_one(tx.conn())
     .await
 }
@@ -174,11 +184,12 @@ pub async fn lessons(
     tx: &mut Tx,
     enrollment_id: Uuid,
 ) -> Result<Vec<LessonProgressRow>, sqlx::Error> {
-    sqlx::query_as::<_, LessonProgressRow>(
+    sqlx::query_as!(
+        LessonProgressRow,
         "SELECT lesson_id, status, progress_percent, watch_time_seconds, quiz_score, quiz_passed, updated_at
          FROM lesson_progress WHERE enrollment_id = $1 ORDER BY started_at",
+        enrollment_id
     )
-    .bind(enrollment_id)
     .fetch_all(tx.conn())
     .await
 }

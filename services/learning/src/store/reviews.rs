@@ -23,14 +23,6 @@ pub struct ReviewRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, course_id, student_id, instructor_id, rating, content_quality_rating, \
-    instructor_rating, value_rating, title, review_text, instructor_response, responded_at, helpful_count, \
-    created_at, updated_at";
-
-fn sql(statement: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(statement.replace("{COLUMNS}", COLUMNS))
-}
-
 /// The content of a review, validated.
 #[derive(Debug, Clone)]
 pub struct ReviewContent {
@@ -50,40 +42,54 @@ pub async fn insert(
     instructor_id: Uuid,
     content: ReviewContent,
 ) -> Result<ReviewRow, ApiError> {
-    sqlx::query_as::<_, ReviewRow>(sql(
+    sqlx::query_as!(
+        ReviewRow,
         "INSERT INTO course_reviews (id, course_id, student_id, enrollment_id, instructor_id, rating,
             content_quality_rating, instructor_rating, value_rating, title, review_text)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         RETURNING {COLUMNS}",
-    ))
-    .bind(Uuid::now_v7())
-    .bind(course_id)
-    .bind(student_id)
-    .bind(enrollment_id)
-    .bind(instructor_id)
-    .bind(content.rating)
-    .bind(content.content_quality_rating)
-    .bind(content.instructor_rating)
-    .bind(content.value_rating)
-    .bind(content.title)
-    .bind(content.text)
+         RETURNING id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at",
+        Uuid::now_v7(),
+        course_id,
+        student_id,
+        enrollment_id,
+        instructor_id,
+        content.rating,
+        content.content_quality_rating,
+        content.instructor_rating,
+        content.value_rating,
+        content.title,
+        content.text
+    )
     .fetch_one(tx.conn())
     .await
     .map_err(|e| write_error(e, ("course_id", "the student has already reviewed this course"), "course"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
-    sqlx::query_as::<_, ReviewRow>(sql("SELECT {COLUMNS} FROM course_reviews WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await
+    sqlx::query_as!(
+        ReviewRow,
+        "SELECT id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at FROM course_reviews WHERE id = $1",
+        id
+    )
+    .fetch_optional(tx.conn())
+    .await
 }
 
 pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
-    sqlx::query_as::<_, ReviewRow>(sql(
-        "SELECT {COLUMNS} FROM course_reviews WHERE id = $1 FOR UPDATE",
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        ReviewRow,
+        "SELECT id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at FROM course_reviews WHERE id = $1 FOR UPDATE",
+        id
+    )
     .fetch_optional(tx.conn())
     .await
 }
@@ -93,35 +99,42 @@ pub async fn update_content(
     id: Uuid,
     content: ReviewContent,
 ) -> Result<ReviewRow, sqlx::Error> {
-    sqlx::query_as::<_, ReviewRow>(sql(
+    sqlx::query_as!(
+        ReviewRow,
         "UPDATE course_reviews SET rating = $2, content_quality_rating = $3, instructor_rating = $4,
             value_rating = $5, title = $6, review_text = $7, updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}",
-    ))
-    .bind(id)
-    .bind(content.rating)
-    .bind(content.content_quality_rating)
-    .bind(content.instructor_rating)
-    .bind(content.value_rating)
-    .bind(content.title)
-    .bind(content.text)
+         WHERE id = $1 RETURNING id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at",
+        id,
+        content.rating,
+        content.content_quality_rating,
+        content.instructor_rating,
+        content.value_rating,
+        content.title,
+        content.text
+    )
     .fetch_one(tx.conn())
     .await
 }
 
 pub async fn respond(tx: &mut Tx, id: Uuid, response: String) -> Result<ReviewRow, sqlx::Error> {
-    sqlx::query_as::<_, ReviewRow>(sql(
-        "UPDATE course_reviews SET instructor_response = $2, responded_at = now() WHERE id = $1 RETURNING {COLUMNS}",
-    ))
-    .bind(id)
-    .bind(response)
+    sqlx::query_as!(
+        ReviewRow,
+        "UPDATE course_reviews SET instructor_response = $2, responded_at = now() WHERE id = $1 RETURNING id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at",
+        id,
+        response
+    )
     .fetch_one(tx.conn())
     .await
 }
 
 pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM course_reviews WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM course_reviews WHERE id = $1", id)
         .execute(tx.conn())
         .await?;
     Ok(())
@@ -133,13 +146,19 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ReviewRow>, sqlx::Error> {
-    sqlx::query_as::<_, ReviewRow>(sql("SELECT {COLUMNS} FROM course_reviews
+    sqlx::query_as!(
+        ReviewRow,
+        "SELECT id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at FROM course_reviews
          WHERE course_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"))
-    .bind(course_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        course_id,
+        after.map(|a| a.0),
+        after.map(|a| a.1),
+        limit
+    )
     .fetch_all(tx.conn())
     .await
 }
@@ -147,11 +166,11 @@ pub async fn list(
 /// Adds the voter's helpful vote, or withdraws it when it exists; returns whether the
 /// vote stands now.
 pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result<bool, ApiError> {
-    let added = sqlx::query(
+    let added = sqlx::query!(
         "INSERT INTO review_votes (review_id, voter_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        review_id,
+        voter_id
     )
-    .bind(review_id)
-    .bind(voter_id)
     .execute(tx.conn())
     .await
     // The review was deleted meanwhile.
@@ -159,11 +178,13 @@ pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result
     .rows_affected()
         == 1;
     if !added {
-        sqlx::query("DELETE FROM review_votes WHERE review_id = $1 AND voter_id = $2")
-            .bind(review_id)
-            .bind(voter_id)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query!(
+            "DELETE FROM review_votes WHERE review_id = $1 AND voter_id = $2",
+            review_id,
+            voter_id
+        )
+        .execute(tx.conn())
+        .await?;
     }
     Ok(added)
 }
@@ -173,11 +194,15 @@ pub async fn add_to_helpful_count(
     review_id: Uuid,
     delta: i64,
 ) -> Result<ReviewRow, ApiError> {
-    sqlx::query_as::<_, ReviewRow>(sql(
-        "UPDATE course_reviews SET helpful_count = helpful_count + $2 WHERE id = $1 RETURNING {COLUMNS}",
-    ))
-    .bind(review_id)
-    .bind(delta)
+    sqlx::query_as!(
+        ReviewRow,
+        "UPDATE course_reviews SET helpful_count = helpful_count + $2 WHERE id = $1 RETURNING id, course_id, student_id, instructor_id, rating,
+                content_quality_rating, instructor_rating, value_rating, title,
+                review_text, instructor_response, responded_at, helpful_count,
+                created_at, updated_at",
+        review_id,
+        delta
+    )
     .fetch_optional(tx.conn())
     .await?
     .ok_or_else(|| ApiError::not_found("review"))

@@ -633,8 +633,17 @@ impl Consumer {
             .to_owned();
         let stored = async {
             let mut tx = self.db.begin_system("dead letter").await?;
-            sqlx::query!("INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)", Uuid::now_v7(), &self.spec.name, &relative_subject, event_id, message.payload.as_ref(), error, delivered)
+            sqlx::query!(
+                "INSERT INTO dead_letters (id, consumer, subject, event_id, payload, error, deliveries)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                Uuid::now_v7(),
+                &self.spec.name,
+                &relative_subject,
+                event_id,
+                message.payload.as_ref(),
+                error,
+                delivered
+            )
             .execute(tx.conn())
             .await?;
             tx.commit().await?;
