@@ -32,8 +32,8 @@ pub async fn unretired(tx: &mut Tx) -> Result<Vec<KeyRow>, sqlx::Error> {
     .await
 }
 
-/// Serialises rotations until the transaction ends, so that two at once cannot retire
-/// each other's new key.
+/// Serialises rotations (and the creation of the first key) until the transaction ends,
+/// so that two at once cannot retire each other's new key or both create a first one.
 pub async fn lock_rotation(tx: &mut Tx) -> Result<(), sqlx::Error> {
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
         .execute(tx.conn())
@@ -73,9 +73,7 @@ pub async fn rotate(tx: &mut Tx, sealer: &SecretBox) -> Result<KeyRow, sqlx::Err
 /// advisory lock so that exactly one creates it.
 pub async fn ensure_signing_key(db: &Database, sealer: &SecretBox) -> anyhow::Result<()> {
     let mut tx = db.begin_system("signing keys").await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('lyceum.identity.signing_keys'))")
-        .execute(tx.conn())
-        .await?;
+    lock_rotation(&mut tx).await?;
     if unretired(&mut tx).await?.is_empty() {
         rotate(&mut tx, sealer).await?;
         tracing::info!("created the first signing key");
