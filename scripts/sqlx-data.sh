@@ -24,10 +24,8 @@ esac
 
 server=${LYCEUM_SQLX_SERVER_URL:-postgres://postgres@127.0.0.1:5432}
 database=lyceum_sqlx_data
-psql "$server/postgres" -v ON_ERROR_STOP=1 -q \
-  -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" \
-  -c "CREATE DATABASE $database"
-cargo run --quiet --locked -p lyceum-schema --example migrate -- "$server/$database"
+# Dropped and created again by the example itself: no psql needed on the machine.
+cargo run --quiet --locked -p lyceum-schema --example migrate -- "$server" "$database"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
