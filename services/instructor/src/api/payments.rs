@@ -9,7 +9,10 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::{InstructorApi, wire};
-use crate::domain::{Currency, PaymentStatus, PaymentType, Provider, fee_for, fee_refund};
+use crate::domain::{
+    Currency, PaymentStatus, PaymentType, Provider, RefundRefusal, fee_for, fee_refund,
+    refund_amount,
+};
 use crate::events;
 use crate::store::payments::NewPayment;
 use crate::store::{payments, projections, revenue};
@@ -278,25 +281,21 @@ impl InstructorApi {
                 refund_transaction: transaction.map(wire::transaction),
             });
         }
-        let status = payment.status;
-        if !status.is_paid() {
-            return Err(ApiError::FailedPrecondition(format!(
-                "a {} payment cannot be refunded",
-                status.as_str()
-            )));
-        }
-        let remaining = payment.amount_minor - payment.refunded_minor;
-        let amount = if req.amount_minor == 0 {
-            remaining
-        } else {
-            req.amount_minor
-        };
-        if amount > remaining {
-            return Err(ApiError::invalid(
+        let amount = refund_amount(
+            payment.status,
+            payment.amount_minor,
+            payment.refunded_minor,
+            req.amount_minor,
+        )
+        .map_err(|refusal| match refusal {
+            RefundRefusal::NotPaid(status) => {
+                ApiError::FailedPrecondition(format!("a {status} payment cannot be refunded"))
+            }
+            RefundRefusal::ExceedsRemaining { remaining } => ApiError::invalid(
                 "amount_minor",
                 format!("exceeds what is left to refund ({remaining})"),
-            ));
-        }
+            ),
+        })?;
         // The fee returned is in proportion to the fee fixed at success (the booked sale's,
         // should an older sale differ). Revenue is reversed only where it was booked: a
         // refund books against the sale of the payment, with the sale's instructor (the

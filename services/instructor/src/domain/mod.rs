@@ -123,9 +123,66 @@ pub fn fee_refund(amount_minor: i64, fee_minor: i64, refunded_before: i64, refun
     proportional(refunded_before + refund) - proportional(refunded_before)
 }
 
+/// Why a refund cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundRefusal {
+    /// Only a succeeded or partly refunded payment has money to give back.
+    NotPaid(PaymentStatus),
+    /// More was asked than is left to refund.
+    ExceedsRemaining { remaining: i64 },
+}
+
+/// What a refund gives back: the amount asked, or everything left when none is asked
+/// (0), never more than what is left of a paid payment. `requested` is not negative (the
+/// request's validation refuses that).
+pub fn refund_amount(
+    status: PaymentStatus,
+    amount_minor: i64,
+    refunded_minor: i64,
+    requested: i64,
+) -> Result<i64, RefundRefusal> {
+    if !status.is_paid() {
+        return Err(RefundRefusal::NotPaid(status));
+    }
+    let remaining = amount_minor - refunded_minor;
+    let amount = if requested == 0 { remaining } else { requested };
+    if amount > remaining {
+        return Err(RefundRefusal::ExceedsRemaining { remaining });
+    }
+    Ok(amount)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refund_gives_back_what_is_asked_or_everything_left_and_never_more() {
+        let paid = PaymentStatus::Succeeded;
+        assert_eq!(refund_amount(paid, 5000, 0, 0), Ok(5000));
+        assert_eq!(refund_amount(paid, 5000, 0, 1200), Ok(1200));
+        let partly = PaymentStatus::PartiallyRefunded;
+        assert_eq!(refund_amount(partly, 5000, 1200, 0), Ok(3800));
+        assert_eq!(refund_amount(partly, 5000, 1200, 3800), Ok(3800));
+        assert_eq!(
+            refund_amount(partly, 5000, 1200, 3801),
+            Err(RefundRefusal::ExceedsRemaining { remaining: 3800 })
+        );
+    }
+
+    #[test]
+    fn only_a_paid_payment_can_be_refunded() {
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Failed,
+            PaymentStatus::Refunded,
+        ] {
+            assert_eq!(
+                refund_amount(status, 5000, 0, 0),
+                Err(RefundRefusal::NotPaid(status))
+            );
+        }
+    }
 
     #[test]
     fn fees_round_half_up_and_earnings_take_the_rest() {
