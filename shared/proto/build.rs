@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let protos = [
+        root.join("lyceum/common/v1/money.proto"),
         root.join("lyceum/identity/v1/identity.proto"),
         root.join("lyceum/events/v1/envelope.proto"),
         root.join("lyceum/events/v1/identity.proto"),

@@ -217,6 +217,42 @@ pub fn pg_constraint(error: &sqlx::Error) -> Option<&str> {
     error.as_database_error().and_then(|e| e.constraint())
 }
 
+/// A unique constraint, by its name in the schema, and the request field whose value it
+/// keeps unique: a collision answers ALREADY_EXISTS on that field, whichever statement hit it.
+#[derive(Debug, Clone, Copy)]
+pub struct UniqueField {
+    pub constraint: &'static str,
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+/// A write's constraint failure as what the caller did wrong: a unique violation as the
+/// field of the constraint that failed (looked up by name in `uniques`), a missing
+/// reference as NOT_FOUND of `missing`, a broken check as FAILED_PRECONDITION. Anything
+/// else is the service's problem.
+pub fn write_error(error: sqlx::Error, uniques: &[UniqueField], missing: &str) -> ApiError {
+    match pg_error_code(&error).as_deref() {
+        Some(UNIQUE_VIOLATION) => {
+            let constraint = pg_constraint(&error).unwrap_or_default();
+            match uniques.iter().find(|u| u.constraint == constraint) {
+                Some(unique) => ApiError::already_exists(unique.field, unique.message),
+                None => {
+                    // Still the caller's conflict, but our table of constraints is missing
+                    // one: say so in the log, not to the caller.
+                    tracing::warn!(constraint, "unique violation of an unmapped constraint");
+                    ApiError::already_exists("", "conflicts with an existing record")
+                }
+            }
+        }
+        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found(missing),
+        Some(CHECK_VIOLATION) => ApiError::FailedPrecondition(format!(
+            "the change breaks a rule of the {missing} ({})",
+            pg_constraint(&error).unwrap_or("check")
+        )),
+        _ => error.into(),
+    }
+}
+
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const FOREIGN_KEY_VIOLATION: &str = "23503";
 pub const CHECK_VIOLATION: &str = "23514";

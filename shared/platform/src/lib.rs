@@ -9,6 +9,7 @@
 //! - [`server`]: health, reflection, limits and graceful shutdown
 //! - [`metrics`]: RED metrics per RPC, the Prometheus scrape endpoint
 //! - [`convert`]: wire types to domain types, page tokens
+//! - [`money`]: currencies and amounts, and their one wire message
 //! - [`crypto`]: secrets at rest
 //! - [`nats`]: the broker connection
 //! - [`events`]: outbox, relay, consumers, dead letters
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod metrics;
+pub mod money;
 pub mod nats;
 pub mod runtime;
 pub mod server;

@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
-use super::Tx;
+use super::{Tx, write_error};
 use crate::domain::Role;
 
 #[derive(Debug, Clone)]
@@ -43,11 +42,7 @@ pub async fn grant(tx: &mut Tx, new: NewGrant) -> Result<GrantRow, ApiError> {
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|error| match pg_error_code(&error).as_deref() {
-        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user or organization"),
-        Some(UNIQUE_VIOLATION) => ApiError::already_exists("role", "the role is already granted"),
-        _ => error.into(),
-    })
+    .map_err(|e| write_error(e, "user or organization"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<GrantRow>, sqlx::Error> {

@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
-use super::Tx;
+use super::{Tx, write_error};
 use crate::domain::{SubscriptionStatus, SubscriptionTier};
 
 #[derive(Debug, Clone)]
@@ -42,14 +41,6 @@ pub struct OrganizationChanges {
     pub branding: Option<serde_json::Value>,
 }
 
-fn slug_taken(error: sqlx::Error) -> ApiError {
-    if pg_error_code(&error).as_deref() == Some(UNIQUE_VIOLATION) {
-        ApiError::already_exists("slug", "an organization with this slug already exists")
-    } else {
-        error.into()
-    }
-}
-
 pub async fn insert(tx: &mut Tx, new: NewOrganization) -> Result<OrganizationRow, ApiError> {
     sqlx::query_as!(
         OrganizationRow,
@@ -69,7 +60,7 @@ pub async fn insert(tx: &mut Tx, new: NewOrganization) -> Result<OrganizationRow
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(slug_taken)
+    .map_err(|e| write_error(e, "organization"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<OrganizationRow>, sqlx::Error> {
@@ -133,5 +124,5 @@ pub async fn update(
     )
     .fetch_optional(tx.conn())
     .await
-    .map_err(slug_taken)
+    .map_err(|e| write_error(e, "organization"))
 }

@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
-use super::Tx;
+use super::{Tx, write_error};
 
 #[derive(Debug, Clone)]
 pub struct ServiceAccountRow {
@@ -35,12 +34,7 @@ pub async fn insert(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|error| match pg_error_code(&error).as_deref() {
-        Some(UNIQUE_VIOLATION) => {
-            ApiError::already_exists("name", "a service account with this name already exists")
-        }
-        _ => error.into(),
-    })
+    .map_err(|e| write_error(e, "service account"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ServiceAccountRow>, sqlx::Error> {

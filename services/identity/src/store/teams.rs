@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
-use super::Tx;
+use super::{Tx, write_error};
 use crate::domain::TeamMemberRole;
 
 #[derive(Debug, Clone)]
@@ -24,17 +23,6 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
 }
 
-fn write_error(error: sqlx::Error) -> ApiError {
-    match pg_error_code(&error).as_deref() {
-        Some(UNIQUE_VIOLATION) => ApiError::already_exists(
-            "name",
-            "a team with this name already exists in the organization",
-        ),
-        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("organization"),
-        _ => error.into(),
-    }
-}
-
 pub async fn insert(
     tx: &mut Tx,
     organization_id: Uuid,
@@ -52,7 +40,7 @@ pub async fn insert(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(write_error)
+    .map_err(|e| write_error(e, "organization"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<TeamRow>, sqlx::Error> {
@@ -103,7 +91,7 @@ pub async fn update(
     )
     .fetch_optional(tx.conn())
     .await
-    .map_err(write_error)
+    .map_err(|e| write_error(e, "organization"))
 }
 
 pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
@@ -132,10 +120,7 @@ pub async fn upsert_member(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|error| match pg_error_code(&error).as_deref() {
-        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("user"),
-        _ => error.into(),
-    })
+    .map_err(|e| write_error(e, "user"))
 }
 
 pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {

@@ -1,9 +1,8 @@
 use chrono::{DateTime, Utc};
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code};
 use uuid::Uuid;
 
-use super::Tx;
+use super::{Tx, write_error};
 use crate::domain::UserStatus;
 
 #[derive(Debug, Clone)]
@@ -38,16 +37,6 @@ pub struct UserChanges {
     pub status: Option<UserStatus>,
 }
 
-fn write_error(error: sqlx::Error) -> ApiError {
-    match pg_error_code(&error).as_deref() {
-        Some(UNIQUE_VIOLATION) => {
-            ApiError::already_exists("email", "a user with this email already exists")
-        }
-        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found("organization"),
-        _ => error.into(),
-    }
-}
-
 pub async fn insert(tx: &mut Tx, new: NewUser) -> Result<UserRow, ApiError> {
     sqlx::query_as!(
         UserRow,
@@ -58,7 +47,7 @@ pub async fn insert(tx: &mut Tx, new: NewUser) -> Result<UserRow, ApiError> {
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(write_error)
+    .map_err(|e| write_error(e, "organization"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
@@ -145,7 +134,7 @@ pub async fn update(
     )
     .fetch_optional(tx.conn())
     .await
-    .map_err(write_error)
+    .map_err(|e| write_error(e, "organization"))
 }
 
 /// Serialises bootstrap commands until the transaction ends: two at once would both see

@@ -7,11 +7,11 @@ use lyceum_proto::instructor::v1 as pb;
 use lyceum_proto::instructor::v1::payment_service_server::PaymentService;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use super::{InstructorApi, wire};
 use crate::domain::{
-    Currency, PaymentStatus, PaymentType, Provider, RefundRefusal, fee_for, fee_refund,
-    refund_amount,
+    Money, PaymentStatus, PaymentType, Provider, RefundRefusal, fee_for, fee_refund, refund_amount,
 };
 use crate::events;
 use crate::store::payments::NewPayment;
@@ -20,24 +20,36 @@ use crate::store::{payments, projections, revenue};
 pub(super) type RequestId = BoundedText<200, true>;
 type Reason = BoundedText<1000, false>;
 
-impl InstructorApi {
-    async fn record_payment_(
-        &self,
-        request: Request<pb::RecordPaymentRequest>,
-    ) -> Result<pb::RecordPaymentResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let req = request.into_inner();
+/// A RecordPayment request, validated.
+struct RecordPayment {
+    request_id: RequestId,
+    /// Who paid, when not the caller (payment operators record for others).
+    payer: Option<Uuid>,
+    instructor: Option<Uuid>,
+    organization: Option<Uuid>,
+    related: Option<Uuid>,
+    amount: Money,
+    provider: Provider,
+    payment_type: PaymentType,
+}
+
+impl TryFrom<pb::RecordPaymentRequest> for RecordPayment {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RecordPaymentRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let request_id = v.check("request_id", RequestId::parse(&req.request_id));
         let payer = optional_id(&mut v, "payer_id", &req.payer_id);
         let instructor = optional_id(&mut v, "instructor_id", &req.instructor_id);
         let organization = optional_id(&mut v, "organization_id", &req.organization_id);
         let related = optional_id(&mut v, "related_entity_id", &req.related_entity_id);
-        let amount = req.amount.clone().unwrap_or_default();
-        if amount.amount_minor <= 0 {
-            v.add("amount.amount_minor", "must be positive");
-        }
-        let currency = v.check("amount.currency", Currency::parse(&amount.currency));
+        let amount = Money::payment(req.amount.as_ref())
+            .map_err(|violations| {
+                for violation in violations {
+                    v.add(format!("amount.{}", violation.field), violation.description);
+                }
+            })
+            .ok();
         let provider = v.check("provider", Provider::from_proto(req.provider));
         let payment_type = v.check("type", PaymentType::from_proto(req.r#type));
         v.into_result()?;
@@ -47,7 +59,7 @@ impl InstructorApi {
             Some(instructor),
             Some(organization),
             Some(related),
-            Some(currency),
+            Some(amount),
             Some(provider),
             Some(payment_type),
         ) = (
@@ -56,13 +68,42 @@ impl InstructorApi {
             instructor,
             organization,
             related,
-            currency,
+            amount,
             provider,
             payment_type,
         )
         else {
             unreachable!("parsed when there are no violations")
         };
+        Ok(Self {
+            request_id,
+            payer,
+            instructor,
+            organization,
+            related,
+            amount,
+            provider,
+            payment_type,
+        })
+    }
+}
+
+impl InstructorApi {
+    async fn record_payment_(
+        &self,
+        request: Request<pb::RecordPaymentRequest>,
+    ) -> Result<pb::RecordPaymentResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let RecordPayment {
+            request_id,
+            payer,
+            instructor,
+            organization,
+            related,
+            amount,
+            provider,
+            payment_type,
+        } = request.into_inner().try_into()?;
         let payer_id = payer.unwrap_or(principal.subject);
         if payer_id != principal.subject && !Self::is_payment_operator(&principal) {
             return Err(ApiError::PermissionDenied(
@@ -80,8 +121,9 @@ impl InstructorApi {
             "{:x}",
             Sha256::digest(
                 format!(
-                    "{payer_id}|{instructor:?}|{organization:?}|{}|{currency}|{}|{}|{related:?}",
-                    amount.amount_minor,
+                    "{payer_id}|{instructor:?}|{organization:?}|{}|{}|{}|{}|{related:?}",
+                    amount.minor,
+                    amount.currency,
                     provider.as_str(),
                     payment_type.as_str()
                 )
@@ -102,8 +144,7 @@ impl InstructorApi {
                 payer_id,
                 instructor_id: instructor,
                 organization_id: organization,
-                amount_minor: amount.amount_minor,
-                currency: currency.into_inner(),
+                amount,
                 provider,
                 payment_type,
                 related_entity_id: related,

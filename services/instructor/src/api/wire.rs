@@ -1,4 +1,5 @@
 use lyceum_platform::convert::{opt_id_to_string, opt_timestamp, timestamp};
+use lyceum_platform::money;
 use lyceum_proto::instructor::v1 as pb;
 
 use crate::store::payments::PaymentRow;
@@ -6,10 +7,7 @@ use crate::store::payouts::PayoutRow;
 use crate::store::revenue::TransactionRow;
 
 pub fn money(amount_minor: i64, currency: &str) -> Option<pb::Money> {
-    Some(pb::Money {
-        amount_minor,
-        currency: currency.to_owned(),
-    })
+    Some(money::proto(amount_minor, currency))
 }
 
 /// Amounts per currency, one entry per currency sorted by code (callers give them in
@@ -17,10 +15,7 @@ pub fn money(amount_minor: i64, currency: &str) -> Option<pb::Money> {
 pub fn amounts<'a>(per_currency: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<pb::Money> {
     per_currency
         .into_iter()
-        .map(|(currency, amount_minor)| pb::Money {
-            amount_minor,
-            currency: currency.to_owned(),
-        })
+        .map(|(currency, amount_minor)| money::proto(amount_minor, currency))
         .collect()
 }
 

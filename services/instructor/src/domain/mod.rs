@@ -1,6 +1,7 @@
 //! Instructor revenue's types and pure rules: statuses, the fee split and its
 //! proportional reversal on refunds. Everything is integer minor units.
 
+pub use lyceum_platform::money::{Currency, Money};
 use lyceum_platform::text_enum;
 use lyceum_proto::instructor::v1 as pb;
 
@@ -59,34 +60,6 @@ text_enum! {
         CourseCompleted = "course_completed" => CourseCompleted,
         ReviewPosted = "review_posted" => ReviewPosted,
         EnrollmentCancelled = "enrollment_cancelled" => EnrollmentCancelled,
-    }
-}
-
-/// An ISO 4217 currency code. Amounts of different currencies are never added up.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err("must be an ISO 4217 code such as USD".into())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_inner(self) -> String {
-        self.0
-    }
-}
-
-impl std::fmt::Display for Currency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -206,14 +179,6 @@ mod tests {
         }
         assert_eq!(refunded, amount);
         assert_eq!(fee_returned, fee);
-    }
-
-    #[test]
-    fn currencies_are_three_capital_letters() {
-        assert_eq!(Currency::parse("EUR").unwrap().as_str(), "EUR");
-        for bad in ["", "usd", "EURO", "U$D"] {
-            assert!(Currency::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
-use crate::domain::{PaymentStatus, PaymentType, Provider};
+use crate::domain::{Money, PaymentStatus, PaymentType, Provider};
 
 #[derive(Debug, Clone)]
 pub struct PaymentRow {
@@ -34,8 +34,7 @@ pub struct NewPayment {
     pub payer_id: Uuid,
     pub instructor_id: Option<Uuid>,
     pub organization_id: Option<Uuid>,
-    pub amount_minor: i64,
-    pub currency: String,
+    pub amount: Money,
     pub provider: Provider,
     pub payment_type: PaymentType,
     pub related_entity_id: Option<Uuid>,
@@ -67,8 +66,8 @@ pub async fn insert_once(
         new.payer_id,
         new.instructor_id,
         new.organization_id,
-        new.amount_minor,
-        &new.currency,
+        new.amount.minor,
+        new.amount.currency.as_str(),
         new.provider as _,
         new.payment_type as _,
         new.related_entity_id

@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use lyceum_platform::auth::{Principal, optional_principal, require_principal, roles};
+use lyceum_platform::auth::{Principal, optional_principal, require_principal};
 use lyceum_platform::convert::{
     bounded_json, optional_id, page_size, parse_id, required_id, update_mask,
 };
@@ -11,6 +11,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{LearningApi, decode_position, paginate, visible_course, wire};
+use crate::domain::access::decide_course_creator;
+use crate::domain::course::{check_visibility, decide_status_change, needs_owner};
 use crate::domain::{
     BoundedText, CourseStatus, EnrollmentType, InstructorRole, LessonType, Money, Permission,
     TextList, Visibility,
@@ -191,97 +193,17 @@ fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut
     }
 }
 
-impl LearningApi {
-    async fn editable_course(
-        &self,
-        tx: &mut Tx,
-        principal: &Principal,
-        id: Uuid,
-    ) -> Result<CourseRow, ApiError> {
-        let (course, access) = visible_course(tx, Some(principal), id).await?;
-        if !access.edit {
-            return Err(ApiError::permission_denied());
-        }
-        Ok(course)
-    }
+/// A ListCourses request, validated: the catalogue's filter and the page wanted.
+struct CatalogueQuery {
+    filter: CatalogueFilter,
+    limit: i64,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+}
 
-    async fn create_course_(
-        &self,
-        request: Request<pb::CreateCourseRequest>,
-    ) -> Result<pb::CreateCourseResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let course = request.into_inner().course.unwrap_or_default();
-        let mut v = Violations::new();
-        let mut fields = defaults();
-        for path in UPDATABLE {
-            apply_field(&mut v, &course, path, &mut fields);
-        }
-        let instructor = optional_id(&mut v, "course.instructor_id", &course.instructor_id);
-        let organization = optional_id(&mut v, "course.organization_id", &course.organization_id);
-        if let Some(None) = organization
-            && fields.visibility == Visibility::Organization
-        {
-            v.add(
-                "course.visibility",
-                "organization visibility needs an organization",
-            );
-        }
-        v.into_result()?;
-        let (Some(instructor), Some(organization)) = (instructor, organization) else {
-            unreachable!("parsed when there are no violations")
-        };
-        let instructor_id = match instructor {
-            Some(id) if id != principal.subject && !principal.has_platform_access() => {
-                return Err(ApiError::PermissionDenied(
-                    "only platform admins create courses for others".into(),
-                ));
-            }
-            Some(id) => id,
-            None => principal.subject,
-        };
-        let may_teach = principal.has_platform_access()
-            || principal.has_role(roles::INSTRUCTOR, principal.organization_id);
-        if !may_teach {
-            return Err(ApiError::PermissionDenied(
-                "creating courses needs the instructor role".into(),
-            ));
-        }
-        if let Some(org) = organization
-            && principal.organization_id != Some(org)
-            && !principal.has_platform_access()
-        {
-            return Err(ApiError::PermissionDenied(
-                "courses belong to the instructor's own organization".into(),
-            ));
-        }
-        let mut tx = self.tx_for(Some(&principal)).await?;
-        let row = courses::insert(&mut tx, instructor_id, organization, fields).await?;
-        tx.commit().await?;
-        Ok(pb::CreateCourseResponse {
-            course: Some(wire::course(row)),
-        })
-    }
+impl TryFrom<pb::ListCoursesRequest> for CatalogueQuery {
+    type Error = ApiError;
 
-    async fn get_course_(
-        &self,
-        request: Request<pb::GetCourseRequest>,
-    ) -> Result<pb::GetCourseResponse, ApiError> {
-        let principal = optional_principal(&request);
-        let id = parse_id("id", &request.get_ref().id)?;
-        let mut tx = self.tx_for(principal.as_ref()).await?;
-        let (course, _) = visible_course(&mut tx, principal.as_ref(), id).await?;
-        tx.commit().await?;
-        Ok(pb::GetCourseResponse {
-            course: Some(wire::course(course)),
-        })
-    }
-
-    async fn list_courses_(
-        &self,
-        request: Request<pb::ListCoursesRequest>,
-    ) -> Result<pb::ListCoursesResponse, ApiError> {
-        let principal = optional_principal(&request);
-        let req = request.into_inner();
+    fn try_from(req: pb::ListCoursesRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let limit = page_size(&mut v, req.page_size);
         let after = decode_position(&mut v, &req.page_token);
@@ -328,20 +250,121 @@ impl LearningApi {
         else {
             unreachable!("parsed when there are no violations")
         };
-        let filter = CatalogueFilter {
-            status,
-            query: Some(query).filter(|q| !q.is_empty()),
-            category: Some(category).filter(|c| !c.is_empty()),
-            tags,
-            instructor_id,
-            organization_id,
-            min_price_minor: Some(req.min_price_minor).filter(|p| *p > 0),
-            max_price_minor: if req.free_only {
-                Some(0)
-            } else {
-                Some(req.max_price_minor).filter(|p| *p > 0)
+        Ok(Self {
+            limit,
+            after,
+            filter: CatalogueFilter {
+                status,
+                query: Some(query).filter(|q| !q.is_empty()),
+                category: Some(category).filter(|c| !c.is_empty()),
+                tags,
+                instructor_id,
+                organization_id,
+                min_price_minor: Some(req.min_price_minor).filter(|p| *p > 0),
+                max_price_minor: if req.free_only {
+                    Some(0)
+                } else {
+                    Some(req.max_price_minor).filter(|p| *p > 0)
+                },
             },
+        })
+    }
+}
+
+/// A CreateCourse request, validated: every field of the course, defaults where unset.
+struct CreateCourse {
+    fields: CourseFields,
+    /// Who teaches it, when not the caller.
+    instructor: Option<Uuid>,
+    organization: Option<Uuid>,
+}
+
+impl TryFrom<pb::CreateCourseRequest> for CreateCourse {
+    type Error = ApiError;
+
+    fn try_from(request: pb::CreateCourseRequest) -> Result<Self, ApiError> {
+        let course = request.course.unwrap_or_default();
+        let mut v = Violations::new();
+        let mut fields = defaults();
+        for path in UPDATABLE {
+            apply_field(&mut v, &course, path, &mut fields);
+        }
+        let instructor = optional_id(&mut v, "course.instructor_id", &course.instructor_id);
+        let organization = optional_id(&mut v, "course.organization_id", &course.organization_id);
+        if let Some(organization) = organization
+            && let Err(message) = check_visibility(fields.visibility, organization.is_some())
+        {
+            v.add("course.visibility", message);
+        }
+        v.into_result()?;
+        let (Some(instructor), Some(organization)) = (instructor, organization) else {
+            unreachable!("parsed when there are no violations")
         };
+        Ok(Self {
+            fields,
+            instructor,
+            organization,
+        })
+    }
+}
+
+impl LearningApi {
+    async fn editable_course(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<CourseRow, ApiError> {
+        let (course, access) = visible_course(tx, Some(principal), id).await?;
+        if !access.edit {
+            return Err(ApiError::permission_denied());
+        }
+        Ok(course)
+    }
+
+    async fn create_course_(
+        &self,
+        request: Request<pb::CreateCourseRequest>,
+    ) -> Result<pb::CreateCourseResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let CreateCourse {
+            fields,
+            instructor,
+            organization,
+        } = request.into_inner().try_into()?;
+        let instructor_id = decide_course_creator(&principal, instructor, organization)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let row = courses::insert(&mut tx, instructor_id, organization, fields).await?;
+        tx.commit().await?;
+        Ok(pb::CreateCourseResponse {
+            course: Some(wire::course(row)),
+        })
+    }
+
+    async fn get_course_(
+        &self,
+        request: Request<pb::GetCourseRequest>,
+    ) -> Result<pb::GetCourseResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(principal.as_ref()).await?;
+        let (course, _) = visible_course(&mut tx, principal.as_ref(), id).await?;
+        tx.commit().await?;
+        Ok(pb::GetCourseResponse {
+            course: Some(wire::course(course)),
+        })
+    }
+
+    async fn list_courses_(
+        &self,
+        request: Request<pb::ListCoursesRequest>,
+    ) -> Result<pb::ListCoursesResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let CatalogueQuery {
+            filter,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         // Row-level security leaves out what the caller may not see (other organizations'
         // restricted courses, other instructors' drafts).
         let mut tx = self.tx_for(principal.as_ref()).await?;
@@ -368,12 +391,7 @@ impl LearningApi {
         let id = id.expect("parsed when there are no violations");
         let mut tx = self.tx_for(Some(&principal)).await?;
         let stored = self.editable_course(&mut tx, &principal, id).await?;
-        // Co-instructors edit content; what the course costs, who may see it and how
-        // students join stay with its owner and admins.
-        let commercial = ["price", "visibility", "enrollment_type"]
-            .iter()
-            .any(|p| paths.contains(*p));
-        if commercial
+        if needs_owner(paths.iter().map(String::as_str))
             && !super::course_access(&mut tx, Some(&principal), &stored)
                 .await?
                 .manage_team
@@ -387,11 +405,9 @@ impl LearningApi {
         for path in &paths {
             apply_field(&mut v, &course, path, &mut fields);
         }
-        if fields.visibility == Visibility::Organization && stored.organization_id.is_none() {
-            v.add(
-                "course.visibility",
-                "organization visibility needs an organization",
-            );
+        if let Err(message) = check_visibility(fields.visibility, stored.organization_id.is_some())
+        {
+            v.add("course.visibility", message);
         }
         v.into_result()?;
         let row = courses::update(&mut tx, id, fields)
@@ -419,19 +435,7 @@ impl LearningApi {
         let course = courses::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
-        let current = course.status;
-        if !current.can_become(next) {
-            return Err(ApiError::FailedPrecondition(format!(
-                "a {} course cannot become {}",
-                current.as_str(),
-                next.as_str()
-            )));
-        }
-        if next == CourseStatus::Published && course.lesson_count == 0 {
-            return Err(ApiError::FailedPrecondition(
-                "a course needs at least one lesson to be published".into(),
-            ));
-        }
+        decide_status_change(course.status, next, course.lesson_count)?;
         let row = courses::set_status(&mut tx, id, next).await?;
         tx.publish(events::course_status_changed(&row)).await?;
         tx.commit().await?;
@@ -586,12 +590,12 @@ impl LearningApi {
             0 => Some(InstructorRole::CoInstructor),
             n => v.check("role", InstructorRole::from_proto(n)),
         };
-        let mut permissions: Vec<String> = Vec::new();
+        let mut permissions: Vec<Permission> = Vec::new();
         for (i, p) in req.permissions.iter().enumerate() {
             if let Some(p) = v.check(&format!("permissions[{i}]"), Permission::from_proto(*p))
-                && !permissions.iter().any(|x| x == p.as_str())
+                && !permissions.contains(&p)
             {
-                permissions.push(p.as_str().to_owned());
+                permissions.push(p);
             }
         }
         if role == Some(InstructorRole::Primary) {
@@ -606,7 +610,7 @@ impl LearningApi {
             unreachable!("parsed when there are no violations")
         };
         if permissions.is_empty() {
-            permissions.push(Permission::ViewContent.as_str().to_owned());
+            permissions.push(Permission::ViewContent);
         }
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (course, access) = visible_course(&mut tx, Some(&principal), course_id).await?;

@@ -9,15 +9,62 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
-use crate::domain::QUIZ_PASS_MARK;
-use crate::domain::{
-    EnrollmentStatus, LessonProgressStatus, LessonType, ProgressTotals, engagement_score,
-    progress_percentage,
-};
+use crate::domain::enrollment::{EnrollDecision, decide_enroll, may_record_progress};
+use crate::domain::progress::{LessonReport, merge_lesson};
+use crate::domain::{EnrollmentStatus, LessonProgressStatus};
 use crate::events::{self, LessonChange, transition_enrollment};
 use crate::store::enrollments::{EnrollOutcome, Enrolling, EnrollmentRow};
 use crate::store::progress::LessonUpdate;
 use crate::store::{Tx, content, courses, enrollments, progress};
+
+/// A RecordLessonProgress request, validated.
+struct RecordProgress {
+    enrollment_id: Uuid,
+    lesson_id: Uuid,
+    report: LessonReport,
+}
+
+impl TryFrom<pb::RecordLessonProgressRequest> for RecordProgress {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RecordLessonProgressRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let enrollment_id = required_id(&mut v, "enrollment_id", &req.enrollment_id);
+        let lesson_id = required_id(&mut v, "lesson_id", &req.lesson_id);
+        let status = v.check("status", LessonProgressStatus::from_proto(req.status));
+        if !(0..=100).contains(&req.progress_percent) {
+            v.add("progress_percent", "must be from 0 to 100");
+        }
+        if !(0..=LessonReport::MAX_WATCH_TIME_SECONDS).contains(&req.watch_time_seconds) {
+            v.add(
+                "watch_time_seconds",
+                format!(
+                    "must be from 0 to {} seconds",
+                    LessonReport::MAX_WATCH_TIME_SECONDS
+                ),
+            );
+        }
+        if req.quiz_score.is_some_and(|s| !(0..=100).contains(&s)) {
+            v.add("quiz_score", "must be from 0 to 100");
+        }
+        v.into_result()?;
+        let (Some(enrollment_id), Some(lesson_id), Some(status)) =
+            (enrollment_id, lesson_id, status)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            enrollment_id,
+            lesson_id,
+            report: LessonReport {
+                status,
+                progress_percent: req.progress_percent,
+                watch_time_seconds: req.watch_time_seconds,
+                quiz_score: req.quiz_score,
+            },
+        })
+    }
+}
 
 impl LearningApi {
     /// The enrollment, if the caller is its student or may manage the course's students.
@@ -108,25 +155,9 @@ impl LearningApi {
                     self.course_terms.forget(course_id);
                     return Err(ApiError::not_found("course"));
                 }
-                EnrollOutcome::NotPublished => {
-                    return Err(ApiError::FailedPrecondition(
-                        "only published courses take enrollments".into(),
-                    ));
-                }
-                EnrollOutcome::CohortOnly => {
-                    return Err(ApiError::FailedPrecondition(
-                        "this course is joined through one of its cohorts".into(),
-                    ));
-                }
-                EnrollOutcome::Exists(EnrollmentStatus::Cancelled) => {
-                    return self.reopen(&principal, course_id).await;
-                }
-                EnrollOutcome::Exists(_) => {
-                    return Err(ApiError::already_exists(
-                        "course_id",
-                        "the student is already enrolled in this course",
-                    ));
-                }
+                EnrollOutcome::Refused(refusal) => return Err(refusal.into()),
+                // Only a cancelled enrollment comes back; the reopen decides on the locked row.
+                EnrollOutcome::Exists(_) => return self.reopen(&principal, course_id).await,
             }
         }
         Err(ApiError::Aborted(
@@ -145,17 +176,8 @@ impl LearningApi {
         let existing = enrollments::lock_by_student(&mut tx, course_id, principal.subject)
             .await?
             .ok_or_else(|| ApiError::not_found("enrollment"))?;
-        if existing.status != EnrollmentStatus::Cancelled {
-            return Err(ApiError::already_exists(
-                "course_id",
-                "the student is already enrolled in this course",
-            ));
-        }
-        let target = if course.price_minor == 0 {
-            EnrollmentStatus::Active
-        } else {
-            EnrollmentStatus::PendingPayment
-        };
+        let (EnrollDecision::Open(target) | EnrollDecision::Reopen(target)) =
+            decide_enroll(&course.enrollment_terms(), Some(existing.status))?;
         let reopened = transition_enrollment(&mut tx, &existing, target, None).await?;
         tx.commit().await?;
         Ok(pb::EnrollResponse {
@@ -234,73 +256,30 @@ impl LearningApi {
         request: Request<pb::RecordLessonProgressRequest>,
     ) -> Result<pb::RecordLessonProgressResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let enrollment_id = required_id(&mut v, "enrollment_id", &req.enrollment_id);
-        let lesson_id = required_id(&mut v, "lesson_id", &req.lesson_id);
-        let status = v.check("status", LessonProgressStatus::from_proto(req.status));
-        if !(0..=100).contains(&req.progress_percent) {
-            v.add("progress_percent", "must be from 0 to 100");
-        }
-        // A week of watching one lesson is the most anyone records; it keeps the totals
-        // far from overflowing.
-        if !(0..=604_800).contains(&req.watch_time_seconds) {
-            v.add("watch_time_seconds", "must be from 0 to 604800 seconds");
-        }
-        if req.quiz_score.is_some_and(|s| !(0..=100).contains(&s)) {
-            v.add("quiz_score", "must be from 0 to 100");
-        }
-        v.into_result()?;
-        let (Some(enrollment_id), Some(lesson_id), Some(status)) =
-            (enrollment_id, lesson_id, status)
-        else {
-            unreachable!("parsed when there are no violations")
-        };
+        let RecordProgress {
+            enrollment_id,
+            lesson_id,
+            report,
+        } = request.into_inner().try_into()?;
 
         let mut tx = self.tx_for(Some(&principal)).await?;
         let enrollment = enrollments::lock(&mut tx, enrollment_id)
             .await?
             .filter(|e| principal.is_user(e.student_id))
             .ok_or_else(|| ApiError::not_found("enrollment"))?;
-        let enrollment_status = enrollment.status;
-        if !matches!(
-            enrollment_status,
-            EnrollmentStatus::Active | EnrollmentStatus::Completed
-        ) {
-            return Err(ApiError::FailedPrecondition(format!(
-                "progress is recorded on active enrollments; this one is {}",
-                enrollment_status.as_str()
-            )));
-        }
+        may_record_progress(enrollment.status)?;
         let lesson = content::get_lesson(&mut tx, lesson_id)
             .await?
             .ok_or_else(|| ApiError::not_found("lesson"))?;
         if lesson.course_id != enrollment.course_id {
             return Err(ApiError::invalid("lesson_id", "belongs to another course"));
         }
-        if req.quiz_score.is_some() && lesson.lesson_type != LessonType::Quiz {
-            return Err(ApiError::invalid(
-                "quiz_score",
-                "only quiz lessons take a score",
-            ));
-        }
+        report
+            .fits(lesson.lesson_type)
+            .map_err(|message| ApiError::invalid("quiz_score", message))?;
 
         let previous = progress::get_lesson(&mut tx, enrollment_id, lesson_id).await?;
-        let was_completed = previous
-            .as_ref()
-            .is_some_and(|p| p.status == LessonProgressStatus::Completed);
-        // A completed lesson stays completed; watch time only grows.
-        let completed = was_completed || status == LessonProgressStatus::Completed;
-        let watch_time = previous
-            .as_ref()
-            .map_or(0, |p| p.watch_time_seconds)
-            .max(req.watch_time_seconds);
-        let quiz = req.quiz_score.map(|score| (score, score >= QUIZ_PASS_MARK));
-        let (quiz_score, quiz_passed) = match (quiz, &previous) {
-            (Some((score, passed)), _) => (Some(score), Some(passed)),
-            (None, Some(p)) => (p.quiz_score, p.quiz_passed),
-            (None, None) => (None, None),
-        };
+        let merge = merge_lesson(previous.as_ref().map(|p| p.state()).as_ref(), &report);
         let lesson_row = progress::upsert_lesson(
             &mut tx,
             LessonUpdate {
@@ -308,15 +287,7 @@ impl LearningApi {
                 lesson_id,
                 course_id: enrollment.course_id,
                 student_id: enrollment.student_id,
-                status: if completed {
-                    LessonProgressStatus::Completed
-                } else {
-                    LessonProgressStatus::InProgress
-                },
-                progress_percent: if completed { 100 } else { req.progress_percent },
-                watch_time_seconds: watch_time,
-                quiz_score,
-                quiz_passed,
+                state: merge.state,
             },
         )
         .await?;
@@ -327,50 +298,22 @@ impl LearningApi {
         let course = courses::get(&mut tx, enrollment.course_id)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
-        let mut totals = progress::lock(&mut tx, enrollment_id)
+        let mut row = progress::lock(&mut tx, enrollment_id)
             .await?
             .ok_or_else(|| ApiError::not_found("progress"))?;
-        let completed_now = completed && !was_completed;
-        totals.total_lessons = course.lesson_count;
-        totals.completed_lessons += i32::from(completed_now);
-        totals.total_watch_time_seconds +=
-            watch_time - previous.as_ref().map_or(0, |p| p.watch_time_seconds);
-        match (
-            quiz,
-            previous
-                .as_ref()
-                .and_then(|p| p.quiz_score.zip(p.quiz_passed)),
-        ) {
-            (Some((score, passed)), None) => {
-                totals.quizzes_taken += 1;
-                totals.quiz_score_sum += i64::from(score);
-                totals.quizzes_passed += i32::from(passed);
-            }
-            (Some((score, passed)), Some((old_score, old_passed))) => {
-                totals.quiz_score_sum += i64::from(score) - i64::from(old_score);
-                totals.quizzes_passed += i32::from(passed) - i32::from(old_passed);
-            }
-            (None, _) => {}
-        }
-        totals.progress_percentage =
-            progress_percentage(totals.completed_lessons, totals.total_lessons);
-        totals.engagement_score = engagement_score(&ProgressTotals {
-            total_lessons: totals.total_lessons,
-            completed_lessons: totals.completed_lessons,
-            total_watch_time_seconds: totals.total_watch_time_seconds,
-            course_duration_seconds: content::course_duration(&mut tx, enrollment.course_id)
-                .await?,
-            quizzes_taken: totals.quizzes_taken,
-            quizzes_passed: totals.quizzes_passed,
-            quiz_score_sum: totals.quiz_score_sum,
-        });
-        let saved = progress::save(&mut tx, &totals).await?;
+        let mut totals = row.totals(
+            course.lesson_count,
+            content::course_duration(&mut tx, enrollment.course_id).await?,
+        );
+        totals.apply(&merge);
+        row.set_totals(&totals);
+        let saved = progress::save(&mut tx, &row).await?;
         let change = LessonChange {
             lesson_id,
             lesson_status: lesson_row.status.to_string(),
-            started_now: previous.is_none(),
-            completed_now,
-            quiz,
+            started_now: merge.started_now,
+            completed_now: merge.completed_now,
+            quiz: merge.quiz,
         };
         tx.publish(events::lesson_progress_recorded(
             &enrollment,
@@ -381,9 +324,7 @@ impl LearningApi {
         // Completing the enrollment is the student's own change again.
         tx.end_bookkeeping().await?;
 
-        let every_lesson_done =
-            saved.total_lessons > 0 && saved.completed_lessons >= saved.total_lessons;
-        let enrollment = if every_lesson_done && enrollment_status == EnrollmentStatus::Active {
+        let enrollment = if totals.completes(enrollment.status) {
             transition_enrollment(&mut tx, &enrollment, EnrollmentStatus::Completed, None).await?
         } else {
             enrollment

@@ -1,5 +1,5 @@
-//! The gRPC handlers: decode and validate, authorize, call the store in a tenant
-//! transaction, publish, encode.
+//! The gRPC handlers, as adapters: request → command (validated, every field violation
+//! at once), load in a tenant transaction, decide in `domain`, save, publish, encode.
 
 mod courses;
 mod enrollments;
@@ -14,7 +14,10 @@ use lyceum_platform::auth::Principal;
 use lyceum_platform::db::{Database, TenantContext};
 use uuid::Uuid;
 
-use crate::domain::{CourseStatus, Permission, Visibility};
+use crate::domain::access::{CourseAccess, CreateCourseRefusal, Standing};
+use crate::domain::course::CourseRefusal;
+use crate::domain::enrollment::{EnrollRefusal, NotLearning, TransitionRefused};
+use crate::domain::review::ReviewRefusal;
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::CourseTerms;
 use crate::store::{Tx, instructors};
@@ -42,58 +45,27 @@ impl LearningApi {
     }
 }
 
-/// What a caller may do with one course.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct CourseAccess {
-    pub view: bool,
-    pub edit: bool,
-    pub manage_team: bool,
-    pub manage_students: bool,
-    pub respond_to_reviews: bool,
-}
-
-/// Works out a caller's rights on a course: its primary instructor, co-instructors by
-/// their permissions, its organization's admins, platform admins; published courses are
-/// visible to everyone (or to the organization's members when so restricted).
+/// A caller's rights on a course: the access matrix of `domain::access`, with the
+/// co-instructor permissions it needs loaded only when the caller is neither owner nor
+/// admin.
 pub(crate) async fn course_access(
     tx: &mut Tx,
     principal: Option<&Principal>,
     course: &CourseRow,
 ) -> Result<CourseAccess, ApiError> {
-    let published = course.status == CourseStatus::Published;
-    let public = course.visibility == Visibility::Public;
-    let Some(principal) = principal else {
-        return Ok(CourseAccess {
-            view: published && public,
-            ..Default::default()
-        });
+    let scope = course.scope();
+    let standing = match principal {
+        None => None,
+        Some(principal) => Some(match Standing::without_team(principal, &scope) {
+            Some(standing) => standing,
+            None => {
+                let permissions =
+                    instructors::permissions_of(tx, course.id, principal.subject).await?;
+                Standing::team(principal, &scope, permissions)
+            }
+        }),
     };
-    let admin = principal.has_platform_access()
-        || course
-            .organization_id
-            .is_some_and(|org| principal.administers(org));
-    let owner = principal.is_user(course.instructor_id);
-    let co_permissions = if owner || admin {
-        None
-    } else {
-        instructors::permissions_of(tx, course.id, principal.subject).await?
-    };
-    let holds = |permission: Permission| {
-        owner
-            || admin
-            || co_permissions
-                .as_ref()
-                .is_some_and(|p| p.iter().any(|x| x == permission.as_str()))
-    };
-    let member =
-        course.organization_id.is_some() && course.organization_id == principal.organization_id;
-    Ok(CourseAccess {
-        view: (published && (public || member)) || owner || admin || co_permissions.is_some(),
-        edit: holds(Permission::EditContent),
-        manage_team: owner || admin,
-        manage_students: holds(Permission::ManageStudents),
-        respond_to_reviews: holds(Permission::RespondToReviews),
-    })
+    Ok(CourseAccess::decide(&scope, standing.as_ref()))
 }
 
 /// Loads a course the caller may see, or answers NOT_FOUND (existence does not leak).
@@ -150,5 +122,51 @@ impl CourseTermsCache {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+// How the domain's refusals answer: a rule the state does not allow is FAILED_PRECONDITION,
+// a right the caller lacks PERMISSION_DENIED, a second enrollment ALREADY_EXISTS.
+
+impl From<CreateCourseRefusal> for ApiError {
+    fn from(refusal: CreateCourseRefusal) -> Self {
+        ApiError::PermissionDenied(refusal.to_string())
+    }
+}
+
+impl From<CourseRefusal> for ApiError {
+    fn from(refusal: CourseRefusal) -> Self {
+        ApiError::FailedPrecondition(refusal.to_string())
+    }
+}
+
+impl From<EnrollRefusal> for ApiError {
+    fn from(refusal: EnrollRefusal) -> Self {
+        match refusal {
+            EnrollRefusal::AlreadyEnrolled => {
+                ApiError::already_exists("course_id", refusal.to_string())
+            }
+            EnrollRefusal::NotPublished | EnrollRefusal::CohortOnly => {
+                ApiError::FailedPrecondition(refusal.to_string())
+            }
+        }
+    }
+}
+
+impl From<TransitionRefused> for ApiError {
+    fn from(refusal: TransitionRefused) -> Self {
+        ApiError::FailedPrecondition(refusal.to_string())
+    }
+}
+
+impl From<NotLearning> for ApiError {
+    fn from(refusal: NotLearning) -> Self {
+        ApiError::FailedPrecondition(refusal.to_string())
+    }
+}
+
+impl From<ReviewRefusal> for ApiError {
+    fn from(refusal: ReviewRefusal) -> Self {
+        ApiError::FailedPrecondition(refusal.to_string())
     }
 }

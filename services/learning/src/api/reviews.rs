@@ -8,7 +8,8 @@ use lyceum_proto::learning::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
-use crate::domain::{BoundedText, EnrollmentStatus, parse_optional_rating, parse_rating};
+use crate::domain::review::{RatingChange, may_review, may_vote};
+use crate::domain::{BoundedText, parse_optional_rating, parse_rating};
 use crate::events;
 use crate::store::reviews::{ReviewContent, ReviewRow};
 use crate::store::{Tx, courses, enrollments, reviews};
@@ -46,17 +47,16 @@ fn parse_content(v: &mut Violations, prefix: &str, review: &pb::Review) -> Optio
 }
 
 impl LearningApi {
-    /// Applies a change to the course's rating statistics as the service, returning the
-    /// new (average, count, sum).
+    /// Applies a review's change to the course's rating statistics as the service,
+    /// returning the new statistics.
     async fn adjust_ratings(
         &self,
         tx: &mut Tx,
         course_id: uuid::Uuid,
-        sum: i64,
-        count: i64,
+        change: RatingChange,
     ) -> Result<courses::Ratings, ApiError> {
         tx.begin_bookkeeping("course ratings").await?;
-        let rating = courses::add_to_ratings(tx, course_id, sum, count).await?;
+        let rating = courses::add_to_ratings(tx, course_id, change.sum, change.count).await?;
         tx.end_bookkeeping().await?;
         Ok(rating)
     }
@@ -107,13 +107,9 @@ impl LearningApi {
         let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
         let enrollment =
             enrollments::lock_by_student(&mut tx, course_id, principal.subject).await?;
-        let Some(enrollment) = enrollment.filter(|e| e.status == EnrollmentStatus::Completed)
-        else {
-            return Err(ApiError::FailedPrecondition(
-                "only students who completed the course may review it".into(),
-            ));
-        };
-        let rating = content.rating;
+        may_review(enrollment.as_ref().map(|e| e.status))?;
+        let enrollment = enrollment.expect("a completed enrollment");
+        let change = RatingChange::created(content.rating);
         let review = reviews::insert(
             &mut tx,
             course_id,
@@ -123,11 +119,9 @@ impl LearningApi {
             content,
         )
         .await?;
-        let stats = self
-            .adjust_ratings(&mut tx, course_id, i64::from(rating), 1)
-            .await?;
+        let stats = self.adjust_ratings(&mut tx, course_id, change).await?;
         tx.publish(events::review_changed(
-            "created",
+            change.verb,
             &review,
             stats,
             course.organization_id,
@@ -200,14 +194,14 @@ impl LearningApi {
         let content = parse_content(&mut v, "review.", &merged);
         v.into_result()?;
         let content = content.expect("parsed when there are no violations");
-        let delta = i64::from(content.rating) - i64::from(stored.rating);
+        let change = RatingChange::updated(stored.rating, content.rating);
         let updated = reviews::update_content(&mut tx, id, content).await?;
         let stats = self
-            .adjust_ratings(&mut tx, stored.course_id, delta, 0)
+            .adjust_ratings(&mut tx, stored.course_id, change)
             .await?;
         let course = courses::get(&mut tx, stored.course_id).await?;
         tx.publish(events::review_changed(
-            "updated",
+            change.verb,
             &updated,
             stats,
             course.and_then(|c| c.organization_id),
@@ -228,12 +222,13 @@ impl LearningApi {
         let mut tx = self.tx_for(Some(&principal)).await?;
         let review = self.own_review(&mut tx, &principal, id).await?;
         reviews::delete(&mut tx, id).await?;
+        let change = RatingChange::deleted(review.rating);
         let stats = self
-            .adjust_ratings(&mut tx, review.course_id, -i64::from(review.rating), -1)
+            .adjust_ratings(&mut tx, review.course_id, change)
             .await?;
         let course = courses::get(&mut tx, review.course_id).await?;
         tx.publish(events::review_changed(
-            "deleted",
+            change.verb,
             &review,
             stats,
             course.and_then(|c| c.organization_id),
@@ -309,11 +304,7 @@ impl LearningApi {
         let review = reviews::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("review"))?;
-        if principal.is_user(review.student_id) {
-            return Err(ApiError::FailedPrecondition(
-                "authors cannot vote on their own review".into(),
-            ));
-        }
+        may_vote(principal.is_user(review.student_id))?;
         let voted = reviews::toggle_vote(&mut tx, id, principal.subject).await?;
         tx.begin_bookkeeping("helpful votes").await?;
         let updated =

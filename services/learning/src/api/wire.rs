@@ -1,6 +1,7 @@
 //! Rows of the store as protobuf messages.
 
 use lyceum_platform::convert::{json_to_struct, opt_id_to_string, opt_timestamp, timestamp};
+use lyceum_platform::money;
 use lyceum_proto::learning::v1 as pb;
 
 use crate::domain::Permission;
@@ -22,10 +23,7 @@ pub fn course(row: CourseRow) -> pb::Course {
         tags: row.tags,
         what_you_will_learn: row.what_you_will_learn,
         target_audience: row.target_audience,
-        price: Some(pb::Money {
-            amount_minor: row.price_minor,
-            currency: row.currency,
-        }),
+        price: Some(money::proto(row.price_minor, &row.currency)),
         status: row.status.to_proto(),
         visibility: row.visibility.to_proto(),
         certificate: Some(pb::CertificateSettings {
@@ -85,8 +83,7 @@ pub fn instructor(row: InstructorRow) -> pb::CourseInstructor {
         role: row.role.to_proto(),
         permissions: row
             .permissions
-            .iter()
-            .filter_map(|p| Permission::from_db(p).ok())
+            .into_iter()
             .map(Permission::to_proto)
             .collect(),
         add_time: Some(timestamp(row.added_at)),
@@ -100,10 +97,7 @@ pub fn enrollment(row: EnrollmentRow) -> pb::Enrollment {
         student_id: row.student_id.to_string(),
         instructor_id: row.instructor_id.to_string(),
         status: row.status.to_proto(),
-        price_paid: Some(pb::Money {
-            amount_minor: row.price_minor,
-            currency: row.currency,
-        }),
+        price_paid: Some(money::proto(row.price_minor, &row.currency)),
         payment_id: opt_id_to_string(row.payment_id),
         cohort_id: opt_id_to_string(row.cohort_id),
         enroll_time: Some(timestamp(row.enrolled_at)),

@@ -1,12 +1,16 @@
-//! Learning's types and pure rules: statuses and their transitions, money, ratings,
-//! progress and engagement arithmetic. Nothing here touches the database.
+//! Learning's types and pure rules, one module per aggregate: course, access, enrollment,
+//! progress and review, with the statuses and text they are made of (money is the kit's). Nothing here
+//! touches the database; the API loads, calls these to decide, then saves.
 
+pub mod access;
+pub mod course;
+pub mod enrollment;
 mod kinds;
-mod money;
-mod progress;
+pub mod progress;
+pub mod review;
 mod text;
 
 pub use kinds::*;
-pub use money::{Currency, Money};
+pub use lyceum_platform::money::{Currency, Money};
 pub use progress::{ProgressTotals, QUIZ_PASS_MARK, engagement_score, progress_percentage};
 pub use text::{BoundedText, Rating, TextList, parse_optional_rating, parse_rating};

@@ -11,6 +11,7 @@ use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use crate::domain::EnrollmentStatus;
+use crate::domain::enrollment::{decide_transition, event_verb};
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::EnrollmentRow;
 use crate::store::progress::StudentProgressRow;
@@ -35,27 +36,10 @@ pub fn course_status_changed(row: &CourseRow) -> Event {
     )
 }
 
-/// The verb of an enrollment event for the status it reached.
-fn enrollment_verb(status: EnrollmentStatus, created: bool) -> &'static str {
-    match status {
-        _ if created => "created",
-        EnrollmentStatus::Active => "activated",
-        EnrollmentStatus::Completed => "completed",
-        EnrollmentStatus::Cancelled => "cancelled",
-        EnrollmentStatus::Refunded => "refunded",
-        EnrollmentStatus::PendingPayment => "created",
-    }
-}
-
 /// An enrollment's event after a change of status. Its version is the row's `updated_at`,
 /// which the database moves forward with every change, in commit order.
-pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str, created: bool) -> Event {
-    enrollment_event(
-        row,
-        course_title,
-        created,
-        row.updated_at.timestamp_micros(),
-    )
+pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str) -> Event {
+    enrollment_event(row, course_title, row.updated_at.timestamp_micros())
 }
 
 /// The first event of a new enrollment: `activated` for a free course (created and active
@@ -63,15 +47,13 @@ pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str, created: bool
 /// exists (see `store::enrollments::enroll`), so it carries version 1, below the database
 /// timestamp every later change of the enrollment carries.
 pub fn enrollment_opened(row: &EnrollmentRow, course_title: &str) -> Event {
-    let created = row.status != EnrollmentStatus::Active;
-    enrollment_event(row, course_title, created, FIRST_ENROLLMENT_VERSION)
+    enrollment_event(row, course_title, FIRST_ENROLLMENT_VERSION)
 }
 
 /// See [`enrollment_opened`].
 pub const FIRST_ENROLLMENT_VERSION: i64 = 1;
 
-fn enrollment_event(row: &EnrollmentRow, course_title: &str, created: bool, version: i64) -> Event {
-    let status = row.status;
+fn enrollment_event(row: &EnrollmentRow, course_title: &str, version: i64) -> Event {
     let payload = pb::EnrollmentChanged {
         enrollment_id: row.id.to_string(),
         course_id: row.course_id.to_string(),
@@ -87,7 +69,7 @@ fn enrollment_event(row: &EnrollmentRow, course_title: &str, created: bool, vers
         version,
         enroll_time: Some(timestamp(row.enrolled_at)),
     };
-    let subject = format!("learning.enrollment.{}", enrollment_verb(status, created));
+    let subject = format!("learning.enrollment.{}", event_verb(row.status));
     Event::new(&subject, row.organization_id, &payload)
 }
 
@@ -164,17 +146,10 @@ pub async fn transition_enrollment(
     next: EnrollmentStatus,
     payment: Option<Uuid>,
 ) -> Result<EnrollmentRow, ApiError> {
-    let current = enrollment.status;
-    if !current.can_become(next) {
-        return Err(ApiError::FailedPrecondition(format!(
-            "an enrollment that is {} cannot become {}",
-            current.as_str(),
-            next.as_str()
-        )));
-    }
+    let change = decide_transition(enrollment.status, next)?;
     // The status change runs under the caller's policies and column rules (as the system
     // role when the payment events drive it); the statistics are bookkeeping.
-    let updated = if current == EnrollmentStatus::Cancelled {
+    let updated = if change.reopens {
         // A reopened enrollment starts afresh at the course's current price.
         let course = courses::get(tx, enrollment.course_id)
             .await?
@@ -198,18 +173,21 @@ pub async fn transition_enrollment(
     if !caller_bookkeeping {
         tx.begin_bookkeeping("enrollment counts").await?;
     }
-    let enrolled = i64::from(next.counts_as_enrolled()) - i64::from(current.counts_as_enrolled());
-    let completed = i64::from(next == EnrollmentStatus::Completed)
-        - i64::from(current == EnrollmentStatus::Completed);
     let course = courses::get(tx, enrollment.course_id)
         .await?
         .ok_or_else(|| ApiError::not_found("course"))?;
-    tx.publish(enrollment_changed(&updated, &course.title, false))
+    tx.publish(enrollment_changed(&updated, &course.title))
         .await?;
     // Last, so that the count slot, which other enrollments of the course may share, stays
     // locked for the shortest time.
-    if enrolled != 0 || completed != 0 {
-        courses::add_to_enrollment_counts(tx, enrollment.course_id, enrolled, completed).await?;
+    if change.moves_counts() {
+        courses::add_to_enrollment_counts(
+            tx,
+            enrollment.course_id,
+            change.enrolled_delta,
+            change.completed_delta,
+        )
+        .await?;
     }
     if !caller_bookkeeping {
         tx.end_bookkeeping().await?;

@@ -49,13 +49,7 @@ pub async fn append_module(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| {
-        write_error(
-            e,
-            ("position", "a module already has this position"),
-            "course",
-        )
-    })
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn get_module(tx: &mut Tx, id: Uuid) -> Result<Option<ModuleRow>, sqlx::Error> {
@@ -101,7 +95,7 @@ pub async fn append_lesson(tx: &mut Tx, new: NewLesson) -> Result<LessonRow, Api
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("position", "a lesson already has this position"), "module"))
+    .map_err(|e| write_error(e, "module"))
 }
 
 pub async fn get_lesson(tx: &mut Tx, id: Uuid) -> Result<Option<LessonRow>, sqlx::Error> {

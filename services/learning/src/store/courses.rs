@@ -3,6 +3,8 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::access::CourseScope;
+use crate::domain::enrollment::EnrollmentTerms;
 use crate::domain::{CourseStatus, EnrollmentType, Visibility};
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,27 @@ pub struct CourseRow {
     pub published_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl CourseRow {
+    /// What the access matrix reads of the course.
+    pub fn scope(&self) -> CourseScope {
+        CourseScope {
+            instructor_id: self.instructor_id,
+            organization_id: self.organization_id,
+            status: self.status,
+            visibility: self.visibility,
+        }
+    }
+
+    /// What enrolling reads of the course.
+    pub fn enrollment_terms(&self) -> EnrollmentTerms {
+        EnrollmentTerms {
+            status: self.status,
+            enrollment_type: self.enrollment_type,
+            price_minor: self.price_minor,
+        }
+    }
 }
 
 /// Every editable field of a course, fully validated.
@@ -117,7 +140,7 @@ pub async fn insert(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("course", "the course already exists"), "course"))
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error> {
@@ -218,7 +241,7 @@ pub async fn update(
     )
     .fetch_optional(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("course", "conflict"), "course"))
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn set_status(

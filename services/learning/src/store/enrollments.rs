@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{Tx, write_error};
 use crate::domain::EnrollmentStatus;
+use crate::domain::enrollment::{EnrollRefusal, opening_status};
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentRow {
@@ -57,16 +58,7 @@ pub async fn insert(tx: &mut Tx, new: NewEnrollment) -> Result<EnrollmentRow, Ap
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| {
-        write_error(
-            e,
-            (
-                "course_id",
-                "the student is already enrolled in this course",
-            ),
-            "course",
-        )
-    })
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::Error> {
@@ -233,12 +225,8 @@ impl EnrollmentRow {
         enrolled_at: DateTime<Utc>,
         terms: &CourseTerms,
     ) -> Self {
-        let free = terms.price_minor == 0;
-        let status = if free {
-            EnrollmentStatus::Active
-        } else {
-            EnrollmentStatus::PendingPayment
-        };
+        let status = opening_status(terms.price_minor);
+        let free = status == EnrollmentStatus::Active;
         Self {
             id,
             course_id,
@@ -282,8 +270,9 @@ pub enum EnrollOutcome {
     Stale(CourseTerms),
     /// The caller may not see the course, or it does not exist.
     NotFound,
-    NotPublished,
-    CohortOnly,
+    /// The course's own terms refuse the student (`domain::enrollment::decide_enroll`, as
+    /// the statement applies it).
+    Refused(EnrollRefusal),
     /// The student has an enrollment in the course already, with this status.
     Exists(EnrollmentStatus),
 }
@@ -332,16 +321,7 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
     )
     .fetch_one(db.pool())
     .await
-    .map_err(|e| {
-        write_error(
-            e,
-            (
-                "course_id",
-                "the student is already enrolled in this course",
-            ),
-            "course",
-        )
-    })?;
+    .map_err(|e| write_error(e, "course"))?;
     let terms = || -> Result<CourseTerms, ApiError> {
         let missing = || ApiError::Internal(anyhow::anyhow!("enroll() returned no course terms"));
         Ok(CourseTerms {
@@ -366,8 +346,8 @@ pub async fn enroll(db: &Database, new: Enrolling<'_>) -> Result<EnrollOutcome, 
         }
         "stale" => EnrollOutcome::Stale(terms()?),
         "not_found" => EnrollOutcome::NotFound,
-        "not_published" => EnrollOutcome::NotPublished,
-        "cohort_only" => EnrollOutcome::CohortOnly,
+        "not_published" => EnrollOutcome::Refused(EnrollRefusal::NotPublished),
+        "cohort_only" => EnrollOutcome::Refused(EnrollRefusal::CohortOnly),
         "exists" => EnrollOutcome::Exists(status(row.existing_status)?),
         other => {
             return Err(ApiError::Internal(anyhow::anyhow!(

@@ -3,14 +3,14 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::InstructorRole;
+use crate::domain::{InstructorRole, Permission};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstructorRow {
     pub course_id: Uuid,
     pub instructor_id: Uuid,
     pub role: InstructorRole,
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
     pub added_at: DateTime<Utc>,
 }
 
@@ -20,7 +20,7 @@ pub async fn upsert(
     course_id: Uuid,
     instructor_id: Uuid,
     role: InstructorRole,
-    permissions: &[String],
+    permissions: &[Permission],
 ) -> Result<InstructorRow, ApiError> {
     sqlx::query_as!(
         InstructorRow,
@@ -30,11 +30,11 @@ pub async fn upsert(
         course_id,
         instructor_id,
         role as _,
-        permissions
+        permissions as _
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("instructor_id", "already on the teaching team"), "course"))
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn remove(
@@ -69,7 +69,7 @@ pub async fn permissions_of(
     tx: &mut Tx,
     course_id: Uuid,
     user_id: Uuid,
-) -> Result<Option<Vec<String>>, sqlx::Error> {
+) -> Result<Option<Vec<Permission>>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT permissions FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
         course_id,

@@ -12,21 +12,39 @@ pub mod statistics;
 pub type Tx = lyceum_platform::db::Tx;
 
 use lyceum_platform::ApiError;
-use lyceum_platform::error::{
-    CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, pg_error_code,
-};
+use lyceum_platform::error::UniqueField;
 
-/// Maps the constraint errors a write can hit to what the caller did wrong; anything
-/// else is the service's problem.
-pub(crate) fn write_error(error: sqlx::Error, duplicate: (&str, &str), missing: &str) -> ApiError {
-    match pg_error_code(&error).as_deref() {
-        Some(UNIQUE_VIOLATION) => ApiError::already_exists(duplicate.0, duplicate.1),
-        Some(FOREIGN_KEY_VIOLATION) => ApiError::not_found(missing),
-        Some(CHECK_VIOLATION) => ApiError::FailedPrecondition(format!(
-            "the change breaks a rule of the {} ({})",
-            missing,
-            lyceum_platform::error::pg_constraint(&error).unwrap_or("check")
-        )),
-        _ => error.into(),
-    }
+/// Every unique constraint a learning write can hit, and the field it answers on.
+pub const UNIQUE_FIELDS: &[UniqueField] = &[
+    UniqueField {
+        constraint: "course_modules_course_id_position_key",
+        field: "position",
+        message: "a module already has this position",
+    },
+    UniqueField {
+        constraint: "course_lessons_module_id_position_key",
+        field: "position",
+        message: "a lesson already has this position",
+    },
+    UniqueField {
+        constraint: "course_instructors_pkey",
+        field: "instructor_id",
+        message: "already on the teaching team",
+    },
+    UniqueField {
+        constraint: "enrollments_course_id_student_id_key",
+        field: "course_id",
+        message: "the student is already enrolled in this course",
+    },
+    UniqueField {
+        constraint: "course_reviews_course_id_student_id_key",
+        field: "course_id",
+        message: "the student has already reviewed this course",
+    },
+];
+
+/// A write's constraint failure as the caller's mistake (see the kit's `write_error`),
+/// `missing` naming what a dangling reference points at.
+pub(crate) fn write_error(error: sqlx::Error, missing: &str) -> ApiError {
+    lyceum_platform::error::write_error(error, UNIQUE_FIELDS, missing)
 }

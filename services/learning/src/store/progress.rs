@@ -3,7 +3,8 @@ use uuid::Uuid;
 
 use super::Tx;
 use super::enrollments::EnrollmentRow;
-use crate::domain::LessonProgressStatus;
+use crate::domain::progress::LessonState;
+use crate::domain::{LessonProgressStatus, ProgressTotals, engagement_score, progress_percentage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StudentProgressRow {
@@ -34,6 +35,46 @@ pub struct LessonProgressRow {
     pub quiz_score: Option<i32>,
     pub quiz_passed: Option<bool>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl StudentProgressRow {
+    /// The running totals, against the course's current lessons and duration.
+    pub fn totals(&self, total_lessons: i32, course_duration_seconds: i64) -> ProgressTotals {
+        ProgressTotals {
+            total_lessons,
+            completed_lessons: self.completed_lessons,
+            total_watch_time_seconds: self.total_watch_time_seconds,
+            course_duration_seconds,
+            quizzes_taken: self.quizzes_taken,
+            quizzes_passed: self.quizzes_passed,
+            quiz_score_sum: self.quiz_score_sum,
+        }
+    }
+
+    /// Takes new totals, with the percentage and engagement score they make.
+    pub fn set_totals(&mut self, totals: &ProgressTotals) {
+        self.total_lessons = totals.total_lessons;
+        self.completed_lessons = totals.completed_lessons;
+        self.total_watch_time_seconds = totals.total_watch_time_seconds;
+        self.quizzes_taken = totals.quizzes_taken;
+        self.quizzes_passed = totals.quizzes_passed;
+        self.quiz_score_sum = totals.quiz_score_sum;
+        self.progress_percentage =
+            progress_percentage(totals.completed_lessons, totals.total_lessons);
+        self.engagement_score = engagement_score(totals);
+    }
+}
+
+impl LessonProgressRow {
+    pub fn state(&self) -> LessonState {
+        LessonState {
+            status: self.status,
+            progress_percent: self.progress_percent,
+            watch_time_seconds: self.watch_time_seconds,
+            quiz_score: self.quiz_score,
+            quiz_passed: self.quiz_passed,
+        }
+    }
 }
 
 /// Creates the student's progress with the enrollment (same transaction).
@@ -143,11 +184,7 @@ pub struct LessonUpdate {
     pub lesson_id: Uuid,
     pub course_id: Uuid,
     pub student_id: Uuid,
-    pub status: LessonProgressStatus,
-    pub progress_percent: i32,
-    pub watch_time_seconds: i64,
-    pub quiz_score: Option<i32>,
-    pub quiz_passed: Option<bool>,
+    pub state: LessonState,
 }
 
 pub async fn upsert_lesson(
@@ -170,11 +207,11 @@ pub async fn upsert_lesson(
         update.lesson_id,
         update.course_id,
         update.student_id,
-        update.status as _,
-        update.progress_percent,
-        update.watch_time_seconds,
-        update.quiz_score,
-        update.quiz_passed
+        update.state.status as _,
+        update.state.progress_percent,
+        update.state.watch_time_seconds,
+        update.state.quiz_score,
+        update.state.quiz_passed
     )
     .fetch_one(tx.conn())
     .await

@@ -65,7 +65,7 @@ pub async fn insert(
     )
     .fetch_one(tx.conn())
     .await
-    .map_err(|e| write_error(e, ("course_id", "the student has already reviewed this course"), "course"))
+    .map_err(|e| write_error(e, "course"))
 }
 
 pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
@@ -174,7 +174,7 @@ pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result
     .execute(tx.conn())
     .await
     // The review was deleted meanwhile.
-    .map_err(|e| write_error(e, ("review_id", "duplicate vote"), "review"))?
+    .map_err(|e| write_error(e, "review"))?
     .rows_affected()
         == 1;
     if !added {
