@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use futures::StreamExt;
 use lyceum_proto::identity::v1 as pb;
+use lyceum_testkit::{assert_code, authed, violated_fields};
 use tonic::Code;
 
 #[tokio::test]

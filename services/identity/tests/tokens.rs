@@ -13,24 +13,8 @@ use lyceum_platform::auth::{
     GrantedRole, GrpcKeySource, PrincipalKind, TokenError, TokenSigner, TokenVerifier, scopes,
 };
 use lyceum_proto::identity::v1 as pb;
+use lyceum_testkit::{assert_code, authed, eventually_within, violated_fields};
 use tonic::Code;
-
-impl TestApp {
-    /// The active signing key, read and unsealed the way identity does, to forge tokens
-    /// that only differ from real ones in the claims under test.
-    async fn active_signer(&self) -> TokenSigner {
-        let mut conn = self.db.admin_connection().await;
-        let (kid, sealed): (String, Vec<u8>) = sqlx::query_as(
-            "SELECT kid, private_key_encrypted FROM identity.signing_keys
-             WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        let seed: [u8; 32] = self.sealer.decrypt(&sealed).unwrap().try_into().unwrap();
-        TokenSigner::new(kid, SigningKey::from_bytes(&seed))
-    }
-}
 
 async fn get_self(app: &TestApp, user: &pb::User, token: &str) -> Result<pb::User, tonic::Status> {
     app.users()
@@ -53,7 +37,7 @@ async fn expired_tampered_unknown_key_and_revoked_tokens_are_unauthenticated() {
         .await
         .expect("a fresh token works");
 
-    let signer = app.active_signer().await;
+    let signer = app.db.identity_signer(&app.sealer).await;
     let mut expired = claims_of(&tokens.access_token);
     expired.iat -= 7200;
     expired.exp -= 7200;
@@ -636,8 +620,9 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens_everywhere_w
         .tokens
         .unwrap()
         .access_token;
-    eventually(
+    eventually_within(
         "the remote verifier accepts the enabled account",
+        Duration::from_secs(10),
         || async { remote.verify(&token).await.is_ok() },
     )
     .await;
@@ -705,8 +690,9 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens_everywhere_w
 
     // Elsewhere: refused within seconds of the event, long before the token expires.
     let disabled_at = std::time::Instant::now();
-    eventually(
+    eventually_within(
         "the remote verifier refuses the disabled account",
+        Duration::from_secs(10),
         || async { remote.verify(&token).await == Err(TokenError::Revoked) },
     )
     .await;
@@ -736,18 +722,6 @@ async fn a_disabled_service_account_loses_its_secret_and_its_tokens_everywhere_w
     .await
     .unwrap();
     assert_eq!(published, 1);
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -4,13 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
 use lyceum_instructor::InstructorModule;
 use lyceum_learning::LearningModule;
 use lyceum_learning::domain::CourseStatus;
-use lyceum_platform::auth::{
-    Claims, GrantedRole, ISSUER, PrincipalKind, TokenSigner, TokenVerifier, with_bearer,
-};
+use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner, TokenVerifier};
 use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
 use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
@@ -26,9 +23,11 @@ use lyceum_proto::learning::v1 as lpb;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
 use lyceum_proto::learning::v1::review_service_client::ReviewServiceClient;
-use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
+use lyceum_testkit::{
+    RunningServer, TestDatabase, assert_code, authed, eventually_within, fresh_claims, test_bus,
+};
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use uuid::Uuid;
 
 struct App {
@@ -68,20 +67,14 @@ impl App {
         )
         .await
         .unwrap();
-        let mut conn = db.admin_connection().await;
-        let (kid, sealed): (String, Vec<u8>) =
-            sqlx::query_as("SELECT kid, private_key_encrypted FROM identity.signing_keys LIMIT 1")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-        let seed: [u8; 32] = sealer.decrypt(&sealed).unwrap().try_into().unwrap();
+        let signer = db.identity_signer(&sealer).await;
         let mut app = Self {
             db,
             learning: learning.clone(),
             instructor: instructor.clone(),
             bus: test_bus().await,
             server: None,
-            signer: TokenSigner::new(kid, SigningKey::from_bytes(&seed)),
+            signer,
             modules_db: (identity, learning, instructor),
         };
         app.start().await;
@@ -125,36 +118,24 @@ impl App {
     }
 
     fn mint(&self, kind: PrincipalKind, roles: &[&str]) -> Caller {
-        let id = Uuid::now_v7();
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.into(),
-            sub: id,
-            iat: now,
-            exp: now + 3600,
-            jti: Uuid::now_v7(),
-            kind,
-            org: None,
-            roles: roles
-                .iter()
-                .map(|r| GrantedRole {
-                    role: (*r).into(),
-                    org: None,
-                })
-                .collect(),
-            sid: None,
-            // Service accounts here stand for the payment provider's handler and the
-            // payout job.
-            scopes: match kind {
-                PrincipalKind::Service => vec![
-                    lyceum_platform::auth::scopes::PAYMENTS_WRITE.into(),
-                    lyceum_platform::auth::scopes::PAYOUTS_WRITE.into(),
-                ],
-                PrincipalKind::User => vec![],
-            },
+        let roles = roles
+            .iter()
+            .map(|r| GrantedRole {
+                role: (*r).into(),
+                org: None,
+            })
+            .collect();
+        // Service accounts here stand for the payment provider's handler and the payout job.
+        let scopes = match kind {
+            PrincipalKind::Service => vec![
+                lyceum_platform::auth::scopes::PAYMENTS_WRITE.into(),
+                lyceum_platform::auth::scopes::PAYOUTS_WRITE.into(),
+            ],
+            PrincipalKind::User => vec![],
         };
+        let claims = fresh_claims(kind, None, roles, scopes);
         Caller {
-            id,
+            id: claims.sub,
             token: self.signer.sign(&claims),
         }
     }
@@ -375,35 +356,8 @@ fn usd(figure: &[ipb::Money]) -> i64 {
     amount_in(figure, "USD").unwrap_or(0)
 }
 
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    with_bearer(Request::new(message), token)
-}
-
-#[track_caller]
-fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{status:?}");
-            status
-        }
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long the events behind a dashboard may take to arrive.
+const SETTLE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redelivery_and_restart()
@@ -432,7 +386,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
     app.enroll(&payers[0], &free_course).await;
 
     // Payments activate the enrollments; activations become revenue.
-    eventually("three sales", || async {
+    eventually_within("three sales", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 3 * 3999
     })
     .await;
@@ -499,7 +453,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
     assert_eq!(refund_tx.platform_fee.unwrap().amount_minor, -200);
     assert_eq!(refund_tx.instructor_earnings.unwrap().amount_minor, -800);
 
-    eventually("the review and the completion", || async {
+    eventually_within("the review and the completion", SETTLE, || async {
         let stats = app.stats(&teacher).await;
         stats.total_reviews == 1
     })
@@ -635,7 +589,7 @@ async fn paid_and_free_enrollments_flow_into_exact_dashboards_that_survive_redel
     app.restart().await;
     let marker = app.user(&["user"]);
     app.enroll(&marker, &free_course).await;
-    eventually("the marker enrollment", || async {
+    eventually_within("the marker enrollment", SETTLE, || async {
         app.stats(&teacher).await.total_students == 6
     })
     .await;
@@ -1039,7 +993,7 @@ async fn row_level_security_keeps_revenue_to_its_instructor() {
     let (course, _) = app.course(&teacher, "Databases", 5000, 1).await;
     let enrollment = app.enroll(&student, &course).await;
     let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
-    eventually("the sale", || async {
+    eventually_within("the sale", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 4000
     })
     .await;
@@ -1246,7 +1200,7 @@ async fn dashboards_show_the_names_identity_publishes() {
     };
     app.enroll(&grace, &course).await;
 
-    eventually("Grace's name on the dashboard", || async {
+    eventually_within("Grace's name on the dashboard", SETTLE, || async {
         let rows = app
             .dashboard()
             .list_student_progress(authed(
@@ -1299,7 +1253,7 @@ impl App {
 
     /// Waits until instructor has applied every event learning published.
     async fn learning_events_applied(&self) {
-        eventually("instructor to apply learning's events", || async {
+        eventually_within("instructor to apply learning's events", SETTLE, || async {
             let mut conn = self.db.admin_connection().await;
             let missing: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM learning.outbox o WHERE NOT EXISTS (
@@ -1370,7 +1324,7 @@ async fn dashboards_and_payouts_never_mix_currencies() {
         let enrollment = app.enroll(&student, course).await;
         app.pay(&student, &teacher, &enrollment, &operator).await;
     }
-    eventually("three sales", || async {
+    eventually_within("three sales", SETTLE, || async {
         app.stats(&teacher).await.total_revenue.len() == 2
             && amount_in(&app.stats(&teacher).await.total_revenue, "EUR") == Some(4800)
     })
@@ -1626,7 +1580,7 @@ async fn a_sale_books_the_fee_fixed_when_its_payment_succeeded() {
     let (course, _) = app.course(&teacher, "Fees", 10_000, 1).await;
     let enrollment = app.enroll(&student, &course).await;
     let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
-    eventually("the sale", || async {
+    eventually_within("the sale", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 8_000
     })
     .await;
@@ -1660,7 +1614,7 @@ async fn a_sale_books_the_fee_fixed_when_its_payment_succeeded() {
     let (other, _) = app.course(&teacher, "Fees, later", 10_000, 1).await;
     let later = app.enroll(&student, &other).await;
     let later_payment = app.pay(&student, &teacher, &later, &operator).await;
-    eventually("the later sale", || async {
+    eventually_within("the later sale", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 13_000
     })
     .await;
@@ -1678,7 +1632,7 @@ async fn a_scoped_payment_service_fixes_the_instructors_own_fee() {
     let enrollment = app.enroll(&student, &course).await;
     // The fee is fixed for the enrollment's instructor once the projection knows it: the
     // payment service, under its payments:write scope, must be able to read that.
-    eventually("the enrollment in the projection", || async {
+    eventually_within("the enrollment in the projection", SETTLE, || async {
         let mut conn = app.db.admin_connection().await;
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM instructor.enrollment_projection WHERE enrollment_id = $1::uuid",
@@ -1691,7 +1645,7 @@ async fn a_scoped_payment_service_fixes_the_instructors_own_fee() {
     })
     .await;
     let payment = app.pay(&student, &teacher, &enrollment, &operator).await;
-    eventually("the sale", || async {
+    eventually_within("the sale", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 9_000
     })
     .await;
@@ -1715,7 +1669,7 @@ async fn revenue_goes_to_the_enrollments_instructor_not_the_one_the_payer_names(
     let payment = app
         .pay_naming(&student, decoy.id, &enrollment, &operator)
         .await;
-    eventually("the sale", || async {
+    eventually_within("the sale", SETTLE, || async {
         usd(&app.stats(&teacher).await.total_revenue) == 8_000
     })
     .await;
@@ -1951,7 +1905,7 @@ async fn projections_end_identical_whatever_order_learnings_events_arrive_in() {
 
     let payer = app.enroll(&students[0], &paid).await;
     app.pay(&students[0], &teacher, &payer, &operator).await;
-    eventually("the activation", || async {
+    eventually_within("the activation", SETTLE, || async {
         app.stats(&teacher).await.total_revenue.len() == 1
     })
     .await;

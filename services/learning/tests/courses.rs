@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use lyceum_proto::learning::v1 as pb;
+use lyceum_testkit::{assert_code, authed, violated_fields};
 use tonic::Code;
 use uuid::Uuid;
 

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use lyceum_proto::events::v1 as events;
 use lyceum_proto::learning::v1 as pb;
+use lyceum_testkit::{assert_code, authed, eventually, violated_fields};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -533,4 +534,112 @@ async fn the_teaching_team_cancels_a_students_enrollment_under_its_own_policies(
             .enrolled_count,
         0
     );
+}
+
+/// `domain::enrollment::decide_enroll` is the rule; Enroll's one statement applies it inside
+/// the database. For every state a course can be in, the RPC answers what the rule decides.
+#[tokio::test]
+async fn enroll_rules_agree_with_the_database() {
+    use lyceum_learning::domain::enrollment::{
+        EnrollDecision, EnrollRefusal, EnrollmentTerms, decide_enroll,
+    };
+    use lyceum_learning::domain::{CourseStatus, EnrollmentType};
+
+    let app = TestApp::spawn().await;
+    let teacher = app.instructor(None);
+    // Sees every course, drafts included, so the answer is the rule's and not NOT_FOUND.
+    let admin = app.user(None, &[("user", false), ("admin", false)]);
+    for status in [
+        CourseStatus::Draft,
+        CourseStatus::Published,
+        CourseStatus::Archived,
+    ] {
+        for enrollment_type in [
+            EnrollmentType::Open,
+            EnrollmentType::CohortOnly,
+            EnrollmentType::Hybrid,
+        ] {
+            for price_minor in [0, 4999] {
+                let case = format!("{status} {enrollment_type} at {price_minor}");
+                let course = app.draft_course(&teacher, &case, price_minor).await;
+                app.add_lessons(&teacher, &course.id, 1).await;
+                app.courses()
+                    .update_course(authed(
+                        pb::UpdateCourseRequest {
+                            course: Some(pb::Course {
+                                id: course.id.clone(),
+                                enrollment_type: enrollment_type.to_proto(),
+                                ..Default::default()
+                            }),
+                            update_mask: Some(prost_types::FieldMask {
+                                paths: vec!["enrollment_type".into()],
+                            }),
+                        },
+                        &teacher.token,
+                    ))
+                    .await
+                    .expect("set the enrollment type");
+                if status != CourseStatus::Draft {
+                    app.courses()
+                        .publish_course(authed(
+                            pb::PublishCourseRequest {
+                                id: course.id.clone(),
+                            },
+                            &teacher.token,
+                        ))
+                        .await
+                        .expect("publish");
+                }
+                if status == CourseStatus::Archived {
+                    app.courses()
+                        .archive_course(authed(
+                            pb::ArchiveCourseRequest {
+                                id: course.id.clone(),
+                            },
+                            &teacher.token,
+                        ))
+                        .await
+                        .expect("archive");
+                }
+
+                let terms = EnrollmentTerms {
+                    status,
+                    enrollment_type,
+                    price_minor,
+                };
+                let enroll = || async {
+                    app.enrollments()
+                        .enroll(authed(
+                            pb::EnrollRequest {
+                                course_id: course.id.clone(),
+                            },
+                            &admin.token,
+                        ))
+                        .await
+                };
+                let answer = enroll().await;
+                match decide_enroll(&terms, None) {
+                    Ok(EnrollDecision::Open(opened)) => {
+                        let enrollment = answer
+                            .unwrap_or_else(|e| panic!("{case}: enroll refused: {e:?}"))
+                            .into_inner()
+                            .enrollment
+                            .unwrap();
+                        assert_eq!(enrollment.status, opened.to_proto(), "{case}");
+                        let again = enroll().await;
+                        assert_eq!(
+                            decide_enroll(&terms, Some(opened)),
+                            Err(EnrollRefusal::AlreadyEnrolled)
+                        );
+                        assert_code(again, Code::AlreadyExists);
+                    }
+                    Ok(EnrollDecision::Reopen(_)) => unreachable!("no enrollment exists yet"),
+                    Err(refusal) => {
+                        let status = assert_code(answer, Code::FailedPrecondition);
+                        assert_eq!(status.message(), refusal.to_string(), "{case}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::learning::v1 as pb;
+use lyceum_testkit::{assert_code, authed, violated_fields};
 use tonic::Code;
 
 async fn completed_student(app: &TestApp, course: &pb::Course, lessons: &[String]) -> User {

@@ -1,11 +1,10 @@
 //! The `lyceum` binary as an operator runs it: migrate, serve, healthcheck, shut down,
 //! and fail loudly when a dependency is missing.
 
-use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use lyceum_testkit::{TestDatabase, nats_url};
+use lyceum_testkit::{TestDatabase, free_port, nats_url};
 
 /// The binary in development mode (the public data key), as scripts/run.sh runs it.
 fn lyceum() -> Command {
@@ -17,14 +16,6 @@ fn lyceum() -> Command {
         .env("RUST_LOG", "warn")
         .env("LYCEUM_EVENT_PREFIX", format!("cli{}", std::process::id()));
     command
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn text(output: &Output) -> String {

@@ -12,7 +12,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lyceum_platform::auth::with_bearer;
 use lyceum_proto::identity::v1 as idpb;
 use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
 use lyceum_proto::identity::v1::organization_service_client::OrganizationServiceClient;
@@ -23,8 +22,8 @@ use lyceum_proto::instructor::v1::payment_service_client::PaymentServiceClient;
 use lyceum_proto::learning::v1 as lpb;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
+use lyceum_testkit::{authed, eventually_within, service_account};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::Request;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -56,22 +55,6 @@ fn compose(args: &[&str]) -> String {
 
 async fn channel(addr: &'static str) -> Channel {
     Channel::from_static(addr).connect().await.unwrap()
-}
-
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    with_bearer(Request::new(message), token)
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// GET on a published HTTP port; the body, when the status is 200.
@@ -155,33 +138,14 @@ async fn sign_in(email: &str) -> Person {
 
 /// The payment provider's handler: a service account allowed to record payment outcomes.
 async fn payment_handler(admin: &Person, run: &str) -> Person {
-    let mut auth = AuthServiceClient::new(channel(IDENTITY).await);
-    let created = auth
-        .create_service_account(authed(
-            idpb::CreateServiceAccountRequest {
-                name: format!("payments-{}", &run[20..]),
-                scopes: vec![lyceum_platform::auth::scopes::PAYMENTS_WRITE.into()],
-            },
-            &admin.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let account = created.service_account.unwrap();
-    let tokens = auth
-        .authenticate_service_account(idpb::AuthenticateServiceAccountRequest {
-            service_account_id: account.id.clone(),
-            client_secret: created.client_secret,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
-    Person {
-        id: account.id,
-        token: tokens.access_token,
-    }
+    let (id, token) = service_account(
+        &mut AuthServiceClient::new(channel(IDENTITY).await),
+        &admin.token,
+        &format!("payments-{}", &run[20..]),
+        &[lyceum_platform::auth::scopes::PAYMENTS_WRITE],
+    )
+    .await;
+    Person { id, token }
 }
 
 /// A user of the organization, created by the administrator, with one more role there.
@@ -481,7 +445,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
     let trace_id = Uuid::now_v7().simple().to_string();
     let enrollment = enroll(&first, &course).await;
     pay(&first, &teacher, &provider, &enrollment, Some(&trace_id)).await;
-    eventually(
+    eventually_within(
         "the enrollment activated by the payment event",
         Duration::from_secs(60),
         || async {
@@ -489,7 +453,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
         },
     )
     .await;
-    eventually(
+    eventually_within(
         "the sale on the dashboard",
         Duration::from_secs(60),
         || async { revenue(&dashboard(&teacher).await) == EARNED },
@@ -538,7 +502,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
         "no activation can happen while learning is stopped"
     );
     compose(&["start", "learning"]);
-    eventually(
+    eventually_within(
         "learning serving again",
         Duration::from_secs(90),
         || async {
@@ -552,7 +516,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
         },
     )
     .await;
-    eventually(
+    eventually_within(
         "the payment made while learning was stopped",
         Duration::from_secs(90),
         || async {
@@ -560,7 +524,7 @@ async fn the_compose_stack_runs_the_main_scenario_traces_it_and_loses_no_event_a
         },
     )
     .await;
-    eventually(
+    eventually_within(
         "both sales on the dashboard",
         Duration::from_secs(60),
         || async { revenue(&dashboard(&teacher).await) == 2 * EARNED },

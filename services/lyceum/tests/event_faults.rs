@@ -14,7 +14,7 @@ use lyceum_platform::events::EventBus;
 use lyceum_platform::events::consumer::ConsumerSpec;
 use lyceum_proto::identity::v1 as identity;
 use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
-use lyceum_testkit::TestDatabase;
+use lyceum_testkit::{TestDatabase, eventually_within};
 
 const PASSWORD: &str = "Correct-Horse-42";
 
@@ -109,14 +109,14 @@ async fn an_event_committed_before_a_crash_is_published_after_restart_and_applie
         Arc::default(),
     );
     register(&service, "after@example.org").await;
-    eventually(
+    eventually_within(
         "both user.created events",
         Duration::from_secs(60),
         || async { stage.users_created().await.1 == 2 },
     )
     .await;
     assert_eq!(stage.users_created().await, (2, 2));
-    eventually("an empty outbox", Duration::from_secs(10), || async {
+    eventually_within("an empty outbox", Duration::from_secs(10), || async {
         stage.unpublished().await == 0
     })
     .await;
@@ -140,12 +140,12 @@ async fn a_crash_after_publishing_but_before_marking_sent_is_not_applied_twice()
         Arc::default(),
     );
     register(&service, "marker@example.org").await;
-    eventually("both users", Duration::from_secs(60), || async {
+    eventually_within("both users", Duration::from_secs(60), || async {
         stage.users_created().await.1 == 2
     })
     .await;
     assert_eq!(stage.users_created().await, (2, 2));
-    eventually("an empty outbox", Duration::from_secs(10), || async {
+    eventually_within("an empty outbox", Duration::from_secs(10), || async {
         stage.unpublished().await == 0
     })
     .await;
@@ -168,12 +168,12 @@ async fn rpcs_succeed_while_nats_is_down_and_every_event_arrives_when_it_returns
         user_events("sink-outage"),
         Arc::default(),
     );
-    eventually("all 20 users", Duration::from_secs(60), || async {
+    eventually_within("all 20 users", Duration::from_secs(60), || async {
         stage.users_created().await.1 == 20
     })
     .await;
     assert_eq!(stage.users_created().await, (20, 20));
-    eventually("an empty outbox", Duration::from_secs(10), || async {
+    eventually_within("an empty outbox", Duration::from_secs(10), || async {
         stage.unpublished().await == 0
     })
     .await;
@@ -202,7 +202,7 @@ async fn serve_starts_without_nats_serves_rpcs_and_its_event_path_turns_healthy_
     assert_eq!(stage.unpublished().await, 2);
 
     stage.nats.resume().await;
-    eventually(
+    eventually_within(
         "the event path to turn healthy",
         Duration::from_secs(30),
         || async { service.health("lyceum.events").await == ServingStatus::Serving },
@@ -214,7 +214,7 @@ async fn serve_starts_without_nats_serves_rpcs_and_its_event_path_turns_healthy_
         user_events("sink-late-broker"),
         Arc::default(),
     );
-    eventually(
+    eventually_within(
         "the user.created event",
         Duration::from_secs(30),
         || async { stage.users_created().await.1 == 1 },
@@ -237,7 +237,7 @@ async fn the_event_path_reports_an_event_left_unpublished_too_long() {
         &["--events-max-unpublished-secs", "1"],
     )
     .await;
-    eventually("a healthy event path", Duration::from_secs(30), || async {
+    eventually_within("a healthy event path", Duration::from_secs(30), || async {
         service.health("lyceum.events").await == ServingStatus::Serving
     })
     .await;
@@ -252,7 +252,7 @@ async fn the_event_path_reports_an_event_left_unpublished_too_long() {
     .execute(&mut conn)
     .await
     .unwrap();
-    eventually(
+    eventually_within(
         "the overdue event to show",
         Duration::from_secs(30),
         || async { service.health("lyceum.events").await == ServingStatus::NotServing },
@@ -294,7 +294,7 @@ async fn a_consumer_killed_mid_batch_has_its_events_applied_within_seconds_of_re
 
     let restarted = std::time::Instant::now();
     let _service = serve(None).await;
-    eventually(
+    eventually_within(
         "the event held by the crashed consumer",
         Duration::from_secs(40),
         || async { applied().await == 1 },

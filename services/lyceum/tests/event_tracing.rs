@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
@@ -12,7 +11,7 @@ use lyceum_platform::db::Tx;
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_proto::events::v1 as pb;
-use lyceum_testkit::{TestDatabase, test_bus};
+use lyceum_testkit::{TestDatabase, eventually, test_bus};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -83,7 +82,7 @@ async fn the_consumer_span_continues_the_producer_trace() {
         recorder.clone(),
     );
     let task = tokio::spawn(consumer.run(stopping));
-    eventually("the handler", Duration::from_secs(20), || async {
+    eventually("the handler", || async {
         !recorder.seen.lock().unwrap().is_empty()
     })
     .await;

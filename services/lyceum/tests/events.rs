@@ -13,7 +13,7 @@ use lyceum_platform::events::consumer::{Consumer, ConsumerHealth, ConsumerSpec};
 use lyceum_platform::events::relay::{Relay, RelaySettings};
 use lyceum_platform::events::{EventBus, dlq};
 use lyceum_proto::events::v1 as pb;
-use lyceum_testkit::{TestDatabase, test_bus};
+use lyceum_testkit::{TestDatabase, eventually, eventually_within, test_bus};
 use prost::Message;
 use uuid::Uuid;
 
@@ -79,7 +79,7 @@ async fn the_same_message_delivered_twice_is_applied_once() {
         Arc::default(),
     );
     // Messages are applied in order: once the marker is in, both copies were seen.
-    eventually("the marker", Duration::from_secs(20), || async {
+    eventually("the marker", || async {
         sink_counts(&sink_db, None).await.1 == 2
     })
     .await;
@@ -109,11 +109,11 @@ async fn a_failing_handler_dead_letters_after_n_tries_while_later_messages_flow_
         fast_spec("sink-poison"),
         handler.clone(),
     );
-    eventually("the later messages", Duration::from_secs(20), || async {
+    eventually("the later messages", || async {
         sink_counts(&sink_db, None).await.1 == 5
     })
     .await;
-    eventually("the dead letter", Duration::from_secs(20), || async {
+    eventually("the dead letter", || async {
         !dlq::list(&sink_db, false).await.unwrap().is_empty()
     })
     .await;
@@ -135,7 +135,7 @@ async fn a_failing_handler_dead_letters_after_n_tries_while_later_messages_flow_
     // The cause is fixed; the operator replays.
     handler.failing.lock().unwrap().clear();
     assert!(dlq::replay(&sink_db, &bus, letter.id).await.unwrap());
-    eventually("the replayed message", Duration::from_secs(20), || async {
+    eventually("the replayed message", || async {
         sink_counts(&sink_db, None).await.1 == 6
     })
     .await;
@@ -167,11 +167,11 @@ async fn a_replayed_dead_letter_reaches_only_the_consumer_that_failed_it() {
         fast_spec("sink-bystander"),
         Arc::default(),
     );
-    eventually("the dead letter", Duration::from_secs(20), || async {
+    eventually("the dead letter", || async {
         !dlq::list(&sink_db, false).await.unwrap().is_empty()
     })
     .await;
-    eventually("the bystander's copy", Duration::from_secs(20), || async {
+    eventually("the bystander's copy", || async {
         sink_counts(&sink_db, None).await.0 == 1
     })
     .await;
@@ -194,11 +194,9 @@ async fn a_replayed_dead_letter_reaches_only_the_consumer_that_failed_it() {
     let mut marker = envelope(Uuid::now_v7());
     marker.event_type = "lyceum.sink.marker".into();
     publish_raw(&bus, &marker, &marker.event_id).await;
-    eventually(
-        "the marker at both consumers",
-        Duration::from_secs(20),
-        || async { sink_counts(&sink_db, Some("lyceum.sink.marker")).await.0 == 2 },
-    )
+    eventually("the marker at both consumers", || async {
+        sink_counts(&sink_db, Some("lyceum.sink.marker")).await.0 == 2
+    })
     .await;
     assert_eq!(
         sink_counts(&sink_db, Some(&poison.event_type)).await,
@@ -285,7 +283,7 @@ async fn two_relays_at_once_publish_every_event_exactly_once() {
         fast_spec("sink-relays"),
         Arc::default(),
     );
-    eventually("all 3000 events", Duration::from_secs(60), || async {
+    eventually_within("all 3000 events", Duration::from_secs(60), || async {
         sink_counts(&sink_db, None).await.1 == 3000
     })
     .await;
@@ -303,7 +301,7 @@ async fn a_batch_that_outlasts_the_ack_wait_keeps_its_messages_with_progress_ack
     let handler = Arc::new(SinkHandler::default());
     *handler.pause.lock().unwrap() = Duration::from_secs(3);
     let (_stop, _task) = spawn_sink(sink_db.clone(), bus.clone(), spec, handler);
-    eventually("the slow event", Duration::from_secs(20), || async {
+    eventually("the slow event", || async {
         sink_counts(&sink_db, None).await == (1, 1)
     })
     .await;
@@ -336,7 +334,7 @@ async fn messages_waiting_behind_a_slow_batch_are_kept_with_progress_acks() {
     let handler = Arc::new(SinkHandler::default());
     *handler.pause.lock().unwrap() = Duration::from_millis(1500);
     let (_stop, _task) = spawn_sink(sink_db.clone(), bus.clone(), spec, handler);
-    eventually("the three slow events", Duration::from_secs(20), || async {
+    eventually("the three slow events", || async {
         sink_counts(&sink_db, None).await == (3, 3)
     })
     .await;
@@ -364,7 +362,7 @@ async fn a_consumer_whose_durable_consumer_is_deleted_pulls_again_and_applies_ne
         fast_spec("sink-lost"),
         Arc::default(),
     );
-    eventually("the first event", Duration::from_secs(20), || async {
+    eventually("the first event", || async {
         sink_counts(&sink_db, None).await == (1, 1)
     })
     .await;
@@ -379,7 +377,7 @@ async fn a_consumer_whose_durable_consumer_is_deleted_pulls_again_and_applies_ne
     publish_raw(&bus, &second, &second.event_id).await;
     // The consumer is set up again from the start of the stream: the first event comes
     // back and is skipped, the second is applied.
-    eventually(
+    eventually_within(
         "the event published after the deletion",
         Duration::from_secs(10),
         || async { sink_counts(&sink_db, None).await == (2, 2) },
@@ -402,7 +400,7 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
     let task = tokio::spawn(consumer.run(stopping));
     let first = envelope(Uuid::now_v7());
     publish_raw(&bus, &first, &first.event_id).await;
-    eventually("the first event", Duration::from_secs(20), || async {
+    eventually("the first event", || async {
         sink_counts(&sink_db, None).await == (1, 1)
     })
     .await;
@@ -428,7 +426,7 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
         .delete_stream(bus.stream_name("sink"))
         .await
         .unwrap();
-    eventually(
+    eventually_within(
         "the consumer reported stalled",
         Duration::from_secs(15),
         || async { health.stalled() == ["sink-stalled"] },
@@ -436,7 +434,7 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
     .await;
 
     jetstream.delete_stream(&squatter).await.unwrap();
-    eventually(
+    eventually_within(
         "the consumer pulling again",
         Duration::from_secs(15),
         || async { health.stalled().is_empty() },
@@ -444,7 +442,7 @@ async fn a_consumer_that_cannot_pull_reports_it_until_its_stream_is_back() {
     .await;
     let event = envelope(Uuid::now_v7());
     publish_raw(&bus, &event, &event.event_id).await;
-    eventually(
+    eventually_within(
         "the event after the recovery",
         Duration::from_secs(10),
         || async { sink_counts(&sink_db, None).await == (2, 2) },
@@ -498,7 +496,7 @@ async fn a_commit_that_published_wakes_its_processs_relay_at_once() {
     // The relay's first round (an empty outbox) and its first wait.
     tokio::time::sleep(Duration::from_millis(500)).await;
     write_events(&sink_db, 100).await;
-    eventually(
+    eventually_within(
         "the woken relay's publishing",
         Duration::from_secs(10),
         || async {

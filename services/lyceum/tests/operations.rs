@@ -10,7 +10,7 @@ use common::*;
 use futures::StreamExt;
 use lyceum_proto::identity::v1 as identity;
 use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
-use lyceum_testkit::TestDatabase;
+use lyceum_testkit::{TestDatabase, free_port};
 use tonic::Code;
 
 async fn migrated(services: &[&lyceum_platform::db::ServiceSchema]) -> TestDatabase {

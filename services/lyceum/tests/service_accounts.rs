@@ -2,18 +2,17 @@
 //! decide what an account may do in instructor, and disabling it at identity makes
 //! instructor refuse its token within seconds, also after instructor restarts.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lyceum_platform::auth::{scopes, with_bearer};
+use lyceum_platform::auth::scopes;
 use lyceum_proto::identity::v1 as idpb;
 use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
 use lyceum_proto::instructor::v1 as ipb;
 use lyceum_proto::instructor::v1::payment_service_client::PaymentServiceClient;
-use lyceum_testkit::{TestDatabase, nats_url};
+use lyceum_testkit::{TestDatabase, authed, free_port, nats_url, service_account};
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
 
 const ADMIN_EMAIL: &str = "root@lyceum.test";
 const ADMIN_PASSWORD: &str = "Correct-Horse-42";
@@ -26,11 +25,7 @@ struct Served {
 
 impl Served {
     async fn start(service: &str, db: &TestDatabase, prefix: &str, identity: Option<u16>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lyceum"));
         command
             .args(["serve", service, "--listen", &format!("127.0.0.1:{port}")])
@@ -73,43 +68,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    with_bearer(Request::new(message), token)
-}
-
-/// A service account with `scopes` and a token of it.
-async fn service_account(
-    auth: &mut AuthServiceClient<Channel>,
-    admin: &str,
-    name: &str,
-    scopes: &[&str],
-) -> (String, String) {
-    let created = auth
-        .create_service_account(authed(
-            idpb::CreateServiceAccountRequest {
-                name: name.into(),
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            },
-            admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let id = created.service_account.unwrap().id;
-    let token = auth
-        .authenticate_service_account(idpb::AuthenticateServiceAccountRequest {
-            service_account_id: id.clone(),
-            client_secret: created.client_secret,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap()
-        .access_token;
-    (id, token)
 }
 
 /// Reports a payment outcome as the token's holder. The payment does not exist, so an

@@ -4,6 +4,17 @@
 //! Each test is independent: its own database (dropped afterwards), its own port and its
 //! own event subject prefix.
 //! `TEST_LOG=1` shows the services' logs; otherwise tests are silent.
+//!
+//! Beside that, the helpers every suite needs: authenticated requests and status checks,
+//! tokens signed with identity's key, and polling for what happens asynchronously.
+
+mod rpc;
+mod tokens;
+mod wait;
+
+pub use rpc::{assert_code, authed, service_account, violated_fields};
+pub use tokens::fresh_claims;
+pub use wait::{EVENTUALLY_TIMEOUT, eventually, eventually_within};
 
 use std::sync::Arc;
 
@@ -28,6 +39,14 @@ pub fn admin_url() -> String {
 
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A port free on 127.0.0.1 now, for a process the test starts to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free local port")
+        .port()
 }
 
 /// A database of its own for one test, dropped when the value is dropped.

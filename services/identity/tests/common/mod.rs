@@ -16,9 +16,9 @@ use lyceum_proto::identity::v1 as pb;
 use lyceum_proto::identity::v1::auth_service_client::AuthServiceClient;
 use lyceum_proto::identity::v1::organization_service_client::OrganizationServiceClient;
 use lyceum_proto::identity::v1::user_service_client::UserServiceClient;
-use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
+use lyceum_testkit::{RunningServer, TestDatabase, authed, test_bus};
+use tonic::Request;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
 
 pub const ADMIN_EMAIL: &str = "root@lyceum.test";
 pub const PASSWORD: &str = "Correct-Horse-42";
@@ -96,32 +96,7 @@ impl TestApp {
         name: &str,
         scopes: &[&str],
     ) -> (String, String) {
-        let created = self
-            .auth()
-            .create_service_account(authed(
-                pb::CreateServiceAccountRequest {
-                    name: name.into(),
-                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                },
-                admin,
-            ))
-            .await
-            .expect("create service account")
-            .into_inner();
-        let id = created.service_account.expect("account").id;
-        let token = self
-            .auth()
-            .authenticate_service_account(pb::AuthenticateServiceAccountRequest {
-                service_account_id: id.clone(),
-                client_secret: created.client_secret,
-            })
-            .await
-            .expect("service account token")
-            .into_inner()
-            .tokens
-            .expect("tokens")
-            .access_token;
-        (id, token)
+        lyceum_testkit::service_account(&mut self.auth(), admin, name, scopes).await
     }
 
     pub async fn create_org(&self, admin: &str, slug: &str) -> pb::Organization {
@@ -187,33 +162,8 @@ impl TestApp {
     }
 }
 
-pub fn authed<T>(message: T, token: &str) -> Request<T> {
-    lyceum_platform::auth::with_bearer(Request::new(message), token)
-}
-
 /// The claims of a token, read without verification (the tests inspect what was issued).
 pub fn claims_of(token: &str) -> Claims {
     let payload = token.split('.').nth(1).expect("payload");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// The field paths of a status's `BadRequest` details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got success: {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
 }

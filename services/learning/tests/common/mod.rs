@@ -5,12 +5,9 @@
 
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
 use lyceum_identity::{IdentityModule, TokenLifetimes};
 use lyceum_learning::LearningModule;
-use lyceum_platform::auth::{
-    Claims, GrantedRole, ISSUER, PrincipalKind, TokenSigner, TokenVerifier,
-};
+use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner, TokenVerifier};
 use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
 use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
@@ -19,10 +16,10 @@ use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
 use lyceum_proto::learning::v1::review_service_client::ReviewServiceClient;
-use lyceum_testkit::{RunningServer, TestDatabase, test_bus};
+use lyceum_testkit::{RunningServer, TestDatabase, authed, fresh_claims, test_bus};
 use prost::Message;
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
 use uuid::Uuid;
 
 pub struct TestApp {
@@ -70,47 +67,28 @@ impl TestApp {
             bus.clone(),
         )
         .await;
-        let mut conn = db.admin_connection().await;
-        let (kid, sealed): (String, Vec<u8>) = sqlx::query_as(
-            "SELECT kid, private_key_encrypted FROM identity.signing_keys ORDER BY created_at DESC LIMIT 1",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        let seed: [u8; 32] = sealer.decrypt(&sealed).unwrap().try_into().unwrap();
+        let signer = db.identity_signer(&sealer).await;
         Self {
             db,
             learning,
             bus,
             server,
-            signer: TokenSigner::new(kid, SigningKey::from_bytes(&seed)),
+            signer,
         }
     }
 
     /// A user with the given roles (each `(role, scoped to their org?)`).
     pub fn user(&self, org: Option<Uuid>, roles: &[(&str, bool)]) -> User {
-        let id = Uuid::now_v7();
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.into(),
-            sub: id,
-            iat: now,
-            exp: now + 3600,
-            jti: Uuid::now_v7(),
-            kind: PrincipalKind::User,
-            org,
-            roles: roles
-                .iter()
-                .map(|(role, scoped)| GrantedRole {
-                    role: (*role).into(),
-                    org: if *scoped { org } else { None },
-                })
-                .collect(),
-            sid: None,
-            scopes: vec![],
-        };
+        let roles = roles
+            .iter()
+            .map(|(role, scoped)| GrantedRole {
+                role: (*role).into(),
+                org: if *scoped { org } else { None },
+            })
+            .collect();
+        let claims = fresh_claims(PrincipalKind::User, org, roles, vec![]);
         User {
-            id,
+            id: claims.sub,
             org,
             token: self.signer.sign(&claims),
         }
@@ -328,44 +306,5 @@ impl TestApp {
             .unwrap()
             .await
             .unwrap();
-    }
-}
-
-pub fn authed<T>(message: T, token: &str) -> Request<T> {
-    lyceum_platform::auth::with_bearer(Request::new(message), token)
-}
-
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
-
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got success: {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
-}
-
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

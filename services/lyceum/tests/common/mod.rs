@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,6 +14,7 @@ use lyceum_platform::db::{Database, ServiceSchema, Tx};
 use lyceum_platform::events::EventBus;
 use lyceum_platform::events::consumer::{Consumer, ConsumerSpec, EventHandler};
 use lyceum_proto::events::v1::EventEnvelope;
+use lyceum_testkit::free_port;
 use sqlx::migrate::Migrator;
 use tokio::sync::watch;
 
@@ -81,27 +81,6 @@ pub async fn sink_counts(db: &Database, event_type: Option<&str>) -> (i64, i64) 
     .unwrap();
     tx.commit().await.unwrap();
     counts
-}
-
-/// Polls until `check` holds, failing the test with `what` after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn unique_prefix(stem: &str) -> String {
