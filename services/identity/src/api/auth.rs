@@ -1,6 +1,5 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use lyceum_platform::auth::{require_principal, scopes};
 use lyceum_platform::convert::{parse_id, timestamp};
 use lyceum_platform::crypto::SecretBox;
@@ -11,15 +10,18 @@ use lyceum_proto::identity::v1::auth_service_server::AuthService;
 use prost::Message as _;
 use rand::RngCore;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use super::tokens::hash_refresh_token;
 use super::{IdentityApi, wire};
-use crate::domain::{Email, PasswordHash, Slug, UserStatus};
+use crate::domain::session::{
+    RefreshRefusal, RefreshStep, SessionEnd, decide_refresh, decide_refresh_account, decide_replay,
+};
+use crate::domain::{Email, PasswordHash, Slug, may_sign_in, require_platform_admin};
 use crate::events;
-use crate::store::{credentials, service_accounts, sessions, signing_keys, users};
+use crate::store::{Tx, credentials, service_accounts, sessions, signing_keys, users};
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
-const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 async fn verify_off_thread(hash: PasswordHash, candidate: String) -> Result<bool, ApiError> {
     super::run_hashing(move || hash.matches(&candidate)).await
@@ -76,12 +78,7 @@ impl IdentityApi {
             attempt.failed();
             return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
         };
-        if user.status != UserStatus::Active {
-            return Err(ApiError::Unauthenticated(format!(
-                "the account is {}",
-                user.status
-            )));
-        }
+        may_sign_in(user.status)?;
         let tokens = self
             .open_session(&mut tx, user.id, user.organization_id)
             .await?;
@@ -103,56 +100,41 @@ impl IdentityApi {
         let mut tx = self.db.begin_system("token refresh").await?;
         let presented = sessions::find_and_lock(&mut tx, &hash_refresh_token(&token))
             .await?
-            .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
-        if let Some(rotated_at) = presented.rotated_at {
+            .ok_or(RefreshRefusal::Invalid)?;
+        let state = presented.refresh_state();
+        let grace = chrono::Duration::from_std(self.refresh_grace).unwrap_or_default();
+        let session = presented.session_id;
+        // One clock for the grace window and the session's expiry: the database's, which
+        // stamped `rotated_at`.
+        let step = match decide_refresh(&state, presented.checked_at, grace) {
+            Ok(step) => step,
+            Err(refusal) => return Err(refuse_refresh(tx, session, refusal).await?),
+        };
+        if let RefreshStep::Replay(sealed) = step {
             // The same client refreshing twice at once (two tabs, a retry after a lost
             // answer) gets the pair the first refresh produced.
-            let within_grace = presented.checked_at - rotated_at
-                < chrono::Duration::from_std(self.refresh_grace).unwrap_or_default();
-            if within_grace
-                && presented.session_revoked_at.is_none()
-                && presented.session_expires_at > presented.checked_at
-                && let Some(sealed) = &presented.successor_sealed
-            {
-                let pair = open_token_pair(self.keys.sealer(), sealed)?;
-                // Only while the successor has not moved on: once it was rotated, the
-                // client that asked twice has already used the pair, so whoever presents
-                // the old token now holds a copy.
-                let successor = hash_refresh_token(&pair.refresh_token);
-                if sessions::lock_unrotated(&mut tx, &successor).await? {
-                    tx.commit().await?;
-                    return Ok(pb::RefreshTokenResponse { tokens: Some(pair) });
-                }
+            let pair = open_token_pair(self.keys.sealer(), sealed)?;
+            let successor = hash_refresh_token(&pair.refresh_token);
+            let unrotated = sessions::lock_unrotated(&mut tx, &successor).await?;
+            if let Err(refusal) = decide_replay(&state, unrotated) {
+                return Err(refuse_refresh(tx, session, refusal).await?);
             }
-            // A rotated token came back late, or after its successor moved on: someone holds
-            // a copy. End the whole session.
-            if presented.session_revoked_at.is_none() {
-                tracing::warn!(session = %presented.session_id, "refresh token reuse detected; revoking the session");
-                sessions::revoke_session(&mut tx, presented.session_id, "reuse_detected").await?;
-                tx.commit().await?;
-            }
-            return Err(ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()));
+            tx.commit().await?;
+            return Ok(pb::RefreshTokenResponse { tokens: Some(pair) });
         }
-        if presented.session_revoked_at.is_some() || presented.session_expires_at <= Utc::now() {
-            return Err(ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()));
-        }
+        // A token whose user is gone is as invalid as an unknown one.
         let user = users::get(&mut tx, presented.user_id)
             .await?
-            .ok_or_else(|| ApiError::Unauthenticated(BAD_REFRESH_TOKEN.into()))?;
-        if user.status != UserStatus::Active {
-            sessions::revoke_session(&mut tx, presented.session_id, "user_suspended").await?;
-            tx.commit().await?;
-            return Err(ApiError::Unauthenticated(format!(
-                "the account is {}",
-                user.status
-            )));
+            .ok_or(RefreshRefusal::Invalid)?;
+        if let Err(refusal) = decide_refresh_account(user.status) {
+            return Err(refuse_refresh(tx, session, refusal).await?);
         }
         let tokens = self
             .next_token_pair(
                 &mut tx,
                 user.id,
                 user.organization_id,
-                presented.session_id,
+                session,
                 presented.session_expires_at,
             )
             .await?;
@@ -177,7 +159,7 @@ impl IdentityApi {
         if let Some(presented) =
             sessions::find_and_lock(&mut tx, &hash_refresh_token(&token)).await?
         {
-            sessions::revoke_session(&mut tx, presented.session_id, "logout").await?;
+            sessions::revoke_session(&mut tx, presented.session_id, SessionEnd::Logout).await?;
         }
         tx.commit().await?;
         Ok(pb::RevokeTokenResponse {})
@@ -201,9 +183,7 @@ impl IdentityApi {
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<pb::RotateSigningKeyResponse, ApiError> {
         let principal = require_principal(&request)?;
-        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
-            return Err(ApiError::permission_denied());
-        }
+        require_platform_admin(&principal)?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -227,9 +207,7 @@ impl IdentityApi {
         let scopes = service_account_scopes(&mut v, req.scopes);
         v.into_result()?;
         let name = name.expect("parsed when there are no violations");
-        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
-            return Err(ApiError::permission_denied());
-        }
+        require_platform_admin(&principal)?;
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
         let secret = URL_SAFE_NO_PAD.encode(secret);
@@ -258,9 +236,7 @@ impl IdentityApi {
             "service_account_id",
             &request.into_inner().service_account_id,
         )?;
-        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
-            return Err(ApiError::permission_denied());
-        }
+        require_platform_admin(&principal)?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -400,4 +376,21 @@ fn open_token_pair(sealer: &SecretBox, sealed: &[u8]) -> Result<pb::TokenPair, A
     let bytes = sealer.decrypt(sealed)?;
     pb::TokenPair::decode(bytes.as_slice())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("sealed token pair: {e}")))
+}
+
+/// The error a refused refresh answers with, once the session it ends (if any) is ended
+/// and committed: the refusal must not undo the revocation.
+async fn refuse_refresh(
+    mut tx: Tx,
+    session: Uuid,
+    refusal: RefreshRefusal,
+) -> Result<ApiError, ApiError> {
+    if let Some(reason) = refusal.revocation() {
+        if reason == SessionEnd::ReuseDetected {
+            tracing::warn!(%session, "refresh token reuse detected; revoking the session");
+        }
+        sessions::revoke_session(&mut tx, session, reason).await?;
+        tx.commit().await?;
+    }
+    Ok(refusal.into())
 }

@@ -11,8 +11,13 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{IdentityApi, wire};
+use crate::domain::organization::{
+    decide_organization_update, decide_team_admin, decide_team_member, may_administer,
+    may_see_organization, may_see_team, touches_billing,
+};
 use crate::domain::{
     BoundedText, Name, Slug, SubscriptionStatus, SubscriptionTier, TeamMemberRole,
+    require_platform_admin,
 };
 use crate::events;
 use crate::store::organizations::{NewOrganization, OrganizationChanges};
@@ -20,20 +25,6 @@ use crate::store::{Tx, organizations, teams};
 
 type CompanySize = BoundedText<50, false>;
 type Description = BoundedText<2000, false>;
-
-/// A member of the organization, one of its admins, or anyone with platform access.
-fn can_see_organization(principal: &Principal, org: Uuid) -> bool {
-    principal.organization_id == Some(org) || principal.administers(org)
-}
-
-/// Not found for outsiders (existence does not leak), permission denied for members.
-fn deny_for(principal: &Principal, org: Uuid) -> ApiError {
-    if can_see_organization(principal, org) {
-        ApiError::permission_denied()
-    } else {
-        ApiError::not_found("organization")
-    }
-}
 
 impl IdentityApi {
     async fn tx_for(&self, principal: &Principal) -> Result<Tx, ApiError> {
@@ -52,13 +43,7 @@ impl IdentityApi {
         let team = teams::get(tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("team"))?;
-        if !principal.administers(team.organization_id) {
-            return Err(if can_see_organization(principal, team.organization_id) {
-                ApiError::permission_denied()
-            } else {
-                ApiError::not_found("team")
-            });
-        }
+        decide_team_admin(principal, team.organization_id)?;
         Ok(team)
     }
 
@@ -83,9 +68,7 @@ impl IdentityApi {
         let settings = bounded_json(&mut v, "settings", req.settings);
         let branding = bounded_json(&mut v, "branding", req.branding);
         v.into_result()?;
-        if !principal.has_platform_access() {
-            return Err(ApiError::permission_denied());
-        }
+        require_platform_admin(&principal)?;
         let (Some(name), Some(slug), Some(tier), Some(status), Some(company_size)) =
             (name, slug, tier, status, company_size)
         else {
@@ -118,9 +101,7 @@ impl IdentityApi {
     ) -> Result<pb::GetOrganizationResponse, ApiError> {
         let principal = require_principal(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        if !can_see_organization(&principal, id) {
-            return Err(ApiError::not_found("organization"));
-        }
+        may_see_organization(&principal, id)?;
         let mut tx = self.tx_for(&principal).await?;
         let row = organizations::get(&mut tx, id)
             .await?
@@ -213,11 +194,8 @@ impl IdentityApi {
         }
         v.into_result()?;
         let id = id.expect("parsed when there are no violations");
-        // Billing fields belong to the platform, not to the organization's own admins.
-        let billing = paths.contains("subscription_tier") || paths.contains("subscription_status");
-        if !principal.administers(id) || (billing && !principal.has_platform_access()) {
-            return Err(deny_for(&principal, id));
-        }
+        let billing = touches_billing(paths.iter().map(String::as_str));
+        decide_organization_update(&principal, id, billing)?;
         let mut tx = self.tx_for(&principal).await?;
         let row = organizations::update(&mut tx, id, changes)
             .await?
@@ -243,9 +221,7 @@ impl IdentityApi {
         let (Some(org), Some(name), Some(description)) = (org, name, description) else {
             unreachable!("all fields parsed when there are no violations")
         };
-        if !principal.administers(org) {
-            return Err(deny_for(&principal, org));
-        }
+        may_administer(&principal, org)?;
         let mut tx = self.tx_for(&principal).await?;
         let row = teams::insert(&mut tx, org, name.into_inner(), description.into_inner()).await?;
         tx.commit().await?;
@@ -263,8 +239,8 @@ impl IdentityApi {
         let mut tx = self.tx_for(&principal).await?;
         let row = teams::get(&mut tx, id)
             .await?
-            .filter(|t| can_see_organization(&principal, t.organization_id))
             .ok_or_else(|| ApiError::not_found("team"))?;
+        may_see_team(&principal, row.organization_id)?;
         tx.commit().await?;
         Ok(pb::GetTeamResponse {
             team: Some(wire::team(row)),
@@ -283,9 +259,7 @@ impl IdentityApi {
         let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
         v.into_result()?;
         let org = org.expect("parsed when there are no violations");
-        if !can_see_organization(&principal, org) {
-            return Err(ApiError::not_found("organization"));
-        }
+        may_see_organization(&principal, org)?;
         let mut tx = self.tx_for(&principal).await?;
         let rows = teams::list(&mut tx, org, after, limit + 1).await?;
         tx.commit().await?;
@@ -363,11 +337,10 @@ impl IdentityApi {
         };
         let mut tx = self.tx_for(&principal).await?;
         let team = self.team_for_admin(&mut tx, &principal, team_id).await?;
-        // Teams hold members of their own organization only.
         let user = crate::store::users::get(&mut tx, user_id)
             .await?
-            .filter(|u| u.organization_id == Some(team.organization_id))
             .ok_or_else(|| ApiError::not_found("user"))?;
+        decide_team_member(team.organization_id, user.organization_id)?;
         let row = teams::upsert_member(&mut tx, &team, user.id, role).await?;
         tx.commit().await?;
         Ok(pb::AddTeamMemberResponse {
@@ -410,10 +383,10 @@ impl IdentityApi {
         v.into_result()?;
         let team_id = team_id.expect("parsed when there are no violations");
         let mut tx = self.tx_for(&principal).await?;
-        teams::get(&mut tx, team_id)
+        let team = teams::get(&mut tx, team_id)
             .await?
-            .filter(|t| can_see_organization(&principal, t.organization_id))
             .ok_or_else(|| ApiError::not_found("team"))?;
+        may_see_team(&principal, team.organization_id)?;
         let rows = teams::list_members(&mut tx, team_id, after, limit + 1).await?;
         tx.commit().await?;
         let (rows, next) = paginate(rows, limit, |r| r.user_id);

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::IdentityApi;
+use crate::domain::token::access_token_expiry;
 use crate::store::{Tx, grants, service_accounts, sessions};
 
 /// A fresh opaque refresh token and the hash under which it is stored.
@@ -30,7 +31,8 @@ pub fn hash_refresh_token(token: &str) -> Vec<u8> {
 }
 
 impl IdentityApi {
-    /// Signs an access token carrying the user's unexpired grants.
+    /// Signs an access token carrying the user's unexpired grants, ending no later than
+    /// the first of them does.
     pub(super) async fn issue_user_access_token(
         &self,
         tx: &mut Tx,
@@ -39,8 +41,12 @@ impl IdentityApi {
         session_id: Uuid,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
         let active = grants::active_grants(tx, user_id).await?;
-        // The token ends no later than the first of its grants does.
-        let first_expiry = active.iter().filter_map(|g| g.expires_at).min();
+        let now = Utc::now();
+        let expires = access_token_expiry(
+            now,
+            self.lifetimes.access,
+            active.iter().map(|g| g.expires_at),
+        );
         let roles = active
             .into_iter()
             .map(|g| GrantedRole {
@@ -48,7 +54,6 @@ impl IdentityApi {
                 org: g.organization_id,
             })
             .collect();
-        let now = Utc::now();
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: user_id,
@@ -61,7 +66,7 @@ impl IdentityApi {
             sid: Some(session_id),
             scopes: Vec::new(),
         };
-        self.sign(tx, claims, first_expiry).await
+        self.sign(tx, claims, expires).await
     }
 
     pub(super) async fn issue_service_access_token(
@@ -70,10 +75,11 @@ impl IdentityApi {
         service_account_id: Uuid,
         scopes: Vec<String>,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let now = Utc::now();
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: service_account_id,
-            iat: Utc::now().timestamp(),
+            iat: now.timestamp(),
             exp: 0,
             jti: Uuid::now_v7(),
             kind: PrincipalKind::Service,
@@ -82,19 +88,17 @@ impl IdentityApi {
             sid: None,
             scopes,
         };
-        self.sign(tx, claims, None).await
+        let expires = access_token_expiry(now, self.lifetimes.access, []);
+        self.sign(tx, claims, expires).await
     }
 
-    /// Signs the claims with the active key, expiring after the access-token lifetime or
-    /// at `not_after`, whichever comes first.
+    /// Signs the claims with the active key, expiring at `expires`.
     async fn sign(
         &self,
         tx: &mut Tx,
         mut claims: Claims,
-        not_after: Option<DateTime<Utc>>,
+        expires: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let lifetime_end = Utc::now() + self.lifetimes.access;
-        let expires = not_after.map_or(lifetime_end, |t| t.min(lifetime_end));
         claims.exp = expires.timestamp();
         let signer = self.keys.active_signer(tx).await?;
         Ok((signer.sign(&claims), expires))

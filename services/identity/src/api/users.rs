@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use lyceum_platform::auth::{Principal, optional_principal, require_principal, scopes};
+use lyceum_platform::auth::{Principal, optional_principal, require_principal};
 use lyceum_platform::convert::{
     bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
     update_mask,
@@ -15,6 +15,13 @@ use uuid::Uuid;
 
 use super::organizations::paginate;
 use super::{IdentityApi, wire};
+use crate::domain::grant::{GrantScope, decide_grant, may_grant};
+use crate::domain::session::SessionEnd;
+use crate::domain::user::{
+    PasswordChange, UserCreation, can_see_user, confirm_current_password, decide_password_change,
+    decide_user_creation, decide_user_listing, decide_user_update, default_grants, may_read_roles,
+    needs_held_grants,
+};
 use crate::domain::{BoundedText, Email, OptionalName, Password, Role, UserStatus};
 use crate::events;
 use crate::store::grants::NewGrant;
@@ -24,59 +31,14 @@ use crate::store::{Tx, credentials, grants, sessions, users};
 type AvatarUrl = BoundedText<2048, false>;
 const MAX_BATCH: usize = 1000;
 
-/// Platform admins, and service accounts with the `users:read` scope.
-fn reads_every_user(principal: &Principal) -> bool {
-    principal.has_platform_access() || principal.has_scope(scopes::USERS_READ)
-}
-
-/// Who may see a user: themselves, members of the same organization, its admins, and
-/// whoever reads every user.
-fn can_see_user(principal: &Principal, user: &UserRow) -> bool {
-    principal.is_user(user.id)
-        || reads_every_user(principal)
-        || user
-            .organization_id
-            .is_some_and(|org| principal.organization_id == Some(org) || principal.administers(org))
-}
-
-fn can_manage_user(principal: &Principal, user: &UserRow) -> bool {
-    principal.has_platform_access()
-        || user
-            .organization_id
-            .is_some_and(|org| principal.administers(org))
-}
-
-/// Who may grant or revoke `role` in `org`: platform admins anything; org admins the
-/// organization-scoped roles of their own organization.
-fn can_grant(principal: &Principal, role: Role, org: Option<Uuid>) -> bool {
-    match org {
-        _ if principal.has_platform_access() => true,
-        Some(org) => !role.is_platform_wide() && principal.administers(org),
-        None => false,
-    }
-}
-
 impl IdentityApi {
-    /// Whether the user holds a grant beyond the caller's reach (platform admin, or a role
-    /// in an organization the caller does not administer): org admins do not manage them.
-    async fn outranks(
-        &self,
-        tx: &mut Tx,
-        principal: &Principal,
-        user_id: Uuid,
-    ) -> Result<bool, ApiError> {
-        if principal.has_platform_access() {
-            return Ok(false);
-        }
-        // The caller may not list the grants it is asking about.
+    /// The user's unexpired grants, for the outranking check: the caller may not list
+    /// the grants it is asking about, so the service reads them itself.
+    async fn held_grants(&self, tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantScope>, ApiError> {
         tx.begin_bookkeeping("outranking check").await?;
         let held = grants::active_grants(tx, user_id).await?;
         tx.end_bookkeeping().await?;
-        Ok(held.iter().any(|g| {
-            g.role == Role::Admin
-                || g.organization_id
-                    .is_some_and(|org| !principal.administers(org))
-        }))
+        Ok(held.iter().map(|g| g.scope()).collect())
     }
 
     async fn visible_user(
@@ -87,7 +49,7 @@ impl IdentityApi {
     ) -> Result<UserRow, ApiError> {
         users::get(tx, id)
             .await?
-            .filter(|u| can_see_user(principal, u))
+            .filter(|u| can_see_user(principal, &u.scope()))
             .ok_or_else(|| ApiError::not_found("user"))
     }
 
@@ -125,23 +87,16 @@ impl IdentityApi {
             unreachable!("all fields parsed when there are no violations")
         };
 
-        // Without a token this is self-registration, which joins no organization.
-        let context = match (&principal, organization_id) {
+        let creation = decide_user_creation(principal.as_ref(), organization_id)?;
+        let context = match creation {
             // Nobody is signed in yet: creating the account is the service's own work.
-            (None, None) => TenantContext::anonymous(),
-            (None, Some(_)) => return Err(ApiError::unauthenticated()),
-            (Some(p), Some(org)) if p.administers(org) => TenantContext::for_principal(p),
-            (Some(p), None) if p.has_platform_access() => TenantContext::for_principal(p),
-            (Some(p), Some(org)) if p.organization_id == Some(org) => {
-                return Err(ApiError::permission_denied());
-            }
-            (Some(_), Some(_)) => return Err(ApiError::not_found("organization")),
-            (Some(_), None) => return Err(ApiError::permission_denied()),
+            UserCreation::SelfRegistration => TenantContext::anonymous(),
+            UserCreation::ByCaller(caller) => TenantContext::for_principal(caller),
         };
         let hash = super::run_hashing(move || password.hash()).await?;
 
         let mut tx = self.db.begin(&context).await?;
-        if principal.is_none() {
+        if creation == UserCreation::SelfRegistration {
             tx.begin_bookkeeping("self-registration").await?;
         }
         let user = users::insert(
@@ -164,13 +119,12 @@ impl IdentityApi {
         }
         credentials::set_password(&mut tx, user.id, &hash).await?;
         tx.publish(events::user_created(&user)).await?;
-        // Everyone is a `user`; members of an organization are also its `member`s.
         let granted_by = principal.as_ref().map(|p| p.subject);
-        let mut defaults = vec![(Role::User, None)];
-        if let Some(org) = organization_id {
-            defaults.push((Role::Member, Some(org)));
-        }
-        for (role, organization_id) in defaults {
+        for GrantScope {
+            role,
+            organization_id,
+        } in default_grants(organization_id)
+        {
             let grant = grants::grant(
                 &mut tx,
                 NewGrant {
@@ -219,19 +173,7 @@ impl IdentityApi {
         let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
         v.into_result()?;
         let org = org.expect("parsed when there are no violations");
-        match org {
-            None if !reads_every_user(&principal) => {
-                return Err(ApiError::invalid("organization_id", "is required"));
-            }
-            Some(org)
-                if principal.organization_id != Some(org)
-                    && !principal.administers(org)
-                    && !reads_every_user(&principal) =>
-            {
-                return Err(ApiError::not_found("organization"));
-            }
-            _ => {}
-        }
+        decide_user_listing(&principal, org)?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -297,29 +239,26 @@ impl IdentityApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let existing = self.visible_user(&mut tx, &principal, id).await?;
-        // Users edit their own profile; only those who manage them change their status.
-        let managing = can_manage_user(&principal, &existing)
-            && !self.outranks(&mut tx, &principal, id).await?;
-        let editing_self = principal.is_user(id) && status.is_none();
-        if !managing && !editing_self {
-            return Err(ApiError::permission_denied());
-        }
+        let existing = self.visible_user(&mut tx, &principal, id).await?.scope();
+        let held = if needs_held_grants(&principal, &existing) {
+            Some(self.held_grants(&mut tx, id).await?)
+        } else {
+            None
+        };
+        let update = decide_user_update(&principal, &existing, held.as_deref(), status)?;
         let updated = users::update(&mut tx, id, changes)
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
-        if status.is_some_and(|s| s != UserStatus::Active) {
+        if update.end_sessions {
             // The caller may manage the user but not their sessions' rows: the service
             // ends them itself.
             tx.begin_bookkeeping("end suspended user's sessions")
                 .await?;
-            sessions::revoke_user_sessions(&mut tx, id, "user_suspended").await?;
+            sessions::revoke_user_sessions(&mut tx, id, SessionEnd::UserSuspended).await?;
             tx.end_bookkeeping().await?;
         }
         tx.publish(events::user_updated(&updated)).await?;
-        let newly_suspended =
-            status == Some(UserStatus::Suspended) && existing.status != UserStatus::Suspended;
-        if newly_suspended {
+        if update.announce_suspension {
             tx.publish(events::user_suspended(&updated)).await?;
         }
         tx.commit().await?;
@@ -354,7 +293,7 @@ impl IdentityApi {
         Ok(pb::BatchGetUsersResponse {
             users: rows
                 .into_iter()
-                .filter(|u| can_see_user(&principal, u))
+                .filter(|u| can_see_user(&principal, &u.scope()))
                 .map(wire::user)
                 .collect(),
         })
@@ -378,27 +317,22 @@ impl IdentityApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let user = self.visible_user(&mut tx, &principal, id).await?;
-        if principal.is_user(id) {
-            // Users prove they know the current password; admins resetting it do not.
-            let current = credentials::password_hash(&mut tx, id).await?;
-            let candidate = req.current_password.clone();
-            let matches =
-                super::run_hashing(move || current.is_some_and(|h| h.matches(&candidate))).await?;
-            if !matches {
-                return Err(ApiError::invalid("current_password", "does not match"));
+        match decide_password_change(&principal, &user.scope())? {
+            PasswordChange::ProveCurrent => {
+                let current = credentials::password_hash(&mut tx, id).await?;
+                let candidate = req.current_password.clone();
+                let matches =
+                    super::run_hashing(move || current.is_some_and(|h| h.matches(&candidate)))
+                        .await?;
+                confirm_current_password(matches)?;
             }
-        } else if !principal.has_platform_access() {
-            // Resetting another user's password is a takeover tool: platform admins only.
-            let _ = &user;
-            return Err(ApiError::PermissionDenied(
-                "only the user or a platform admin changes a password".into(),
-            ));
+            PasswordChange::Reset => {}
         }
         let hash = super::run_hashing(move || password.hash()).await?;
         credentials::set_password(&mut tx, id, &hash).await?;
         tx.begin_bookkeeping("end sessions after a password change")
             .await?;
-        sessions::revoke_user_sessions(&mut tx, id, "password_changed").await?;
+        sessions::revoke_user_sessions(&mut tx, id, SessionEnd::PasswordChanged).await?;
         tx.commit().await?;
         Ok(pb::ChangePasswordResponse {})
     }
@@ -428,18 +362,7 @@ impl IdentityApi {
             },
         };
         if let (Some(role), Some(org)) = (role, org) {
-            if role.requires_organization() && org.is_none() {
-                v.add(
-                    "organization_id",
-                    format!("is required for role {}", role.as_str()),
-                );
-            }
-            if role.is_platform_wide() && org.is_some() {
-                v.add(
-                    "organization_id",
-                    format!("must be empty for role {}", role.as_str()),
-                );
-            }
+            v.check("organization_id", role.check_scope(org));
         }
         v.into_result()?;
         let (Some(user_id), Some(role), Some(org), Some(expires_at)) =
@@ -452,21 +375,11 @@ impl IdentityApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
-        if !can_grant(&principal, role, org) {
-            return Err(ApiError::permission_denied());
-        }
-        // Org admins grant roles in their organization to its own members only.
-        if !principal.has_platform_access() && user.organization_id != org {
-            return Err(ApiError::not_found("user"));
-        }
-        // An organization's roles belong to its members: tenancy (and its row-level
-        // security) follows the user's home organization.
-        if org.is_some() && user.organization_id != org {
-            return Err(ApiError::invalid(
-                "organization_id",
-                "must be the user's own organization",
-            ));
-        }
+        let grant = GrantScope {
+            role,
+            organization_id: org,
+        };
+        decide_grant(&principal, &user.scope(), &grant)?;
         let row = grants::grant(
             &mut tx,
             NewGrant {
@@ -498,10 +411,7 @@ impl IdentityApi {
         let grant = grants::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("grant"))?;
-        let role = grant.role;
-        if !can_grant(&principal, role, grant.organization_id) {
-            return Err(ApiError::permission_denied());
-        }
+        may_grant(&principal, &grant.scope())?;
         if !grants::revoke(&mut tx, id).await? {
             // Revoked meanwhile by someone else: nothing more to do or announce.
             return Err(ApiError::not_found("grant"));
@@ -511,7 +421,7 @@ impl IdentityApi {
         // working now, not when those tokens expire.
         tx.begin_bookkeeping("end sessions after a role revocation")
             .await?;
-        sessions::revoke_user_sessions(&mut tx, grant.user_id, "roles_revoked").await?;
+        sessions::revoke_user_sessions(&mut tx, grant.user_id, SessionEnd::RolesRevoked).await?;
         tx.commit().await?;
         Ok(pb::RevokeRoleResponse {})
     }
@@ -535,9 +445,7 @@ impl IdentityApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
-        if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
-            return Err(ApiError::permission_denied());
-        }
+        may_read_roles(&principal, &user.scope())?;
         // The caller may ask about grants it cannot list itself.
         tx.begin_bookkeeping("role check").await?;
         let has_role = grants::has_role(&mut tx, user_id, role, org).await?;
@@ -556,9 +464,7 @@ impl IdentityApi {
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
-        if !(principal.is_user(user_id) || can_manage_user(&principal, &user)) {
-            return Err(ApiError::permission_denied());
-        }
+        may_read_roles(&principal, &user.scope())?;
         let rows = grants::active_grants(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(pb::ListUserRolesResponse {

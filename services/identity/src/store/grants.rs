@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::Role;
+use crate::domain::{GrantScope, Role};
 
 #[derive(Debug, Clone)]
 pub struct GrantRow {
@@ -13,6 +13,16 @@ pub struct GrantRow {
     pub organization_id: Option<Uuid>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl GrantRow {
+    /// The role and where it applies.
+    pub fn scope(&self) -> GrantScope {
+        GrantScope {
+            role: self.role,
+            organization_id: self.organization_id,
+        }
+    }
 }
 
 pub struct NewGrant {

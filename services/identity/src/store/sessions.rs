@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::session::{RefreshState, SessionEnd};
 
 #[derive(Debug, Clone)]
 pub struct PresentedToken {
@@ -18,6 +19,18 @@ pub struct PresentedToken {
     /// The database's clock when the row was read, for the grace window: the same clock
     /// that stamped `rotated_at`.
     pub checked_at: DateTime<Utc>,
+}
+
+impl PresentedToken {
+    /// What refreshing reads of the token and its session.
+    pub fn refresh_state(&self) -> RefreshState<'_> {
+        RefreshState {
+            rotated_at: self.rotated_at,
+            successor_sealed: self.successor_sealed.as_deref(),
+            session_expires_at: self.session_expires_at,
+            session_revoked: self.session_revoked_at.is_some(),
+        }
+    }
 }
 
 pub async fn create_session(
@@ -106,13 +119,13 @@ pub async fn mark_rotated(
 pub async fn revoke_session(
     tx: &mut Tx,
     session_id: Uuid,
-    reason: &str,
+    reason: SessionEnd,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
          WHERE id = $1 AND revoked_at IS NULL",
         session_id,
-        reason
+        reason.as_str()
     )
     .execute(tx.conn())
     .await?;
@@ -122,13 +135,13 @@ pub async fn revoke_session(
 pub async fn revoke_user_sessions(
     tx: &mut Tx,
     user_id: Uuid,
-    reason: &str,
+    reason: SessionEnd,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $2
          WHERE user_id = $1 AND revoked_at IS NULL",
         user_id,
-        reason
+        reason.as_str()
     )
     .execute(tx.conn())
     .await?;

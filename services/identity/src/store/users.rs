@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::UserStatus;
+use crate::domain::{UserScope, UserStatus};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -17,6 +17,17 @@ pub struct UserRow {
     pub status: UserStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    /// What the rules read of the user.
+    pub fn scope(&self) -> UserScope {
+        UserScope {
+            id: self.id,
+            organization_id: self.organization_id,
+            status: self.status,
+        }
+    }
 }
 
 pub struct NewUser {
