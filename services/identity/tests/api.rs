@@ -85,6 +85,31 @@ async fn invalid_registrations_name_every_offending_field() {
     }
 }
 
+/// Found by the fuzzer (`services/lyceum/tests/fuzz.rs`): a thousand malformed ids made
+/// a status whose details no client accepts, so the caller saw INTERNAL.
+#[tokio::test]
+async fn a_thousand_malformed_ids_are_one_readable_invalid_argument() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let status = assert_code(
+        app.users()
+            .batch_get_users(authed(
+                pb::BatchGetUsersRequest {
+                    ids: (0..1000)
+                        .map(|i| format!("'; DROP TABLE users; -- {i}"))
+                        .collect(),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    let fields = violated_fields(&status);
+    assert_eq!(fields.first().map(String::as_str), Some("ids[0]"));
+    assert!(fields.len() < 1000, "the first violations are reported");
+    assert!(status.message().ends_with("more"), "{}", status.message());
+}
+
 #[tokio::test]
 async fn emails_are_unique_whatever_their_case() {
     let app = TestApp::spawn().await;

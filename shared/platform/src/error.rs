@@ -171,21 +171,35 @@ impl From<ApiError> for Status {
         let code = error.code();
         match error {
             ApiError::InvalidArgument(violations) => {
-                let summary = violations
+                // Status details travel in HTTP/2 trailers, which a client refuses past a
+                // few kilobytes: a request with thousands of bad list items would turn its
+                // own INVALID_ARGUMENT into a protocol error. The first ones are reported.
+                let omitted = violations.len().saturating_sub(MAX_REPORTED_VIOLATIONS);
+                let shown: Vec<FieldViolation> = violations
+                    .into_iter()
+                    .take(MAX_REPORTED_VIOLATIONS)
+                    .map(|v| FieldViolation::new(bounded(&v.field), bounded(&v.description)))
+                    .collect();
+                let mut summary = shown
                     .iter()
+                    .take(MAX_SUMMARIZED_VIOLATIONS)
                     .map(|v| format!("{}: {}", v.field, v.description))
                     .collect::<Vec<_>>()
                     .join("; ");
+                let unsummarized = shown.len().saturating_sub(MAX_SUMMARIZED_VIOLATIONS) + omitted;
+                if unsummarized > 0 {
+                    summary.push_str(&format!("; and {unsummarized} more"));
+                }
                 let mut details = ErrorDetails::new();
-                for violation in violations {
+                for violation in shown {
                     details.add_bad_request_violation(violation.field, violation.description);
                 }
                 Status::with_error_details(code, format!("invalid argument: {summary}"), details)
             }
             ApiError::AlreadyExists { field, message } => {
                 let mut details = ErrorDetails::new();
-                details.add_bad_request_violation(field, message.clone());
-                Status::with_error_details(code, message, details)
+                details.add_bad_request_violation(bounded(&field), bounded(&message));
+                Status::with_error_details(code, bounded(&message), details)
             }
             ApiError::Throttled {
                 message,
@@ -199,9 +213,27 @@ impl From<ApiError> for Status {
                 tracing::error!(error = format!("{error:#}"), "internal error");
                 Status::internal("internal error")
             }
-            other => Status::new(code, other.to_string()),
+            other => Status::new(code, bounded(&other.to_string())),
         }
     }
+}
+
+/// Field violations carried in one status; the rest are counted in its message.
+const MAX_REPORTED_VIOLATIONS: usize = 16;
+/// Violations spelled out in the status message, which travels in a header.
+const MAX_SUMMARIZED_VIOLATIONS: usize = 3;
+/// Longest field path, description or message sent back, in bytes: some echo input.
+const MAX_REPORTED_TEXT: usize = 160;
+
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_REPORTED_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_REPORTED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The PostgreSQL error code of a failed statement, if it was one.
@@ -256,3 +288,39 @@ pub fn write_error(error: sqlx::Error, uniques: &[UniqueField], missing: &str) -
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const FOREIGN_KEY_VIOLATION: &str = "23503";
 pub const CHECK_VIOLATION: &str = "23514";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_of_violations_fit_in_a_status_the_client_accepts() {
+        let mut v = Violations::new();
+        for i in 0..5000 {
+            v.add(format!("ids[{i}]"), "x".repeat(10_000));
+        }
+        let status = Status::from(v.into_result().unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().ends_with("; and 4997 more"),
+            "{}",
+            status.message()
+        );
+        let violations = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations.len(), MAX_REPORTED_VIOLATIONS);
+        assert_eq!(violations[0].field, "ids[0]");
+        assert!(violations[0].description.len() <= MAX_REPORTED_TEXT + '…'.len_utf8());
+        // Everything the status carries (base64 in a trailer) stays far below the 16 KiB
+        // header list clients accept.
+        let carried = status.details().len() * 4 / 3 + status.message().len();
+        assert!(carried < 8 * 1024, "{carried} bytes");
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_REPORTED_TEXT);
+        let cut = bounded(&long);
+        assert!(cut.ends_with('…') && cut.len() <= MAX_REPORTED_TEXT + '…'.len_utf8());
+        assert_eq!(bounded("short"), "short");
+    }
+}
