@@ -32,7 +32,11 @@ echo "== deployment files (Dockerfile, compose, Kubernetes manifests)"
 ./scripts/validate-deploy.sh
 
 echo "== cargo test"
+assurance_report="${CARGO_TARGET_DIR:-target}/tmp/assurance-sizes.txt"
+rm -f "$assurance_report"
 cargo test --workspace --locked
+echo "== assurance suites (sizes)"
+cat "$assurance_report"
 
 # After `cargo test`, whose build of the lyceum binary the stack's image reuses.
 echo "== docker compose stack (offline stand-ins, integration test: scripts/compose-test.sh)"

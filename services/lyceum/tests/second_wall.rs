@@ -2,16 +2,16 @@
 //! service's own database role, with a tenant context that lacks the right, the way a
 //! handler that forgot its authorization check would reach the database.
 
+mod common;
+
+use common::report_size;
 use lyceum_platform::db::{Database, ServiceSchema, TenantContext};
 use lyceum_testkit::TestDatabase;
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
-const SCHEMAS: [ServiceSchema; 3] = [
-    lyceum_identity::SCHEMA,
-    lyceum_learning::SCHEMA,
-    lyceum_instructor::SCHEMA,
-];
+/// Every schema `lyceum migrate` builds: a new service joins by joining this list.
+const SCHEMAS: [ServiceSchema; 3] = lyceum_schema::ALL;
 
 /// One table of each schema, to knock on from the other services.
 fn a_table_of(schema: &str) -> &'static str {
@@ -944,4 +944,115 @@ async fn a_callers_context_reaches_the_database_verbatim_whatever_its_role_names
         roles: vec!["a\0b".to_owned()],
     };
     assert!(db.begin(&nul).await.is_err());
+}
+
+/// Tables of `schema` that `role` may touch although row-level security is off on them.
+async fn tables_open_without_rls(conn: &mut PgConnection, schema: &str, role: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+           AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+         ORDER BY 1",
+    )
+    .bind(schema)
+    .bind(role)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// The walls read from the catalogue, for every schema `lyceum_schema::ALL` migrates: a
+/// new service, or a new migration that forgets a wall, fails here without a new test.
+#[tokio::test]
+async fn the_catalogue_shows_every_wall_for_every_service_schema() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let mut tables = 0;
+    for schema in &SCHEMAS {
+        for role in [schema.runtime_role(), schema.system_role()] {
+            let (superuser, create_role, create_db): (bool, bool, bool) = sqlx::query_as(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = $1",
+            )
+            .bind(&role)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            assert!(
+                !superuser && !create_role && !create_db,
+                "{role} is privileged"
+            );
+            let owned: Vec<String> = sqlx::query_scalar(
+                "SELECT relname::text FROM pg_class WHERE relowner = $1::regrole
+                 UNION ALL SELECT nspname::text FROM pg_namespace WHERE nspowner = $1::regrole
+                 UNION ALL SELECT proname::text FROM pg_proc WHERE proowner = $1::regrole",
+            )
+            .bind(&role)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+            assert!(
+                owned.is_empty(),
+                "{role} owns {owned:?}; only the owner role may"
+            );
+            let open = tables_open_without_rls(&mut admin, schema.name, &role).await;
+            assert!(
+                open.is_empty(),
+                "{role} reaches {open:?} without row-level security"
+            );
+            for other in SCHEMAS.iter().filter(|o| o.name != schema.name) {
+                let (usage, reachable): (bool, i64) = sqlx::query_as(
+                    "SELECT has_schema_privilege($2, $1, 'USAGE'),
+                            (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
+                               AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE'))",
+                )
+                .bind(other.name)
+                .bind(&role)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+                assert!(
+                    !usage && reachable == 0,
+                    "{role} uses schema {} ({reachable} tables)",
+                    other.name
+                );
+            }
+        }
+        let (runtime_bypasses,): (bool,) =
+            sqlx::query_as("SELECT rolbypassrls FROM pg_roles WHERE rolname = $1")
+                .bind(schema.runtime_role())
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert!(!runtime_bypasses, "{} bypasses RLS", schema.runtime_role());
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+        )
+        .bind(schema.name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        tables += count;
+    }
+    report_size(&format!(
+        "database walls: {} service schemas, {tables} tables, 2 roles each",
+        SCHEMAS.len()
+    ));
+
+    // The control: a table a migration grants without enabling row-level security is found.
+    let learning = &lyceum_learning::SCHEMA;
+    seed(
+        &mut admin,
+        &format!(
+            "CREATE TABLE learning.planted (id int);
+             GRANT SELECT ON learning.planted TO {}",
+            learning.runtime_role()
+        ),
+    )
+    .await;
+    assert_eq!(
+        tables_open_without_rls(&mut admin, learning.name, &learning.runtime_role()).await,
+        ["planted"]
+    );
 }

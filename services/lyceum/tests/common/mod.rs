@@ -257,6 +257,11 @@ impl ServiceProcess {
             .status()
     }
 
+    /// Whether the process is still alive (it has not crashed or exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: no shutdown, no flush, like a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -329,4 +334,20 @@ pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64>
         }
     }
     found
+}
+
+/// Where the assurance suites leave their sizes for the test command to print
+/// (`cargo test` shows no output of passing tests).
+pub const ASSURANCE_REPORT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/assurance-sizes.txt");
+
+/// Prints one suite's size and appends it to [`ASSURANCE_REPORT`].
+pub fn report_size(line: &str) {
+    use std::io::Write;
+    println!("{line}");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ASSURANCE_REPORT)
+        .expect("open the assurance report");
+    writeln!(file, "{line}").expect("write the assurance report");
 }

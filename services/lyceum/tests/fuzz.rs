@@ -1,0 +1,551 @@
+//! A fuzzer of our own, driven by server reflection: every unary method of every service
+//! the binary serves gets random, boundary and hostile requests (huge and empty strings,
+//! NUL, right-to-left marks, invalid UTF-8 in bytes, extreme and unknown numbers, deep
+//! nesting, long lists, bytes that are not protobuf), with no token, a token signed by a
+//! key nobody knows and a real user's token. Any INTERNAL (except for bytes that are not
+//! protobuf), UNKNOWN, UNAVAILABLE, DEADLINE_EXCEEDED or a dead server fails the run.
+//!
+//! The seed is fixed (`LYCEUM_FUZZ_SEED=random` or a number to change it) and so is the
+//! number of requests per method and caller (`LYCEUM_FUZZ_CASES`, default 12). A case
+//! that fails is printed with its seed, method and request bytes; it becomes a
+//! regression test in the suite of the service it broke.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use common::*;
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner};
+use lyceum_proto::identity::v1 as identity;
+use lyceum_testkit::{TestDatabase, fresh_claims};
+use prost::Message;
+use prost::encoding::{self, WireType};
+use prost_types::field_descriptor_proto::{Label, Type};
+use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+/// xorshift64*: small, fast and the same on every machine for a given seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn percent(&mut self, p: u64) -> bool {
+        self.next() % 100 < p
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+}
+
+/// Passes request and response bytes through untouched: the fuzzer builds its own.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+struct Method {
+    /// `/package.Service/Method`
+    path: String,
+    /// `.package.Message`
+    input: String,
+}
+
+/// The request types and unary methods the server says it serves.
+#[derive(Default)]
+struct Served {
+    messages: HashMap<String, DescriptorProto>,
+    methods: Vec<Method>,
+    services: Vec<String>,
+}
+
+impl Served {
+    async fn discover(channel: Channel) -> Self {
+        let mut reflection = ServerReflectionClient::new(channel);
+        let names =
+            match reflect(&mut reflection, MessageRequest::ListServices(String::new())).await {
+                MessageResponse::ListServicesResponse(list) => list.service,
+                other => panic!("unexpected reflection answer {other:?}"),
+            };
+        let mut served = Served::default();
+        for service in names.into_iter().map(|s| s.name) {
+            if service.starts_with("grpc.") {
+                continue; // health and reflection: not ours
+            }
+            let files = match reflect(
+                &mut reflection,
+                MessageRequest::FileContainingSymbol(service.clone()),
+            )
+            .await
+            {
+                MessageResponse::FileDescriptorResponse(files) => files.file_descriptor_proto,
+                other => panic!("unexpected reflection answer {other:?}"),
+            };
+            for bytes in files {
+                let file = FileDescriptorProto::decode(bytes.as_slice()).expect("a descriptor");
+                served.add_file(&file, &service);
+            }
+            served.services.push(service);
+        }
+        served
+    }
+
+    fn add_file(&mut self, file: &FileDescriptorProto, service: &str) {
+        let package = file.package();
+        for message in &file.message_type {
+            self.add_message(&format!(".{package}"), message);
+        }
+        for described in &file.service {
+            if format!("{package}.{}", described.name()) != service {
+                continue;
+            }
+            for method in &described.method {
+                if method.client_streaming() || method.server_streaming() {
+                    continue;
+                }
+                self.methods.push(Method {
+                    path: format!("/{service}/{}", method.name()),
+                    input: method.input_type().to_owned(),
+                });
+            }
+        }
+    }
+
+    fn add_message(&mut self, scope: &str, message: &DescriptorProto) {
+        let name = format!("{scope}.{}", message.name());
+        for nested in &message.nested_type {
+            self.add_message(&name, nested);
+        }
+        self.messages.insert(name, message.clone());
+    }
+}
+
+async fn reflect(
+    client: &mut ServerReflectionClient<Channel>,
+    request: MessageRequest,
+) -> MessageResponse {
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    answers
+        .next()
+        .await
+        .expect("a reflection answer")
+        .expect("a reflection answer")
+        .message_response
+        .expect("a reflection answer")
+}
+
+/// Nesting deeper than this stops (Struct and Value nest without end).
+const MAX_DEPTH: usize = 12;
+
+/// A request stops growing past this size, whatever its lists and nesting ask for.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Builds hostile but well-formed requests from the descriptors.
+struct Generator<'a> {
+    served: &'a Served,
+    rng: Rng,
+    /// Ids of real objects, so some requests reach past validation.
+    known_ids: Vec<String>,
+}
+
+impl Generator<'_> {
+    fn message(&mut self, type_name: &str, depth: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(descriptor) = self.served.messages.get(type_name) else {
+            return out;
+        };
+        for field in &descriptor.field {
+            if self.rng.percent(25) || out.len() > MAX_REQUEST_BYTES {
+                continue;
+            }
+            let count = if field.label() == Label::Repeated {
+                self.rng.pick(&[0, 1, 2, 3, 3, 1000])
+            } else {
+                1
+            };
+            for _ in 0..count {
+                if out.len() > MAX_REQUEST_BYTES {
+                    break;
+                }
+                self.field(field, depth, &mut out);
+            }
+        }
+        out
+    }
+
+    fn field(&mut self, field: &FieldDescriptorProto, depth: usize, out: &mut Vec<u8>) {
+        let tag = field.number() as u32;
+        match field.r#type() {
+            Type::String => {
+                let value = self.string(field.name());
+                encoding::string::encode(tag, &value, out);
+            }
+            Type::Bytes => {
+                let value = self.bytes();
+                encoding::bytes::encode(tag, &value, out);
+            }
+            Type::Bool => encoding::bool::encode(tag, &self.rng.percent(50), out),
+            Type::Int32 | Type::Enum => encoding::int32::encode(tag, &self.int32(), out),
+            Type::Sint32 => encoding::sint32::encode(tag, &self.int32(), out),
+            Type::Sfixed32 => encoding::sfixed32::encode(tag, &self.int32(), out),
+            Type::Uint32 => encoding::uint32::encode(tag, &(self.int32() as u32), out),
+            Type::Fixed32 => encoding::fixed32::encode(tag, &(self.int32() as u32), out),
+            Type::Int64 => encoding::int64::encode(tag, &self.int64(), out),
+            Type::Sint64 => encoding::sint64::encode(tag, &self.int64(), out),
+            Type::Sfixed64 => encoding::sfixed64::encode(tag, &self.int64(), out),
+            Type::Uint64 => encoding::uint64::encode(tag, &(self.int64() as u64), out),
+            Type::Fixed64 => encoding::fixed64::encode(tag, &(self.int64() as u64), out),
+            Type::Double => encoding::double::encode(tag, &self.double(), out),
+            Type::Float => encoding::float::encode(tag, &(self.double() as f32), out),
+            Type::Message if depth < MAX_DEPTH => {
+                let nested = self.message(field.type_name(), depth + 1);
+                encoding::encode_key(tag, WireType::LengthDelimited, out);
+                encoding::encode_varint(nested.len() as u64, out);
+                out.extend_from_slice(&nested);
+            }
+            Type::Message | Type::Group => {}
+        }
+    }
+
+    fn string(&mut self, field: &str) -> String {
+        let id_like = field == "id" || field.ends_with("_id") || field.ends_with("_ids");
+        if id_like && !self.known_ids.is_empty() && self.rng.percent(40) {
+            return self.rng.pick(&self.known_ids);
+        }
+        match self.rng.below(16) {
+            0 => String::new(),
+            1 => " ".into(),
+            2 => "\0".into(),
+            3 => "a\0b".into(),
+            4 => "x".repeat(256 << 10),
+            5 => "💥".repeat(5000),
+            6 => "'; DROP TABLE users; --".into(),
+            7 => "\u{202e}evil\u{202d}".into(),
+            8 => "../../../../etc/passwd".into(),
+            9 => uuid::Uuid::new_v4().to_string(),
+            10 => uuid::Uuid::nil().to_string(),
+            11 => "not-a-uuid".into(),
+            12 => "person@example.com".into(),
+            13 => "USD".into(),
+            14 => "%s%n%x{}{{}}".into(),
+            _ => (0..self.rng.below(300))
+                .map(|_| char::from(32 + self.rng.below(95) as u8))
+                .collect(),
+        }
+    }
+
+    fn bytes(&mut self) -> Vec<u8> {
+        match self.rng.below(4) {
+            0 => Vec::new(),
+            1 => vec![0xff, 0xfe, 0xfd, 0x00, 0xc3, 0x28],
+            2 => vec![0; 1 << 16],
+            _ => (0..self.rng.below(512))
+                .map(|_| self.rng.next() as u8)
+                .collect(),
+        }
+    }
+
+    fn int32(&mut self) -> i32 {
+        let random = self.rng.next() as i32;
+        self.rng.pick(&[
+            0,
+            1,
+            -1,
+            2,
+            3,
+            5,
+            7,
+            99,
+            100,
+            101,
+            i32::MAX,
+            i32::MIN,
+            random,
+        ])
+    }
+
+    fn int64(&mut self) -> i64 {
+        let random = self.rng.next() as i64;
+        self.rng.pick(&[
+            0,
+            1,
+            -1,
+            100,
+            4999,
+            i64::from(i32::MAX) + 1,
+            i64::MAX,
+            i64::MIN,
+            random,
+        ])
+    }
+
+    fn double(&mut self) -> f64 {
+        self.rng.pick(&[
+            0.0,
+            -0.0,
+            0.5,
+            20.0,
+            100.0,
+            100.01,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ])
+    }
+
+    /// Bytes that are not a protobuf message.
+    fn garbage(&mut self) -> Vec<u8> {
+        let mut bytes: Vec<u8> = (0..1 + self.rng.below(64))
+            .map(|_| self.rng.next() as u8)
+            .collect();
+        // A length-delimited field that claims more bytes than follow.
+        bytes.splice(0..0, [0x0a, 0xff, 0xff, 0x03]);
+        bytes
+    }
+}
+
+/// Codes no request may get back: the server failed, not the caller.
+fn is_server_failure(code: Code, request_was_protobuf: bool) -> bool {
+    match code {
+        Code::Internal => request_was_protobuf,
+        // The fuzzer never cancels a call itself: a cancelled one is a stream the server reset.
+        Code::Unknown
+        | Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::DataLoss
+        | Code::Cancelled => true,
+        _ => false,
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("LYCEUM_FUZZ_SEED").as_deref() {
+        Ok("random") => {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        }
+        Ok(number) => number
+            .parse()
+            .expect("LYCEUM_FUZZ_SEED is a number or `random`"),
+        Err(_) => 0x5eed_1ce0_f00d_cafe,
+    }
+}
+
+/// A real user's access token, from identity itself.
+async fn signed_in_user(channel: Channel) -> (String, String) {
+    let mut users = identity::user_service_client::UserServiceClient::new(channel.clone());
+    let email = format!("fuzz-{}@example.com", uuid::Uuid::now_v7());
+    let password = "Fuzzing-Is-Fun-42";
+    let user = users
+        .create_user(identity::CreateUserRequest {
+            email: email.clone(),
+            password: password.into(),
+            full_name: "Fuzz Tester".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register")
+        .into_inner()
+        .user
+        .unwrap();
+    let mut auth = identity::auth_service_client::AuthServiceClient::new(channel);
+    let tokens = auth
+        .authenticate(identity::AuthenticateRequest {
+            email,
+            password: password.into(),
+        })
+        .await
+        .expect("sign in")
+        .into_inner()
+        .tokens
+        .unwrap();
+    (tokens.access_token, user.id)
+}
+
+/// A well-formed token for a platform admin, signed by a key identity never issued.
+fn forged_token() -> String {
+    let signer = TokenSigner::new("forged".to_owned(), SigningKey::from_bytes(&[7; 32]));
+    signer.sign(&fresh_claims(
+        PrincipalKind::User,
+        None,
+        vec![GrantedRole {
+            role: "admin".into(),
+            org: None,
+        }],
+        vec![],
+    ))
+}
+
+#[tokio::test]
+async fn no_request_makes_any_served_method_fail_as_the_server() {
+    let db = TestDatabase::create().await;
+    for schema in &lyceum_schema::ALL {
+        db.migrate(schema).await;
+    }
+    let prefix = unique_prefix("z");
+    let mut service =
+        ServiceProcess::start("all", &db.url, &lyceum_testkit::nats_url(), &prefix, None).await;
+    let channel = Channel::from_shared(service.addr())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let served = Served::discover(channel.clone()).await;
+    let (user_token, user_id) = signed_in_user(channel.clone()).await;
+    let callers = [
+        ("no token", None),
+        ("forged token", Some(forged_token())),
+        ("user token", Some(user_token)),
+    ];
+    let seed = seed();
+    let cases: usize = std::env::var("LYCEUM_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12);
+    let mut generator = Generator {
+        served: &served,
+        rng: Rng(seed),
+        known_ids: vec![user_id],
+    };
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    let mut calls = 0;
+    let mut failures = Vec::new();
+    for method in &served.methods {
+        for (caller, token) in &callers {
+            for case in 0..=cases {
+                // The last case of each caller is not protobuf at all.
+                let is_protobuf = case < cases;
+                let body = if is_protobuf {
+                    generator.message(&method.input, 0)
+                } else {
+                    generator.garbage()
+                };
+                let mut request = tonic::Request::new(body.clone());
+                request.set_timeout(Duration::from_secs(10));
+                if let Some(token) = token {
+                    request
+                        .metadata_mut()
+                        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                }
+                grpc.ready().await.expect("the server takes requests");
+                let path = method.path.parse().unwrap();
+                let outcome = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    grpc.unary(request, path, RawCodec),
+                )
+                .await;
+                calls += 1;
+                let code = match outcome {
+                    Err(_) => Code::DeadlineExceeded,
+                    Ok(Ok(_)) => Code::Ok,
+                    Ok(Err(status)) => status.code(),
+                };
+                if is_server_failure(code, is_protobuf) {
+                    failures.push(format!(
+                        "{} as {caller}: {code:?} for {} request bytes (seed {seed}, case {case}): {}",
+                        method.path,
+                        body.len(),
+                        hex_prefix(&body)
+                    ));
+                }
+            }
+        }
+    }
+    report_size(&format!(
+        "fuzz: {} services, {} unary methods × {} callers × {} requests = {calls} calls, seed {seed}",
+        served.services.len(),
+        served.methods.len(),
+        callers.len(),
+        cases + 1
+    ));
+    assert!(
+        served.services.len() >= 3 && served.methods.len() >= 30,
+        "reflection found too little: {:?}",
+        served.services
+    );
+    assert!(service.is_running(), "the server died during the run");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    let shown: String = bytes.iter().take(64).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > 64 {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
