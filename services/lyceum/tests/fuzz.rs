@@ -12,27 +12,19 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
+use common::reflection::{RawCodec, Served};
 use common::*;
 use ed25519_dalek::SigningKey;
-use futures::StreamExt;
 use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner};
 use lyceum_proto::identity::v1 as identity;
 use lyceum_testkit::{TestDatabase, fresh_claims};
-use prost::Message;
 use prost::encoding::{self, WireType};
+use prost_types::FieldDescriptorProto;
 use prost_types::field_descriptor_proto::{Label, Type};
-use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 /// xorshift64*: small, fast and the same on every machine for a given seed.
 struct Rng(u64);
@@ -56,145 +48,6 @@ impl Rng {
     fn pick<T: Clone>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())].clone()
     }
-}
-
-/// Passes request and response bytes through untouched: the fuzzer builds its own.
-#[derive(Default)]
-struct RawCodec;
-
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
-
-struct Method {
-    /// `/package.Service/Method`
-    path: String,
-    /// `.package.Message`
-    input: String,
-}
-
-/// The request types and unary methods the server says it serves.
-#[derive(Default)]
-struct Served {
-    messages: HashMap<String, DescriptorProto>,
-    methods: Vec<Method>,
-    services: Vec<String>,
-}
-
-impl Served {
-    async fn discover(channel: Channel) -> Self {
-        let mut reflection = ServerReflectionClient::new(channel);
-        let names =
-            match reflect(&mut reflection, MessageRequest::ListServices(String::new())).await {
-                MessageResponse::ListServicesResponse(list) => list.service,
-                other => panic!("unexpected reflection answer {other:?}"),
-            };
-        let mut served = Served::default();
-        for service in names.into_iter().map(|s| s.name) {
-            if service.starts_with("grpc.") {
-                continue; // health and reflection: not ours
-            }
-            let files = match reflect(
-                &mut reflection,
-                MessageRequest::FileContainingSymbol(service.clone()),
-            )
-            .await
-            {
-                MessageResponse::FileDescriptorResponse(files) => files.file_descriptor_proto,
-                other => panic!("unexpected reflection answer {other:?}"),
-            };
-            for bytes in files {
-                let file = FileDescriptorProto::decode(bytes.as_slice()).expect("a descriptor");
-                served.add_file(&file, &service);
-            }
-            served.services.push(service);
-        }
-        served
-    }
-
-    fn add_file(&mut self, file: &FileDescriptorProto, service: &str) {
-        let package = file.package();
-        for message in &file.message_type {
-            self.add_message(&format!(".{package}"), message);
-        }
-        for described in &file.service {
-            if format!("{package}.{}", described.name()) != service {
-                continue;
-            }
-            for method in &described.method {
-                if method.client_streaming() || method.server_streaming() {
-                    continue;
-                }
-                self.methods.push(Method {
-                    path: format!("/{service}/{}", method.name()),
-                    input: method.input_type().to_owned(),
-                });
-            }
-        }
-    }
-
-    fn add_message(&mut self, scope: &str, message: &DescriptorProto) {
-        let name = format!("{scope}.{}", message.name());
-        for nested in &message.nested_type {
-            self.add_message(&name, nested);
-        }
-        self.messages.insert(name, message.clone());
-    }
-}
-
-async fn reflect(
-    client: &mut ServerReflectionClient<Channel>,
-    request: MessageRequest,
-) -> MessageResponse {
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    };
-    let mut answers = client
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection answers")
-        .into_inner();
-    answers
-        .next()
-        .await
-        .expect("a reflection answer")
-        .expect("a reflection answer")
-        .message_response
-        .expect("a reflection answer")
 }
 
 /// Nesting deeper than this stops (Struct and Value nest without end).

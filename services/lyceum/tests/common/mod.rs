@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod reflection;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,865 @@
+//! The cross-tenant attack matrix. Two organizations, A and B, each with an admin, an
+//! instructor, a student, a team, courses (published and draft, visible to members
+//! only), an enrollment with progress, a review and a payment. Every unary method of
+//! every service `lyceum serve all` serves (found by reflection) is called by each of
+//! A's callers, and by callers who should get nowhere (no token, an expired token, a token
+//! signed by an unknown key, a suspended user's token, a disabled service account's
+//! token), with every id field aimed at B's objects.
+//!
+//! It passes when no answer carries anything of B's the request did not already name (ids,
+//! emails, names, titles), and every refusal is UNAUTHENTICATED, PERMISSION_DENIED or
+//! NOT_FOUND. What is public by design is listed once, in [`PUBLIC_BY_DESIGN`].
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::reflection::{RawCodec, Served};
+use common::*;
+use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner, scopes};
+use lyceum_platform::crypto::SecretBox;
+use lyceum_proto::identity::v1 as idpb;
+use lyceum_proto::instructor::v1 as ipb;
+use lyceum_proto::learning::v1 as lpb;
+use lyceum_testkit::{TestDatabase, authed, fresh_claims, service_account};
+use prost::encoding::{self, WireType};
+use prost_types::field_descriptor_proto::{Label, Type};
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const PASSWORD: &str = "Correct-Horse-42";
+
+/// Answers that may carry another tenant's data because the method exists to publish it.
+/// `(method, why)`; reviewed here and nowhere else.
+const PUBLIC_BY_DESIGN: &[(&str, &str)] = &[
+    (
+        "/lyceum.identity.v1.AuthService/GetSigningKeys",
+        "public keys are published for every service to verify tokens",
+    ),
+    (
+        "/lyceum.instructor.v1.ProfileService/GetInstructorProfile",
+        "instructor profiles are public pages",
+    ),
+    (
+        "/lyceum.instructor.v1.ProfileService/SearchInstructors",
+        "the instructor directory is public",
+    ),
+];
+
+/// Refusals a caller may get: nothing about the target is revealed by them.
+const REFUSALS: [Code; 3] = [
+    Code::Unauthenticated,
+    Code::PermissionDenied,
+    Code::NotFound,
+];
+
+struct Person {
+    id: String,
+    email: String,
+    name: String,
+    token: String,
+}
+
+/// One organization and everything in it.
+struct Tenant {
+    org_id: String,
+    admin: Person,
+    instructor: Person,
+    student: Person,
+    team_id: String,
+    team_name: String,
+    course_id: String,
+    course_title: String,
+    draft_course_id: String,
+    paid_course_id: String,
+    module_id: String,
+    lesson_id: String,
+    enrollment_id: String,
+    paid_enrollment_id: String,
+    review_id: String,
+    payment_id: String,
+    /// The student's membership grant.
+    grant_id: String,
+    /// The tenant's payment handler: a platform service account it uses.
+    service_account_id: String,
+}
+
+impl Tenant {
+    /// Everything of this tenant's that no other tenant may read.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![
+            self.org_id.clone(),
+            self.team_id.clone(),
+            self.team_name.clone(),
+            self.course_id.clone(),
+            self.course_title.clone(),
+            self.draft_course_id.clone(),
+            self.paid_course_id.clone(),
+            self.module_id.clone(),
+            self.lesson_id.clone(),
+            self.enrollment_id.clone(),
+            self.paid_enrollment_id.clone(),
+            self.review_id.clone(),
+            self.payment_id.clone(),
+            self.grant_id.clone(),
+            self.service_account_id.clone(),
+        ];
+        for person in [&self.admin, &self.instructor, &self.student] {
+            secrets.extend([person.id.clone(), person.email.clone(), person.name.clone()]);
+        }
+        secrets
+    }
+
+    /// The id a field of a request names, aimed at this tenant: by the field's name, or
+    /// for `id` by the message it sits in (or the method's noun at the top level).
+    fn id_for(&self, field: &str, owner: &str) -> Option<String> {
+        let noun = match field {
+            "id" => owner,
+            other => other.strip_suffix("_id")?,
+        };
+        Some(match noun {
+            "organization" | "Organization" => self.org_id.clone(),
+            "team" | "Team" => self.team_id.clone(),
+            "course" | "Course" | "CourseContent" | "CourseInstructor" => self.course_id.clone(),
+            "module" | "Module" => self.module_id.clone(),
+            "lesson" | "Lesson" => self.lesson_id.clone(),
+            "enrollment" | "Enrollment" | "StudentProgress" => self.enrollment_id.clone(),
+            "related_entity" => self.paid_enrollment_id.clone(),
+            "review" | "Review" | "ReviewHelpful" | "ToReview" => self.review_id.clone(),
+            "payment" | "Payment" => self.payment_id.clone(),
+            "grant" => self.grant_id.clone(),
+            "service_account" | "ServiceAccount" => self.service_account_id.clone(),
+            "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags" => {
+                self.instructor.id.clone()
+            }
+            "user" | "User" | "student" | "payer" | "UserRoles" | "Role" => self.student.id.clone(),
+            _ => return None,
+        })
+    }
+}
+
+/// The resource a method acts on: `GetEnrollment` → `Enrollment`.
+fn noun_of(method: &str) -> &str {
+    const VERBS: &[&str] = &[
+        "Get",
+        "Update",
+        "Delete",
+        "Cancel",
+        "Publish",
+        "Archive",
+        "Remove",
+        "Refund",
+        "Succeed",
+        "Fail",
+        "Disable",
+        "List",
+        "RespondTo",
+        "Vote",
+        "Set",
+        "Upsert",
+        "Add",
+        "Record",
+        "Create",
+        "Has",
+        "Revoke",
+        "Grant",
+        "BatchGet",
+    ];
+    VERBS
+        .iter()
+        .filter_map(|verb| method.strip_prefix(verb))
+        .min_by_key(|rest| rest.len())
+        .unwrap_or(method)
+}
+
+/// An enum value that passes validation: the first real value, except where that one is
+/// refused on its own (granting the platform-wide admin role inside an organization,
+/// adding a second primary instructor).
+fn enum_value(type_name: &str) -> i32 {
+    match type_name {
+        ".lyceum.identity.v1.Role" => idpb::Role::Instructor as i32,
+        ".lyceum.learning.v1.InstructorRole" => lpb::InstructorRole::CoInstructor as i32,
+        _ => 1,
+    }
+}
+
+/// The fields an update changes, per method: one harmless field each.
+fn update_paths(method: &str) -> Vec<String> {
+    let path = match method {
+        "UpdateOrganization" | "UpdateTeam" => "name",
+        "UpdateUser" => "full_name",
+        "UpdateReview" => "rating",
+        _ => "title",
+    };
+    vec![path.to_owned()]
+}
+
+/// Builds a well-formed request aimed at `target`: ids from the target, plausible values
+/// elsewhere, so that only authorization stands between the caller and the target.
+struct Builder<'a> {
+    served: &'a Served,
+    target: &'a Tenant,
+    method: &'a str,
+}
+
+impl Builder<'_> {
+    fn message(&self, type_name: &str, depth: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(descriptor) = self.served.messages.get(type_name) else {
+            return out;
+        };
+        let owner = if depth == 0 {
+            noun_of(self.method)
+        } else {
+            type_name.rsplit('.').next().unwrap_or_default()
+        };
+        for field in &descriptor.field {
+            let tag = field.number() as u32;
+            let name = field.name();
+            match field.r#type() {
+                Type::String if field.label() == Label::Repeated => match name {
+                    "ids" => {
+                        for person in [&self.target.student, &self.target.instructor] {
+                            encoding::string::encode(tag, &person.id, &mut out);
+                        }
+                    }
+                    "scopes" => encoding::string::encode(tag, &"users:read".to_owned(), &mut out),
+                    _ => {}
+                },
+                Type::String => {
+                    let value = self
+                        .target
+                        .id_for(name, owner)
+                        .unwrap_or_else(|| self.text(name));
+                    if !value.is_empty() {
+                        encoding::string::encode(tag, &value, &mut out);
+                    }
+                }
+                Type::Enum => {
+                    encoding::int32::encode(tag, &enum_value(field.type_name()), &mut out)
+                }
+                Type::Int32 | Type::Int64 => {
+                    let value: i64 = match name {
+                        "page_size" => 10,
+                        "progress_percent" => 50,
+                        "amount_minor" => 100,
+                        "watch_time_seconds" => 60,
+                        "year" => 2026,
+                        _ if name.contains("rating") => 5,
+                        _ => 1,
+                    };
+                    if field.r#type() == Type::Int32 {
+                        encoding::int32::encode(tag, &(value as i32), &mut out);
+                    } else {
+                        encoding::int64::encode(tag, &value, &mut out);
+                    }
+                }
+                Type::Double => encoding::double::encode(tag, &10.0, &mut out),
+                Type::Message if field.type_name() == ".google.protobuf.FieldMask" => {
+                    let mut mask = Vec::new();
+                    for path in update_paths(self.method) {
+                        encoding::string::encode(1, &path, &mut mask);
+                    }
+                    nest(tag, &mask, &mut out);
+                }
+                Type::Message
+                    if depth < 2
+                        && field.label() != Label::Repeated
+                        && !field.type_name().starts_with(".google.") =>
+                {
+                    let nested = self.message(field.type_name(), depth + 1);
+                    nest(tag, &nested, &mut out);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn text(&self, field: &str) -> String {
+        let unique = Uuid::now_v7().simple().to_string();
+        match field {
+            "email" => format!("attacker-{unique}@example.com"),
+            "password" | "current_password" => PASSWORD.into(),
+            "new_password" => "Another-Horse-43".into(),
+            "slug" => format!("attack-{}", &unique[20..]),
+            // A lowercase name with dashes, as service accounts need.
+            "name" if self.method == "CreateServiceAccount" => format!("attack-{}", &unique[20..]),
+            // Tokens and secrets the attacker does not have.
+            "refresh_token" | "client_secret" => format!("stolen-{unique}"),
+            "bio" => {
+                "An instructor who writes long enough biographies for the profile rules.".into()
+            }
+            "currency" => "USD".into(),
+            "request_id" | "provider_transaction_id" => unique,
+            "name" | "title" | "full_name" | "text" | "description" | "reason" | "body"
+            | "response" | "headline" => format!("Attack {}", &unique[24..]),
+            _ => String::new(),
+        }
+    }
+}
+
+fn nest(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    encoding::encode_key(tag, WireType::LengthDelimited, out);
+    encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// Calls the stack as the tests' users do.
+struct Stack {
+    channel: Channel,
+}
+
+impl Stack {
+    fn users(&self) -> idpb::user_service_client::UserServiceClient<Channel> {
+        idpb::user_service_client::UserServiceClient::new(self.channel.clone())
+    }
+
+    fn auth(&self) -> idpb::auth_service_client::AuthServiceClient<Channel> {
+        idpb::auth_service_client::AuthServiceClient::new(self.channel.clone())
+    }
+
+    fn courses(&self) -> lpb::course_service_client::CourseServiceClient<Channel> {
+        lpb::course_service_client::CourseServiceClient::new(self.channel.clone())
+    }
+
+    fn enrollments(&self) -> lpb::enrollment_service_client::EnrollmentServiceClient<Channel> {
+        lpb::enrollment_service_client::EnrollmentServiceClient::new(self.channel.clone())
+    }
+
+    async fn sign_in(&self, email: &str) -> String {
+        self.auth()
+            .authenticate(idpb::AuthenticateRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("signing in {email}: {e}"))
+            .into_inner()
+            .tokens
+            .unwrap()
+            .access_token
+    }
+
+    /// A member of `org` created by `admin`, with `role` there when given, signed in.
+    async fn member(
+        &self,
+        admin: &str,
+        org: &str,
+        label: &str,
+        role: Option<idpb::Role>,
+    ) -> Person {
+        let unique = Uuid::now_v7().simple().to_string();
+        let email = format!("{label}-{unique}@example.com");
+        let name = format!("{label} {}", &unique[20..]);
+        let user = self
+            .users()
+            .create_user(authed(
+                idpb::CreateUserRequest {
+                    email: email.clone(),
+                    password: PASSWORD.into(),
+                    full_name: name.clone(),
+                    organization_id: org.into(),
+                    ..Default::default()
+                },
+                admin,
+            ))
+            .await
+            .expect("create a member")
+            .into_inner()
+            .user
+            .unwrap();
+        if let Some(role) = role {
+            self.users()
+                .grant_role(authed(
+                    idpb::GrantRoleRequest {
+                        user_id: user.id.clone(),
+                        role: role as i32,
+                        organization_id: org.into(),
+                        expire_time: None,
+                    },
+                    admin,
+                ))
+                .await
+                .expect("grant a role");
+        }
+        let token = self.sign_in(&email).await;
+        Person {
+            id: user.id,
+            email,
+            name,
+            token,
+        }
+    }
+
+    /// A course of the organization, visible to its members only, with one lesson.
+    async fn course(
+        &self,
+        teacher: &Person,
+        org: &str,
+        title: &str,
+        price: i64,
+        publish: bool,
+    ) -> (String, String, String) {
+        let mut courses = self.courses();
+        let course = courses
+            .create_course(authed(
+                lpb::CreateCourseRequest {
+                    course: Some(lpb::Course {
+                        title: title.into(),
+                        organization_id: org.into(),
+                        visibility: lpb::CourseVisibility::Organization as i32,
+                        price: Some(lpb::Money {
+                            amount_minor: price,
+                            currency: "USD".into(),
+                        }),
+                        ..Default::default()
+                    }),
+                },
+                &teacher.token,
+            ))
+            .await
+            .expect("create a course")
+            .into_inner()
+            .course
+            .unwrap();
+        let module = courses
+            .create_module(authed(
+                lpb::CreateModuleRequest {
+                    course_id: course.id.clone(),
+                    title: "Module".into(),
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .expect("create a module")
+            .into_inner()
+            .module
+            .unwrap();
+        let lesson = courses
+            .create_lesson(authed(
+                lpb::CreateLessonRequest {
+                    course_id: course.id.clone(),
+                    module_id: module.id.clone(),
+                    title: "Lesson".into(),
+                    r#type: lpb::LessonType::Article as i32,
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .expect("create a lesson")
+            .into_inner()
+            .lesson
+            .unwrap();
+        if publish {
+            courses
+                .publish_course(authed(
+                    lpb::PublishCourseRequest {
+                        id: course.id.clone(),
+                    },
+                    &teacher.token,
+                ))
+                .await
+                .expect("publish");
+        }
+        (course.id, module.id, lesson.id)
+    }
+
+    async fn tenant(&self, platform_admin: &str, label: &str) -> Tenant {
+        let unique = Uuid::now_v7().simple().to_string();
+        let org_id =
+            idpb::organization_service_client::OrganizationServiceClient::new(self.channel.clone())
+                .create_organization(authed(
+                    idpb::CreateOrganizationRequest {
+                        name: format!("Organization {label}"),
+                        slug: format!("org-{label}-{}", &unique[20..]).to_lowercase(),
+                        ..Default::default()
+                    },
+                    platform_admin,
+                ))
+                .await
+                .expect("create an organization")
+                .into_inner()
+                .organization
+                .unwrap()
+                .id;
+        let admin = self
+            .member(
+                platform_admin,
+                &org_id,
+                &format!("admin{label}"),
+                Some(idpb::Role::OrgAdmin),
+            )
+            .await;
+        let instructor = self
+            .member(
+                &admin.token,
+                &org_id,
+                &format!("teacher{label}"),
+                Some(idpb::Role::Instructor),
+            )
+            .await;
+        let student = self
+            .member(&admin.token, &org_id, &format!("student{label}"), None)
+            .await;
+
+        let mut orgs =
+            idpb::organization_service_client::OrganizationServiceClient::new(self.channel.clone());
+        let team_name = format!("Team {label} {}", &unique[24..]);
+        let team_id = orgs
+            .create_team(authed(
+                idpb::CreateTeamRequest {
+                    organization_id: org_id.clone(),
+                    name: team_name.clone(),
+                    ..Default::default()
+                },
+                &admin.token,
+            ))
+            .await
+            .expect("create a team")
+            .into_inner()
+            .team
+            .unwrap()
+            .id;
+        orgs.add_team_member(authed(
+            idpb::AddTeamMemberRequest {
+                team_id: team_id.clone(),
+                user_id: student.id.clone(),
+                ..Default::default()
+            },
+            &admin.token,
+        ))
+        .await
+        .expect("add a team member");
+
+        let course_title = format!("Secret course of {label} {}", &unique[24..]);
+        let (course_id, module_id, lesson_id) = self
+            .course(&instructor, &org_id, &course_title, 0, true)
+            .await;
+        let (draft_course_id, _, _) = self
+            .course(&instructor, &org_id, &format!("Draft of {label}"), 0, false)
+            .await;
+        let (paid_course_id, _, _) = self
+            .course(
+                &instructor,
+                &org_id,
+                &format!("Paid course of {label}"),
+                5_000,
+                true,
+            )
+            .await;
+
+        let mut enrollments = self.enrollments();
+        let enrollment_id = enrollments
+            .enroll(authed(
+                lpb::EnrollRequest {
+                    course_id: course_id.clone(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("enroll")
+            .into_inner()
+            .enrollment
+            .unwrap()
+            .id;
+        enrollments
+            .record_lesson_progress(authed(
+                lpb::RecordLessonProgressRequest {
+                    enrollment_id: enrollment_id.clone(),
+                    lesson_id: lesson_id.clone(),
+                    status: lpb::LessonProgressStatus::Completed as i32,
+                    progress_percent: 100,
+                    watch_time_seconds: 60,
+                    quiz_score: None,
+                },
+                &student.token,
+            ))
+            .await
+            .expect("complete the course");
+        let review_id = lpb::review_service_client::ReviewServiceClient::new(self.channel.clone())
+            .create_review(authed(
+                lpb::CreateReviewRequest {
+                    course_id: course_id.clone(),
+                    rating: 5,
+                    title: format!("Review by {label}"),
+                    text: "Loved it".into(),
+                    ..Default::default()
+                },
+                &student.token,
+            ))
+            .await
+            .expect("review")
+            .into_inner()
+            .review
+            .unwrap()
+            .id;
+        let paid_enrollment_id = enrollments
+            .enroll(authed(
+                lpb::EnrollRequest {
+                    course_id: paid_course_id.clone(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("enroll in the paid course")
+            .into_inner()
+            .enrollment
+            .unwrap()
+            .id;
+        let payment_id =
+            ipb::payment_service_client::PaymentServiceClient::new(self.channel.clone())
+                .record_payment(authed(
+                    ipb::RecordPaymentRequest {
+                        request_id: format!("checkout-{paid_enrollment_id}"),
+                        instructor_id: instructor.id.clone(),
+                        amount: Some(ipb::Money {
+                            amount_minor: 5_000,
+                            currency: "USD".into(),
+                        }),
+                        provider: ipb::PaymentProvider::Stripe as i32,
+                        r#type: ipb::PaymentType::CourseEnrollment as i32,
+                        related_entity_id: paid_enrollment_id.clone(),
+                        ..Default::default()
+                    },
+                    &student.token,
+                ))
+                .await
+                .expect("record a payment")
+                .into_inner()
+                .payment
+                .unwrap()
+                .id;
+        let grant_id = self
+            .users()
+            .list_user_roles(authed(
+                idpb::ListUserRolesRequest {
+                    user_id: student.id.clone(),
+                },
+                &admin.token,
+            ))
+            .await
+            .expect("list the student's roles")
+            .into_inner()
+            .grants
+            .into_iter()
+            .find(|g| g.organization_id == org_id)
+            .expect("the student's membership")
+            .id;
+        let (service_account_id, _) = service_account(
+            &mut self.auth(),
+            platform_admin,
+            &format!("payments-{}", label.to_lowercase()),
+            &[scopes::PAYMENTS_WRITE],
+        )
+        .await;
+        Tenant {
+            org_id,
+            admin,
+            instructor,
+            student,
+            team_id,
+            team_name,
+            course_id,
+            course_title,
+            draft_course_id,
+            paid_course_id,
+            module_id,
+            lesson_id,
+            enrollment_id,
+            paid_enrollment_id,
+            review_id,
+            payment_id,
+            grant_id,
+            service_account_id,
+        }
+    }
+}
+
+/// A token for A's platform-wide callers that should get nowhere.
+fn minted(signer: &TokenSigner, exp_offset: i64, org: &str) -> String {
+    let mut claims = fresh_claims(
+        PrincipalKind::User,
+        Some(Uuid::parse_str(org).unwrap()),
+        vec![GrantedRole {
+            role: "org_admin".into(),
+            org: Some(Uuid::parse_str(org).unwrap()),
+        }],
+        vec![],
+    );
+    claims.exp = claims.iat + exp_offset;
+    signer.sign(&claims)
+}
+
+#[tokio::test]
+async fn no_caller_reaches_another_tenants_data() {
+    let db = TestDatabase::create().await;
+    for schema in &lyceum_schema::ALL {
+        db.migrate(schema).await;
+    }
+    let server = ServiceProcess::start(
+        "all",
+        &db.url,
+        &lyceum_testkit::nats_url(),
+        &unique_prefix("m"),
+        None,
+    )
+    .await;
+    let stack = Stack {
+        channel: server.channel().await,
+    };
+    let admin_email = format!("platform-{}@example.com", Uuid::now_v7());
+    let bootstrap = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            &admin_email,
+            "--database-url",
+            &db.url,
+        ])
+        .env("LYCEUM_ADMIN_PASSWORD", PASSWORD)
+        .env("LYCEUM_DEV_MODE", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(bootstrap.status.success(), "{bootstrap:?}");
+    let platform_admin = stack.sign_in(&admin_email).await;
+    let a = stack.tenant(&platform_admin, "A").await;
+    let b = stack.tenant(&platform_admin, "B").await;
+
+    // Callers that should get nowhere at all.
+    let sealer = SecretBox::from_base64(lyceum_platform::config::DEVELOPMENT_DATA_KEY).unwrap();
+    let signer = db.identity_signer(&sealer).await;
+    let expired = minted(&signer, -60, &a.org_id);
+    let forger = TokenSigner::new(
+        "unknown".to_owned(),
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    );
+    let unknown_key = minted(&forger, 3600, &a.org_id);
+    let suspended = stack
+        .member(&a.admin.token, &a.org_id, "suspended", None)
+        .await;
+    stack
+        .users()
+        .update_user(authed(
+            idpb::UpdateUserRequest {
+                user: Some(idpb::User {
+                    id: suspended.id.clone(),
+                    status: idpb::UserStatus::Suspended as i32,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["status".into()],
+                }),
+            },
+            &a.admin.token,
+        ))
+        .await
+        .expect("suspend a user");
+    let mut auth = stack.auth();
+    let (disabled_id, disabled_token) = service_account(
+        &mut auth,
+        &platform_admin,
+        "disabled-matrix",
+        &[scopes::USERS_READ],
+    )
+    .await;
+    auth.disable_service_account(authed(
+        idpb::DisableServiceAccountRequest {
+            service_account_id: disabled_id,
+        },
+        &platform_admin,
+    ))
+    .await
+    .expect("disable a service account");
+
+    let callers: Vec<(&str, Option<&str>)> = vec![
+        ("A's admin", Some(&a.admin.token)),
+        ("A's instructor", Some(&a.instructor.token)),
+        ("A's student", Some(&a.student.token)),
+        ("no token", None),
+        ("an expired token", Some(&expired)),
+        ("a token of an unknown key", Some(&unknown_key)),
+        ("a suspended user", Some(&suspended.token)),
+        ("a disabled service account", Some(&disabled_token)),
+    ];
+
+    let served = Served::discover(stack.channel.clone()).await;
+    let secrets = b.secrets();
+    let public: HashMap<&str, &str> = PUBLIC_BY_DESIGN.iter().copied().collect();
+    let mut grpc = tonic::client::Grpc::new(stack.channel.clone());
+    let mut cells = 0;
+    let mut failures = Vec::new();
+    for method in &served.methods {
+        let name = method.path.rsplit('/').next().unwrap();
+        for (caller, token) in &callers {
+            let body = Builder {
+                served: &served,
+                target: &b,
+                method: name,
+            }
+            .message(&method.input, 0);
+            let mut request = tonic::Request::new(body.clone());
+            request.set_timeout(Duration::from_secs(10));
+            if let Some(token) = token {
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            grpc.ready().await.expect("the server takes requests");
+            let outcome = grpc
+                .unary(request, method.path.parse().unwrap(), RawCodec)
+                .await;
+            cells += 1;
+            match outcome {
+                Ok(response) => {
+                    if public.contains_key(method.path.as_str()) {
+                        continue;
+                    }
+                    let answer = response.into_inner();
+                    let leaked: Vec<&String> = secrets
+                        .iter()
+                        .filter(|s| {
+                            contains(&answer, s.as_bytes()) && !contains(&body, s.as_bytes())
+                        })
+                        .collect();
+                    if !leaked.is_empty() {
+                        failures.push(format!(
+                            "{} as {caller}: answered with B's {leaked:?}",
+                            method.path
+                        ));
+                    }
+                }
+                Err(status) if REFUSALS.contains(&status.code()) => {}
+                Err(status) => failures.push(format!(
+                    "{} as {caller}: {:?} {}",
+                    method.path,
+                    status.code(),
+                    status.message()
+                )),
+            }
+        }
+    }
+    report_size(&format!(
+        "attack matrix: {} methods × {} callers = {cells} calls aimed at another tenant; {} public by design",
+        served.methods.len(),
+        callers.len(),
+        PUBLIC_BY_DESIGN.len()
+    ));
+    assert!(served.methods.len() >= 30, "reflection found too little");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
