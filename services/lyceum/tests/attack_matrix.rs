@@ -8,7 +8,8 @@
 //!
 //! It passes when no answer carries anything of B's the request did not already name (ids,
 //! emails, names, titles), and every refusal is UNAUTHENTICATED, PERMISSION_DENIED or
-//! NOT_FOUND. What is public by design is listed once, in [`PUBLIC_BY_DESIGN`].
+//! NOT_FOUND. What is public by design is listed once, in [`PUBLIC_BY_DESIGN`], and what
+//! one scope opens by design in [`SCOPED_BY_DESIGN`].
 
 mod common;
 
@@ -45,6 +46,26 @@ const PUBLIC_BY_DESIGN: &[(&str, &str)] = &[
     (
         "/lyceum.instructor.v1.ProfileService/SearchInstructors",
         "the instructor directory is public",
+    ),
+];
+
+/// Answers one caller may get about every tenant because its scope grants exactly that:
+/// `(caller, method, why)`.
+const SCOPED_BY_DESIGN: &[(&str, &str, &str)] = &[
+    (
+        "a users:read service account",
+        "/lyceum.identity.v1.UserService/GetUser",
+        "users:read reads identity's users, for the services that show names",
+    ),
+    (
+        "a users:read service account",
+        "/lyceum.identity.v1.UserService/BatchGetUsers",
+        "users:read reads identity's users, for the services that show names",
+    ),
+    (
+        "a users:read service account",
+        "/lyceum.identity.v1.UserService/ListUsers",
+        "users:read reads identity's users, for the services that show names",
     ),
 ];
 
@@ -778,7 +799,15 @@ async fn no_caller_reaches_another_tenants_data() {
     .await
     .expect("disable a service account");
 
+    let (_, reader_token) = service_account(
+        &mut auth,
+        &platform_admin,
+        "reader-matrix",
+        &[scopes::USERS_READ],
+    )
+    .await;
     let callers: Vec<(&str, Option<&str>)> = vec![
+        ("a users:read service account", Some(&reader_token)),
         ("A's admin", Some(&a.admin.token)),
         ("A's instructor", Some(&a.instructor.token)),
         ("A's student", Some(&a.student.token)),
@@ -818,7 +847,10 @@ async fn no_caller_reaches_another_tenants_data() {
             cells += 1;
             match outcome {
                 Ok(response) => {
-                    if public.contains_key(method.path.as_str()) {
+                    let scoped = SCOPED_BY_DESIGN
+                        .iter()
+                        .any(|(who, path, _)| who == caller && *path == method.path);
+                    if public.contains_key(method.path.as_str()) || scoped {
                         continue;
                     }
                     let answer = response.into_inner();
@@ -846,10 +878,12 @@ async fn no_caller_reaches_another_tenants_data() {
         }
     }
     report_size(&format!(
-        "attack matrix: {} methods × {} callers = {cells} calls aimed at another tenant; {} public by design",
+        "attack matrix: {} methods × {} callers = {cells} calls aimed at another tenant; \
+         {} methods public by design, {} open to one scope by design",
         served.methods.len(),
         callers.len(),
-        PUBLIC_BY_DESIGN.len()
+        PUBLIC_BY_DESIGN.len(),
+        SCOPED_BY_DESIGN.len()
     ));
     assert!(served.methods.len() >= 30, "reflection found too little");
     assert!(
