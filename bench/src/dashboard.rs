@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use lyceum_instructor::domain::UserId;
 use lyceum_instructor::store::dashboard;
 use lyceum_platform::auth::{Principal, with_bearer};
 use lyceum_platform::db::TenantContext;
@@ -234,16 +235,18 @@ impl Operation for DashboardSql {
                 Ok(_) => dashboard::earnings(&mut tx, id).await.map(|_| ()),
                 Err(e) => Err(e),
             },
-            Query::StudentProgress => dashboard::student_progress(&mut tx, id, None, None, 21)
-                .await
-                .map(|_| ()),
+            Query::StudentProgress => {
+                dashboard::student_progress(&mut tx, UserId::new(id), None, None, 21)
+                    .await
+                    .map(|_| ())
+            }
             Query::RevenueBreakdown => {
                 let end = Utc::now();
                 dashboard::revenue_breakdown(&mut tx, id, end - chrono::Duration::days(30), end)
                     .await
                     .map(|_| ())
             }
-            Query::RecentActivity => dashboard::recent_activity(&mut tx, id, None, 21)
+            Query::RecentActivity => dashboard::recent_activity(&mut tx, UserId::new(id), None, 21)
                 .await
                 .map(|_| ()),
             Query::MonthlyRevenue => dashboard::monthly_revenue(&mut tx, id, 12)

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use lyceum_learning::domain::{CourseId, EnrollmentId, UserId};
 use lyceum_learning::store::courses::CatalogueFilter;
 use lyceum_learning::store::enrollments::{CourseTerms, EnrollOutcome, Enrolling, EnrollmentRow};
 use lyceum_learning::store::{courses, enrollments, instructors};
@@ -188,9 +189,9 @@ impl Operation for EnrollSql {
         for _ in 0..2 {
             let expected = terms.as_ref().map(|terms| {
                 let row = EnrollmentRow::opening(
-                    enrollment_id,
-                    course_id,
-                    principal.subject,
+                    EnrollmentId::new(enrollment_id),
+                    CourseId::new(course_id),
+                    UserId::new(principal.subject),
                     enrolled_at,
                     terms,
                 );
@@ -264,7 +265,7 @@ impl Operation for GetCourseSql {
             .await
             .map_err(sql)?
             .ok_or("no course")?;
-        instructors::permissions_of(&mut tx, id, self.viewer.subject)
+        instructors::permissions_of(&mut tx, CourseId::new(id), UserId::new(self.viewer.subject))
             .await
             .map_err(sql)?;
         tx.commit().await.map_err(sql)

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use lyceum_identity::domain::{OrganizationId, SessionId, UserId};
 use lyceum_identity::store::{organizations, sessions, users};
 use lyceum_platform::auth::{Principal, with_bearer};
 use lyceum_platform::db::{Database, TenantContext};
@@ -29,9 +30,13 @@ fn sql(error: impl std::fmt::Display) -> String {
 async fn revocation_check(db: &Database, principal: &Principal) -> Result<(), String> {
     let mut tx = db.begin_system("test").await.map_err(sql)?;
     let session = principal.session_id.unwrap_or_default();
-    sessions::session_is_live(&mut tx, session, principal.subject)
-        .await
-        .map_err(sql)?;
+    sessions::session_is_live(
+        &mut tx,
+        SessionId::new(session),
+        UserId::new(principal.subject),
+    )
+    .await
+    .map_err(sql)?;
     tx.commit().await.map_err(sql)
 }
 
@@ -111,7 +116,7 @@ impl Operation for ListUsersSql {
             .begin(&TenantContext::for_principal(&self.stack.admin))
             .await
             .map_err(sql)?;
-        users::list(&mut tx, Some(org), None, 51)
+        users::list(&mut tx, Some(OrganizationId::new(org)), None, 51)
             .await
             .map_err(sql)?;
         tx.commit().await.map_err(sql)

@@ -5,6 +5,7 @@
 //! - [`db`]: the pool bound to a service's schema and role, migrations, tenant transactions
 //! - [`auth`]: Ed25519 JWT verification, the `Principal`, the tower layer
 //! - [`capacity`]: seats, caps, budgets and credits taken and given back exactly once
+//! - [`id`]: typed ids, so that two ids of different entities cannot be swapped
 //! - [`error`]: domain errors to canonical gRPC codes with field details
 //! - [`server`]: health, reflection, limits and graceful shutdown
 //! - [`metrics`]: RED metrics per RPC, the Prometheus scrape endpoint
@@ -25,6 +26,7 @@ pub mod enums;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod id;
 pub mod metrics;
 pub mod money;
 pub mod nats;
@@ -36,6 +38,9 @@ pub mod verify;
 
 pub use error::{ApiError, FieldViolation, Violations};
 
-/// For [`text_enum!`]'s expansion in the services' crates.
+/// For [`text_enum!`]'s and [`typed_id!`]'s expansions in the services' crates.
 #[doc(hidden)]
 pub use sqlx as __sqlx;
+/// For [`typed_id!`]'s expansion in the services' crates.
+#[doc(hidden)]
+pub use uuid as __uuid;

@@ -16,8 +16,8 @@ use crate::domain::organization::{
     may_see_organization, may_see_team, touches_billing,
 };
 use crate::domain::{
-    BoundedText, Name, Slug, SubscriptionStatus, SubscriptionTier, TeamMemberRole,
-    require_platform_admin,
+    BoundedText, Name, OrganizationId, Slug, SubscriptionStatus, SubscriptionTier, TeamId,
+    TeamMemberRole, UserId, require_platform_admin,
 };
 use crate::events;
 use crate::store::organizations::{NewOrganization, OrganizationChanges};
@@ -261,7 +261,13 @@ impl IdentityApi {
         let org = org.expect("parsed when there are no violations");
         may_see_organization(&principal, org)?;
         let mut tx = self.tx_for(&principal).await?;
-        let rows = teams::list(&mut tx, org, after, limit + 1).await?;
+        let rows = teams::list(
+            &mut tx,
+            OrganizationId::new(org),
+            after.map(TeamId::new),
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
         let (rows, next) = paginate(rows, limit, |r| r.id);
         Ok(pb::ListTeamsResponse {
@@ -363,7 +369,7 @@ impl IdentityApi {
         };
         let mut tx = self.tx_for(&principal).await?;
         self.team_for_admin(&mut tx, &principal, team_id).await?;
-        if !teams::remove_member(&mut tx, team_id, user_id).await? {
+        if !teams::remove_member(&mut tx, TeamId::new(team_id), UserId::new(user_id)).await? {
             return Err(ApiError::not_found("team member"));
         }
         tx.commit().await?;
@@ -387,7 +393,13 @@ impl IdentityApi {
             .await?
             .ok_or_else(|| ApiError::not_found("team"))?;
         may_see_team(&principal, team.organization_id)?;
-        let rows = teams::list_members(&mut tx, team_id, after, limit + 1).await?;
+        let rows = teams::list_members(
+            &mut tx,
+            TeamId::new(team_id),
+            after.map(UserId::new),
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
         let (rows, next) = paginate(rows, limit, |r| r.user_id);
         Ok(pb::ListTeamMembersResponse {

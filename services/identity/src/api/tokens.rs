@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::IdentityApi;
 use crate::domain::token::access_token_expiry;
+use crate::domain::{SessionId, UserId};
 use crate::store::{Tx, grants, service_accounts, sessions};
 
 /// A fresh opaque refresh token and the hash under which it is stored.
@@ -126,7 +127,8 @@ impl IdentityApi {
         session_expires: DateTime<Utc>,
     ) -> Result<pb::TokenPair, ApiError> {
         let (refresh_token, hash) = new_refresh_token();
-        sessions::insert_refresh_token(tx, session_id, user_id, &hash).await?;
+        sessions::insert_refresh_token(tx, SessionId::new(session_id), UserId::new(user_id), &hash)
+            .await?;
         let (access_token, access_expires) = self
             .issue_user_access_token(tx, user_id, organization_id, session_id)
             .await?;
@@ -158,7 +160,8 @@ impl RevocationCheck for SessionRevocationCheck {
         let mut tx = self.db.begin_system("session liveness").await?;
         let live = match (claims.kind, claims.sid) {
             (PrincipalKind::User, Some(sid)) => {
-                sessions::session_is_live(&mut tx, sid, claims.sub).await?
+                sessions::session_is_live(&mut tx, SessionId::new(sid), UserId::new(claims.sub))
+                    .await?
             }
             (PrincipalKind::User, None) => false,
             (PrincipalKind::Service, _) => {

@@ -22,7 +22,9 @@ use crate::domain::user::{
     decide_user_creation, decide_user_listing, decide_user_update, default_grants, may_read_roles,
     needs_held_grants,
 };
-use crate::domain::{BoundedText, Email, OptionalName, Password, Role, UserStatus};
+use crate::domain::{
+    BoundedText, Email, OptionalName, OrganizationId, Password, Role, UserId, UserStatus,
+};
 use crate::events;
 use crate::store::grants::NewGrant;
 use crate::store::users::{NewUser, UserChanges, UserRow};
@@ -178,7 +180,13 @@ impl IdentityApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let rows = users::list(&mut tx, org, after, limit + 1).await?;
+        let rows = users::list(
+            &mut tx,
+            org.map(OrganizationId::new),
+            after.map(UserId::new),
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
         let (rows, next) = paginate(rows, limit, |r| r.id);
         Ok(pb::ListUsersResponse {
@@ -448,7 +456,13 @@ impl IdentityApi {
         may_read_roles(&principal, &user.scope())?;
         // The caller may ask about grants it cannot list itself.
         tx.begin_bookkeeping("role check").await?;
-        let has_role = grants::has_role(&mut tx, user_id, role, org).await?;
+        let has_role = grants::has_role(
+            &mut tx,
+            UserId::new(user_id),
+            role,
+            org.map(OrganizationId::new),
+        )
+        .await?;
         tx.commit().await?;
         Ok(pb::HasRoleResponse { has_role })
     }

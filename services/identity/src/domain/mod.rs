@@ -7,6 +7,7 @@
 pub mod access;
 mod email;
 pub mod grant;
+mod ids;
 pub mod organization;
 mod password;
 mod role;
@@ -22,6 +23,7 @@ pub mod user;
 pub use access::{NotAllowed, require_platform_admin};
 pub use email::Email;
 pub use grant::GrantScope;
+pub use ids::{OrganizationId, SessionId, TeamId, UserId};
 pub use password::{Password, PasswordHash};
 pub use role::{Role, RoleScopeError};
 pub use slug::Slug;

@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::{GrantScope, Role};
+use crate::domain::{GrantScope, OrganizationId, Role, UserId};
 
 #[derive(Debug, Clone)]
 pub struct GrantRow {
@@ -90,9 +90,9 @@ pub async fn active_grants(tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantRow>, 
 /// The seeds' `has_role`: an unexpired grant, platform-wide or in `organization_id`.
 pub async fn has_role(
     tx: &mut Tx,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
-    organization_id: Option<Uuid>,
+    organization_id: Option<OrganizationId>,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT EXISTS (
@@ -100,9 +100,9 @@ pub async fn has_role(
            WHERE user_id = $1 AND role = $2
              AND (organization_id IS NULL OR $3::uuid IS NULL OR organization_id = $3)
              AND (expires_at IS NULL OR expires_at > now())) AS \"exists!\"",
-        user_id,
+        user_id.get(),
         role as _,
-        organization_id
+        organization_id.map(OrganizationId::get)
     )
     .fetch_one(tx.conn())
     .await

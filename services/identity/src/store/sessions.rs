@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::Tx;
 use crate::domain::session::{RefreshState, SessionEnd};
+use crate::domain::{SessionId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct PresentedToken {
@@ -52,15 +53,15 @@ pub async fn create_session(
 
 pub async fn insert_refresh_token(
     tx: &mut Tx,
-    session_id: Uuid,
-    user_id: Uuid,
+    session_id: SessionId,
+    user_id: UserId,
     token_hash: &[u8],
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash) VALUES ($1, $2, $3, $4)",
         Uuid::now_v7(),
-        session_id,
-        user_id,
+        session_id.get(),
+        user_id.get(),
         token_hash
     )
     .execute(tx.conn())
@@ -152,16 +153,16 @@ pub async fn revoke_user_sessions(
 /// revoked nor expired and the user is active.
 pub async fn session_is_live(
     tx: &mut Tx,
-    session_id: Uuid,
-    user_id: Uuid,
+    session_id: SessionId,
+    user_id: UserId,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT EXISTS (
            SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
            WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
              AND s.expires_at > now() AND u.status = 'active') AS \"exists!\"",
-        session_id,
-        user_id
+        session_id.get(),
+        user_id.get()
     )
     .fetch_one(tx.conn())
     .await

@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::TeamMemberRole;
+use crate::domain::{OrganizationId, TeamId, TeamMemberRole, UserId};
 
 #[derive(Debug, Clone)]
 pub struct TeamRow {
@@ -56,8 +56,8 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<TeamRow>, sqlx::Error> 
 
 pub async fn list(
     tx: &mut Tx,
-    organization_id: Uuid,
-    after: Option<Uuid>,
+    organization_id: OrganizationId,
+    after: Option<TeamId>,
     limit: i64,
 ) -> Result<Vec<TeamRow>, sqlx::Error> {
     sqlx::query_as!(
@@ -65,8 +65,8 @@ pub async fn list(
         "SELECT id, organization_id, name, description, created_at, updated_at
          FROM teams WHERE organization_id = $1 AND ($2::uuid IS NULL OR id > $2)
          ORDER BY id LIMIT $3",
-        organization_id,
-        after,
+        organization_id.get(),
+        after.map(TeamId::get),
         limit
     )
     .fetch_all(tx.conn())
@@ -123,11 +123,15 @@ pub async fn upsert_member(
     .map_err(|e| write_error(e, "user"))
 }
 
-pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn remove_member(
+    tx: &mut Tx,
+    team_id: TeamId,
+    user_id: UserId,
+) -> Result<bool, sqlx::Error> {
     let result = sqlx::query!(
         "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
-        team_id,
-        user_id
+        team_id.get(),
+        user_id.get()
     )
     .execute(tx.conn())
     .await?;
@@ -136,8 +140,8 @@ pub async fn remove_member(tx: &mut Tx, team_id: Uuid, user_id: Uuid) -> Result<
 
 pub async fn list_members(
     tx: &mut Tx,
-    team_id: Uuid,
-    after: Option<Uuid>,
+    team_id: TeamId,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
     sqlx::query_as!(
@@ -145,8 +149,8 @@ pub async fn list_members(
         "SELECT team_id, user_id, role, joined_at FROM team_members
          WHERE team_id = $1 AND ($2::uuid IS NULL OR user_id > $2)
          ORDER BY user_id LIMIT $3",
-        team_id,
-        after,
+        team_id.get(),
+        after.map(UserId::get),
         limit
     )
     .fetch_all(tx.conn())

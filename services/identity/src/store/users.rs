@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::{UserScope, UserStatus};
+use crate::domain::{OrganizationId, UserId, UserScope, UserStatus};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -88,8 +88,8 @@ pub async fn find_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>, 
 
 pub async fn list(
     tx: &mut Tx,
-    organization_id: Option<Uuid>,
-    after: Option<Uuid>,
+    organization_id: Option<OrganizationId>,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<UserRow>, sqlx::Error> {
     sqlx::query_as!(
@@ -99,8 +99,8 @@ pub async fn list(
          FROM users
          WHERE ($1::uuid IS NULL OR organization_id = $1) AND ($2::uuid IS NULL OR id > $2)
          ORDER BY id LIMIT $3",
-        organization_id,
-        after,
+        organization_id.map(OrganizationId::get),
+        after.map(UserId::get),
         limit
     )
     .fetch_all(tx.conn())

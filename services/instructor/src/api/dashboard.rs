@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{InstructorApi, may_read_instructor, wire};
-use crate::domain::fee_bps_from_percent;
+use crate::domain::{CourseId, UserId, fee_bps_from_percent};
 use crate::store::{dashboard, payments, revenue};
 
 impl InstructorApi {
@@ -46,7 +46,7 @@ impl InstructorApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let rows = revenue::list(&mut tx, instructor_id, after, limit + 1).await?;
+        let rows = revenue::list(&mut tx, UserId::new(instructor_id), after, limit + 1).await?;
         tx.commit().await?;
         let (rows, next_page_token) = paginate(rows, limit, |r| (r.created_at, r.id));
         Ok(pb::ListRevenueTransactionsResponse {
@@ -143,8 +143,14 @@ impl InstructorApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let rows =
-            dashboard::student_progress(&mut tx, instructor_id, course, after, limit + 1).await?;
+        let rows = dashboard::student_progress(
+            &mut tx,
+            UserId::new(instructor_id),
+            course.map(CourseId::new),
+            after,
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
         let (rows, next_page_token) =
             paginate(rows, limit, |r| (r.last_activity_at, r.enrollment_id));
@@ -246,7 +252,9 @@ impl InstructorApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let rows = dashboard::recent_activity(&mut tx, instructor_id, after, limit + 1).await?;
+        let rows =
+            dashboard::recent_activity(&mut tx, UserId::new(instructor_id), after, limit + 1)
+                .await?;
         tx.commit().await?;
         let (rows, next_page_token) = paginate(rows, limit, |r| (r.occurred_at, r.id));
         Ok(pb::ListRecentActivityResponse {

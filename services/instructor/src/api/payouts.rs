@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::payments::RequestId;
 use super::{InstructorApi, wire};
-use crate::domain::Currency;
+use crate::domain::{Currency, PayoutId, UserId};
 use crate::events;
 use crate::store::payouts::{self, NewPayout, PayoutRow};
 
@@ -62,8 +62,13 @@ impl InstructorApi {
             });
         }
         let payout_id = Uuid::now_v7();
-        let (amount, count) =
-            payouts::settle_pending(&mut tx, payout_id, instructor_id, currency.as_str()).await?;
+        let (amount, count) = payouts::settle_pending(
+            &mut tx,
+            PayoutId::new(payout_id),
+            UserId::new(instructor_id),
+            currency.as_str(),
+        )
+        .await?;
         if count == 0 || amount <= 0 {
             tx.rollback().await?;
             // A concurrent call with this request id may have taken the earnings first.
@@ -131,7 +136,7 @@ impl InstructorApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        let rows = payouts::list(&mut tx, instructor_id, after, limit + 1).await?;
+        let rows = payouts::list(&mut tx, UserId::new(instructor_id), after, limit + 1).await?;
         tx.commit().await?;
         let (rows, next_page_token) = paginate_by_time(rows, limit, |r| (r.created_at, r.id));
         Ok(pb::ListPayoutsResponse {

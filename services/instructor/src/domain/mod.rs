@@ -1,6 +1,9 @@
 //! Instructor revenue's types and pure rules: statuses, the fee split and its
 //! proportional reversal on refunds. Everything is integer minor units.
 
+mod ids;
+
+pub use ids::{CourseId, PayoutId, UserId};
 pub use lyceum_platform::money::{Currency, Money};
 use lyceum_platform::text_enum;
 use lyceum_proto::instructor::v1 as pb;

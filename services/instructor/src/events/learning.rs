@@ -11,7 +11,7 @@ use lyceum_platform::events::unpack;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::{ActivityType, TransactionType};
+use crate::domain::{ActivityType, CourseId, TransactionType, UserId};
 use crate::store::projections::{
     self, EnrollmentChange, EnrollmentState, NewActivity, ProgressState,
 };
@@ -50,8 +50,8 @@ impl EventHandler for LearningEvents {
                 let instructor_id = id(&course.instructor_id)?;
                 let published = projections::course_status(
                     tx,
-                    id(&course.course_id)?,
-                    instructor_id,
+                    CourseId::new(id(&course.course_id)?),
+                    UserId::new(instructor_id),
                     &course.title,
                     &course.status,
                     course.version,
@@ -75,8 +75,8 @@ impl EventHandler for LearningEvents {
                 let instructor_id = id(&review.instructor_id)?;
                 let rating = projections::course_rating(
                     tx,
-                    course_id,
-                    instructor_id,
+                    CourseId::new(course_id),
+                    UserId::new(instructor_id),
                     (review.course_rating_sum, review.course_review_count),
                     review.version,
                 )

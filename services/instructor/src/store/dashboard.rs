@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
-use crate::domain::{ActivityType, TransactionType};
+use crate::domain::{ActivityType, CourseId, TransactionType, UserId};
 
 /// The statements, public so that the benchmark can EXPLAIN exactly what runs. Each lives
 /// in a file of its own under `sql/`, which the functions below check at compile time.
@@ -73,16 +73,16 @@ pub struct StudentProgressRow {
 
 pub async fn student_progress(
     tx: &mut Tx,
-    instructor_id: Uuid,
-    course_id: Option<Uuid>,
+    instructor_id: UserId,
+    course_id: Option<CourseId>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<StudentProgressRow>, sqlx::Error> {
     sqlx::query_file_as!(
         StudentProgressRow,
         "src/store/sql/dashboard_student_progress.sql",
-        instructor_id,
-        course_id,
+        instructor_id.get(),
+        course_id.map(CourseId::get),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit
@@ -132,14 +132,14 @@ pub struct ActivityRow {
 
 pub async fn recent_activity(
     tx: &mut Tx,
-    instructor_id: Uuid,
+    instructor_id: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ActivityRow>, sqlx::Error> {
     sqlx::query_file_as!(
         ActivityRow,
         "src/store/sql/dashboard_recent_activity.sql",
-        instructor_id,
+        instructor_id.get(),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::{PayoutId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct PayoutRow {
@@ -32,8 +33,8 @@ pub async fn by_request(tx: &mut Tx, request_id: &str) -> Result<Option<PayoutRo
 /// the later one finds them no longer pending.
 pub async fn settle_pending(
     tx: &mut Tx,
-    payout_id: Uuid,
-    instructor_id: Uuid,
+    payout_id: PayoutId,
+    instructor_id: UserId,
     currency: &str,
 ) -> Result<(i64, i64), sqlx::Error> {
     let settled = sqlx::query!(
@@ -44,9 +45,9 @@ pub async fn settle_pending(
            SELECT coalesce(sum(instructor_earnings_minor), 0)::bigint AS "amount!",
                   count(*) AS "count!"
            FROM paid"#,
-        instructor_id,
+        instructor_id.get(),
         currency,
-        payout_id
+        payout_id.get()
     )
     .fetch_one(tx.conn())
     .await?;
@@ -86,7 +87,7 @@ pub async fn insert(tx: &mut Tx, new: NewPayout) -> Result<Option<PayoutRow>, sq
 /// A page of an instructor's payouts, newest first.
 pub async fn list(
     tx: &mut Tx,
-    instructor_id: Uuid,
+    instructor_id: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<PayoutRow>, sqlx::Error> {
@@ -96,7 +97,7 @@ pub async fn list(
                 transaction_count, created_at FROM payouts
          WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
          ORDER BY created_at DESC, id DESC LIMIT $4",
-        instructor_id,
+        instructor_id.get(),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
+use crate::domain::{CourseId, UserId};
 
 struct CourseState {
     status: String,
@@ -18,13 +19,13 @@ struct CourseState {
 /// consumers (replicas) apply their events to it one after the other.
 async fn lock_course(
     tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    instructor_id: UserId,
 ) -> Result<CourseState, sqlx::Error> {
     sqlx::query!(
         "INSERT INTO course_projection (course_id, instructor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        course_id,
-        instructor_id
+        course_id.get(),
+        instructor_id.get()
     )
         .execute(tx.conn())
         .await?;
@@ -32,7 +33,7 @@ async fn lock_course(
         CourseState,
         "SELECT status, status_version, rating_sum, review_count, rating_version
          FROM course_projection WHERE course_id = $1 FOR UPDATE",
-        course_id
+        course_id.get()
     )
     .fetch_one(tx.conn())
     .await
@@ -42,8 +43,8 @@ async fn lock_course(
 /// courses changed (-1, 0 or +1).
 pub async fn course_status(
     tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    instructor_id: UserId,
     title: &str,
     status: &str,
     version: i64,
@@ -54,7 +55,7 @@ pub async fn course_status(
     }
     sqlx::query!(
         "UPDATE course_projection SET title = $2, status = $3, status_version = $4 WHERE course_id = $1",
-        course_id,
+        course_id.get(),
         title,
         status,
         version
@@ -67,8 +68,8 @@ pub async fn course_status(
 /// Applies a course's new rating totals; returns the change of (sum, count).
 pub async fn course_rating(
     tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    instructor_id: UserId,
     rating: (i64, i64),
     version: i64,
 ) -> Result<(i64, i64), sqlx::Error> {
@@ -78,7 +79,7 @@ pub async fn course_rating(
     }
     sqlx::query!(
         "UPDATE course_projection SET rating_sum = $2, review_count = $3, rating_version = $4 WHERE course_id = $1",
-        course_id,
+        course_id.get(),
         rating.0,
         rating.1,
         version

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Tx;
-use crate::domain::TransactionType;
+use crate::domain::{TransactionType, UserId};
 
 #[derive(Debug, Clone)]
 pub struct TransactionRow {
@@ -128,7 +128,7 @@ pub async fn by_refund(
 
 pub async fn list(
     tx: &mut Tx,
-    instructor_id: Uuid,
+    instructor_id: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TransactionRow>, sqlx::Error> {
@@ -140,7 +140,7 @@ pub async fn list(
                 created_at FROM revenue_transactions
          WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
          ORDER BY created_at DESC, id DESC LIMIT $4",
-        instructor_id,
+        instructor_id.get(),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit

@@ -14,8 +14,8 @@ use super::{LearningApi, decode_position, paginate, visible_course, wire};
 use crate::domain::access::decide_course_creator;
 use crate::domain::course::{check_visibility, decide_status_change, needs_owner};
 use crate::domain::{
-    BoundedText, CourseStatus, EnrollmentType, InstructorRole, LessonType, Money, Permission,
-    TextList, Visibility,
+    BoundedText, CourseId, CourseStatus, EnrollmentType, InstructorRole, LessonType, Money,
+    OrganizationId, Permission, TextList, UserId, Visibility,
 };
 use crate::events;
 use crate::store::content::NewLesson;
@@ -334,7 +334,13 @@ impl LearningApi {
         } = request.into_inner().try_into()?;
         let instructor_id = decide_course_creator(&principal, instructor, organization)?;
         let mut tx = self.tx_for(Some(&principal)).await?;
-        let row = courses::insert(&mut tx, instructor_id, organization, fields).await?;
+        let row = courses::insert(
+            &mut tx,
+            UserId::new(instructor_id),
+            organization.map(OrganizationId::new),
+            fields,
+        )
+        .await?;
         tx.commit().await?;
         Ok(pb::CreateCourseResponse {
             course: Some(wire::course(row)),
@@ -544,14 +550,16 @@ impl LearningApi {
         // Everyone who sees the course sees its outline; the lessons' content is for its
         // students, its teaching team and admins (and preview lessons for everyone).
         let enrolled = match &principal {
-            Some(p) if !access.edit => {
-                crate::store::enrollments::get_by_student(&mut tx, course_id, p.subject)
-                    .await?
-                    .is_some_and(|e| {
-                        e.status == crate::domain::EnrollmentStatus::Active
-                            || e.status == crate::domain::EnrollmentStatus::Completed
-                    })
-            }
+            Some(p) if !access.edit => crate::store::enrollments::get_by_student(
+                &mut tx,
+                CourseId::new(course_id),
+                UserId::new(p.subject),
+            )
+            .await?
+            .is_some_and(|e| {
+                e.status == crate::domain::EnrollmentStatus::Active
+                    || e.status == crate::domain::EnrollmentStatus::Completed
+            }),
             _ => false,
         };
         let full_access =
@@ -623,8 +631,14 @@ impl LearningApi {
                 "is already the course's primary instructor",
             ));
         }
-        let row =
-            instructors::upsert(&mut tx, course_id, instructor_id, role, &permissions).await?;
+        let row = instructors::upsert(
+            &mut tx,
+            CourseId::new(course_id),
+            UserId::new(instructor_id),
+            role,
+            &permissions,
+        )
+        .await?;
         tx.commit().await?;
         Ok(pb::AddCourseInstructorResponse {
             instructor: Some(wire::instructor(row)),
@@ -649,7 +663,13 @@ impl LearningApi {
         if !access.manage_team {
             return Err(ApiError::permission_denied());
         }
-        if !instructors::remove(&mut tx, course_id, instructor_id).await? {
+        if !instructors::remove(
+            &mut tx,
+            CourseId::new(course_id),
+            UserId::new(instructor_id),
+        )
+        .await?
+        {
             return Err(ApiError::not_found("course instructor"));
         }
         tx.commit().await?;

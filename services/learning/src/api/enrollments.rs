@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
 use crate::domain::enrollment::{EnrollDecision, decide_enroll, may_record_progress};
 use crate::domain::progress::{LessonReport, merge_lesson};
-use crate::domain::{EnrollmentStatus, LessonProgressStatus};
+use crate::domain::{
+    CourseId, EnrollmentId, EnrollmentStatus, LessonId, LessonProgressStatus, UserId,
+};
 use crate::events::{self, LessonChange, transition_enrollment};
 use crate::store::enrollments::{EnrollOutcome, Enrolling, EnrollmentRow};
 use crate::store::progress::LessonUpdate;
@@ -116,9 +118,9 @@ impl LearningApi {
         for _ in 0..3 {
             let opened = terms.as_ref().map(|terms| {
                 EnrollmentRow::opening(
-                    enrollment_id,
-                    course_id,
-                    principal.subject,
+                    EnrollmentId::new(enrollment_id),
+                    CourseId::new(course_id),
+                    UserId::new(principal.subject),
                     enrolled_at,
                     terms,
                 )
@@ -173,9 +175,13 @@ impl LearningApi {
     ) -> Result<pb::EnrollResponse, ApiError> {
         let mut tx = self.tx_for(Some(principal)).await?;
         let (course, _) = visible_course(&mut tx, Some(principal), course_id).await?;
-        let existing = enrollments::lock_by_student(&mut tx, course_id, principal.subject)
-            .await?
-            .ok_or_else(|| ApiError::not_found("enrollment"))?;
+        let existing = enrollments::lock_by_student(
+            &mut tx,
+            CourseId::new(course_id),
+            UserId::new(principal.subject),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("enrollment"))?;
         let (EnrollDecision::Open(target) | EnrollDecision::Reopen(target)) =
             decide_enroll(&course.enrollment_terms(), Some(existing.status))?;
         let reopened = transition_enrollment(&mut tx, &existing, target, None).await?;
@@ -222,7 +228,14 @@ impl LearningApi {
             }
             None => Some(principal.subject),
         };
-        let rows = enrollments::list(&mut tx, student, course_id, after, limit + 1).await?;
+        let rows = enrollments::list(
+            &mut tx,
+            student.map(UserId::new),
+            course_id.map(CourseId::new),
+            after,
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
         let (rows, next_page_token) = paginate(rows, limit, |e| (e.enrolled_at, e.id));
         Ok(pb::ListEnrollmentsResponse {
@@ -278,7 +291,12 @@ impl LearningApi {
             .fits(lesson.lesson_type)
             .map_err(|message| ApiError::invalid("quiz_score", message))?;
 
-        let previous = progress::get_lesson(&mut tx, enrollment_id, lesson_id).await?;
+        let previous = progress::get_lesson(
+            &mut tx,
+            EnrollmentId::new(enrollment_id),
+            LessonId::new(lesson_id),
+        )
+        .await?;
         let merge = merge_lesson(previous.as_ref().map(|p| p.state()).as_ref(), &report);
         let lesson_row = progress::upsert_lesson(
             &mut tx,

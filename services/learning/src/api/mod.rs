@@ -18,6 +18,7 @@ use crate::domain::access::{CourseAccess, CreateCourseRefusal, Standing};
 use crate::domain::course::CourseRefusal;
 use crate::domain::enrollment::{EnrollRefusal, NotLearning, TransitionRefused};
 use crate::domain::review::ReviewRefusal;
+use crate::domain::{CourseId, UserId};
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::CourseTerms;
 use crate::store::{Tx, instructors};
@@ -59,8 +60,12 @@ pub(crate) async fn course_access(
         Some(principal) => Some(match Standing::without_team(principal, &scope) {
             Some(standing) => standing,
             None => {
-                let permissions =
-                    instructors::permissions_of(tx, course.id, principal.subject).await?;
+                let permissions = instructors::permissions_of(
+                    tx,
+                    CourseId::new(course.id),
+                    UserId::new(principal.subject),
+                )
+                .await?;
                 Standing::team(principal, &scope, permissions)
             }
         }),

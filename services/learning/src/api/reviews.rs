@@ -9,7 +9,9 @@ use tonic::{Request, Response, Status};
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
 use crate::domain::review::{RatingChange, may_review, may_vote};
-use crate::domain::{BoundedText, parse_optional_rating, parse_rating};
+use crate::domain::{
+    BoundedText, CourseId, EnrollmentId, ReviewId, UserId, parse_optional_rating, parse_rating,
+};
 use crate::events;
 use crate::store::reviews::{ReviewContent, ReviewRow};
 use crate::store::{Tx, courses, enrollments, reviews};
@@ -105,17 +107,21 @@ impl LearningApi {
         };
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
-        let enrollment =
-            enrollments::lock_by_student(&mut tx, course_id, principal.subject).await?;
+        let enrollment = enrollments::lock_by_student(
+            &mut tx,
+            CourseId::new(course_id),
+            UserId::new(principal.subject),
+        )
+        .await?;
         may_review(enrollment.as_ref().map(|e| e.status))?;
         let enrollment = enrollment.expect("a completed enrollment");
         let change = RatingChange::created(content.rating);
         let review = reviews::insert(
             &mut tx,
-            course_id,
-            principal.subject,
-            enrollment.id,
-            course.instructor_id,
+            CourseId::new(course_id),
+            UserId::new(principal.subject),
+            EnrollmentId::new(enrollment.id),
+            UserId::new(course.instructor_id),
             content,
         )
         .await?;
@@ -252,7 +258,7 @@ impl LearningApi {
         let course_id = course_id.expect("parsed when there are no violations");
         let mut tx = self.tx_for(principal.as_ref()).await?;
         visible_course(&mut tx, principal.as_ref(), course_id).await?;
-        let rows = reviews::list(&mut tx, course_id, after, limit + 1).await?;
+        let rows = reviews::list(&mut tx, CourseId::new(course_id), after, limit + 1).await?;
         tx.commit().await?;
         let (rows, next_page_token) = paginate(rows, limit, |r| (r.created_at, r.id));
         Ok(pb::ListReviewsResponse {
@@ -305,7 +311,9 @@ impl LearningApi {
             .await?
             .ok_or_else(|| ApiError::not_found("review"))?;
         may_vote(principal.is_user(review.student_id))?;
-        let voted = reviews::toggle_vote(&mut tx, id, principal.subject).await?;
+        let voted =
+            reviews::toggle_vote(&mut tx, ReviewId::new(id), UserId::new(principal.subject))
+                .await?;
         tx.begin_bookkeeping("helpful votes").await?;
         let updated =
             reviews::add_to_helpful_count(&mut tx, id, if voted { 1 } else { -1 }).await?;

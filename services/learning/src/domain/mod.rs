@@ -5,11 +5,15 @@
 pub mod access;
 pub mod course;
 pub mod enrollment;
+mod ids;
 mod kinds;
 pub mod progress;
 pub mod review;
 mod text;
 
+pub use ids::{
+    CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId, ReviewId, UserId,
+};
 pub use kinds::*;
 pub use lyceum_platform::money::{Currency, Money};
 pub use progress::{ProgressTotals, QUIZ_PASS_MARK, engagement_score, progress_percentage};

@@ -10,8 +10,8 @@ use lyceum_platform::events::Event;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::EnrollmentStatus;
 use crate::domain::enrollment::{decide_transition, event_verb};
+use crate::domain::{EnrollmentId, EnrollmentStatus, PaymentId};
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::EnrollmentRow;
 use crate::store::progress::StudentProgressRow;
@@ -163,11 +163,25 @@ pub async fn transition_enrollment(
         )
         .await?;
         match payment {
-            Some(_) => enrollments::set_status(tx, enrollment.id, next, payment).await?,
+            Some(_) => {
+                enrollments::set_status(
+                    tx,
+                    EnrollmentId::new(enrollment.id),
+                    next,
+                    payment.map(PaymentId::new),
+                )
+                .await?
+            }
             None => reopened,
         }
     } else {
-        enrollments::set_status(tx, enrollment.id, next, payment).await?
+        enrollments::set_status(
+            tx,
+            EnrollmentId::new(enrollment.id),
+            next,
+            payment.map(PaymentId::new),
+        )
+        .await?
     };
     let caller_bookkeeping = tx.bookkeeping().is_some();
     if !caller_bookkeeping {

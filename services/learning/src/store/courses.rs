@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{Tx, write_error};
 use crate::domain::access::CourseScope;
 use crate::domain::enrollment::EnrollmentTerms;
-use crate::domain::{CourseStatus, EnrollmentType, Visibility};
+use crate::domain::{CourseStatus, EnrollmentType, OrganizationId, UserId, Visibility};
 
 #[derive(Debug, Clone)]
 pub struct CourseRow {
@@ -91,8 +91,8 @@ pub struct CourseFields {
 
 pub async fn insert(
     tx: &mut Tx,
-    instructor_id: Uuid,
-    organization_id: Option<Uuid>,
+    instructor_id: UserId,
+    organization_id: Option<OrganizationId>,
     fields: CourseFields,
 ) -> Result<CourseRow, ApiError> {
     sqlx::query_as!(
@@ -117,8 +117,8 @@ pub async fn insert(
                 lesson_count, counts_version, version, published_at, created_at,
                 updated_at",
         Uuid::now_v7(),
-        instructor_id,
-        organization_id,
+        instructor_id.get(),
+        organization_id.map(OrganizationId::get),
         fields.title,
         fields.description,
         fields.category,

@@ -5,8 +5,8 @@ use lyceum_platform::events::OutboxRow;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::EnrollmentStatus;
 use crate::domain::enrollment::{EnrollRefusal, opening_status};
+use crate::domain::{CourseId, EnrollmentId, EnrollmentStatus, PaymentId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct EnrollmentRow {
@@ -88,16 +88,16 @@ pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<EnrollmentRow>, sqlx::
 
 pub async fn get_by_student(
     tx: &mut Tx,
-    course_id: Uuid,
-    student_id: Uuid,
+    course_id: CourseId,
+    student_id: UserId,
 ) -> Result<Option<EnrollmentRow>, sqlx::Error> {
     sqlx::query_as!(
         EnrollmentRow,
         "SELECT id, course_id, student_id, instructor_id, organization_id, status,
                 price_minor, currency, payment_id, cohort_id, enrolled_at,
                 activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE course_id = $1 AND student_id = $2",
-        course_id,
-        student_id
+        course_id.get(),
+        student_id.get()
     )
     .fetch_optional(tx.conn())
     .await
@@ -105,16 +105,16 @@ pub async fn get_by_student(
 
 pub async fn lock_by_student(
     tx: &mut Tx,
-    course_id: Uuid,
-    student_id: Uuid,
+    course_id: CourseId,
+    student_id: UserId,
 ) -> Result<Option<EnrollmentRow>, sqlx::Error> {
     sqlx::query_as!(
         EnrollmentRow,
         "SELECT id, course_id, student_id, instructor_id, organization_id, status,
                 price_minor, currency, payment_id, cohort_id, enrolled_at,
                 activated_at, completed_at, cancelled_at, refunded_at, updated_at FROM enrollments WHERE course_id = $1 AND student_id = $2 FOR UPDATE",
-        course_id,
-        student_id
+        course_id.get(),
+        student_id.get()
     )
     .fetch_optional(tx.conn())
     .await
@@ -124,9 +124,9 @@ pub async fn lock_by_student(
 /// when given (the price stays the enrollment's own).
 pub async fn set_status(
     tx: &mut Tx,
-    id: Uuid,
+    id: EnrollmentId,
     status: EnrollmentStatus,
-    payment: Option<Uuid>,
+    payment: Option<PaymentId>,
 ) -> Result<EnrollmentRow, sqlx::Error> {
     sqlx::query_as!(
         EnrollmentRow,
@@ -143,9 +143,9 @@ pub async fn set_status(
          RETURNING id, course_id, student_id, instructor_id, organization_id, status,
                 price_minor, currency, payment_id, cohort_id, enrolled_at,
                 activated_at, completed_at, cancelled_at, refunded_at, updated_at",
-        id,
+        id.get(),
         status as _,
-        payment
+        payment.map(PaymentId::get)
     )
     .fetch_one(tx.conn())
     .await
@@ -181,8 +181,8 @@ pub async fn reopen(
 /// A page of enrollments, newest first: of a student, or of a course.
 pub async fn list(
     tx: &mut Tx,
-    student_id: Option<Uuid>,
-    course_id: Option<Uuid>,
+    student_id: Option<UserId>,
+    course_id: Option<CourseId>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<EnrollmentRow>, sqlx::Error> {
@@ -194,8 +194,8 @@ pub async fn list(
          WHERE ($1::uuid IS NULL OR student_id = $1) AND ($2::uuid IS NULL OR course_id = $2)
            AND ($3::timestamptz IS NULL OR (enrolled_at, id) < ($3, $4))
          ORDER BY enrolled_at DESC, id DESC LIMIT $5",
-        student_id,
-        course_id,
+        student_id.map(UserId::get),
+        course_id.map(CourseId::get),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit
@@ -219,18 +219,18 @@ impl EnrollmentRow {
     /// says, encoded before [`enroll`] writes it. Free courses open active, paid ones wait
     /// for their payment.
     pub fn opening(
-        id: Uuid,
-        course_id: Uuid,
-        student_id: Uuid,
+        id: EnrollmentId,
+        course_id: CourseId,
+        student_id: UserId,
         enrolled_at: DateTime<Utc>,
         terms: &CourseTerms,
     ) -> Self {
         let status = opening_status(terms.price_minor);
         let free = status == EnrollmentStatus::Active;
         Self {
-            id,
-            course_id,
-            student_id,
+            id: id.get(),
+            course_id: course_id.get(),
+            student_id: student_id.get(),
             instructor_id: terms.instructor_id,
             organization_id: terms.organization_id,
             status,

@@ -3,7 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
-use crate::domain::{InstructorRole, Permission};
+use crate::domain::{CourseId, InstructorRole, Permission, UserId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstructorRow {
@@ -17,8 +17,8 @@ pub struct InstructorRow {
 /// Adds a member of the teaching team, or changes the role and permissions of one.
 pub async fn upsert(
     tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    instructor_id: UserId,
     role: InstructorRole,
     permissions: &[Permission],
 ) -> Result<InstructorRow, ApiError> {
@@ -27,8 +27,8 @@ pub async fn upsert(
         "INSERT INTO course_instructors (course_id, instructor_id, role, permissions) VALUES ($1, $2, $3, $4)
          ON CONFLICT (course_id, instructor_id) DO UPDATE SET role = EXCLUDED.role, permissions = EXCLUDED.permissions
          RETURNING course_id, instructor_id, role, permissions, added_at",
-        course_id,
-        instructor_id,
+        course_id.get(),
+        instructor_id.get(),
         role as _,
         permissions as _
     )
@@ -39,13 +39,13 @@ pub async fn upsert(
 
 pub async fn remove(
     tx: &mut Tx,
-    course_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    instructor_id: UserId,
 ) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query!(
         "DELETE FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
-        course_id,
-        instructor_id
+        course_id.get(),
+        instructor_id.get()
     )
     .execute(tx.conn())
     .await?
@@ -67,13 +67,13 @@ pub async fn list(tx: &mut Tx, course_id: Uuid) -> Result<Vec<InstructorRow>, sq
 /// The permissions a user holds on a course as a co-instructor, if they are one.
 pub async fn permissions_of(
     tx: &mut Tx,
-    course_id: Uuid,
-    user_id: Uuid,
+    course_id: CourseId,
+    user_id: UserId,
 ) -> Result<Option<Vec<Permission>>, sqlx::Error> {
     sqlx::query_scalar!(
         "SELECT permissions FROM course_instructors WHERE course_id = $1 AND instructor_id = $2",
-        course_id,
-        user_id
+        course_id.get(),
+        user_id.get()
     )
     .fetch_optional(tx.conn())
     .await

@@ -4,6 +4,7 @@ use uuid::Uuid;
 use super::Tx;
 use super::enrollments::EnrollmentRow;
 use crate::domain::progress::LessonState;
+use crate::domain::{EnrollmentId, LessonId};
 use crate::domain::{LessonProgressStatus, ProgressTotals, engagement_score, progress_percentage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -165,15 +166,15 @@ pub async fn save(
 
 pub async fn get_lesson(
     tx: &mut Tx,
-    enrollment_id: Uuid,
-    lesson_id: Uuid,
+    enrollment_id: EnrollmentId,
+    lesson_id: LessonId,
 ) -> Result<Option<LessonProgressRow>, sqlx::Error> {
     sqlx::query_as!(
         LessonProgressRow,
         "SELECT lesson_id, status, progress_percent, watch_time_seconds, quiz_score, quiz_passed, updated_at
          FROM lesson_progress WHERE enrollment_id = $1 AND lesson_id = $2 FOR UPDATE",
-        enrollment_id,
-        lesson_id
+        enrollment_id.get(),
+        lesson_id.get()
     )
     .fetch_optional(tx.conn())
     .await

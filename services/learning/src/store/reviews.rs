@@ -3,6 +3,7 @@ use lyceum_platform::ApiError;
 use uuid::Uuid;
 
 use super::{Tx, write_error};
+use crate::domain::{CourseId, EnrollmentId, ReviewId, UserId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReviewRow {
@@ -36,10 +37,10 @@ pub struct ReviewContent {
 
 pub async fn insert(
     tx: &mut Tx,
-    course_id: Uuid,
-    student_id: Uuid,
-    enrollment_id: Uuid,
-    instructor_id: Uuid,
+    course_id: CourseId,
+    student_id: UserId,
+    enrollment_id: EnrollmentId,
+    instructor_id: UserId,
     content: ReviewContent,
 ) -> Result<ReviewRow, ApiError> {
     sqlx::query_as!(
@@ -52,10 +53,10 @@ pub async fn insert(
                 review_text, instructor_response, responded_at, helpful_count,
                 created_at, updated_at",
         Uuid::now_v7(),
-        course_id,
-        student_id,
-        enrollment_id,
-        instructor_id,
+        course_id.get(),
+        student_id.get(),
+        enrollment_id.get(),
+        instructor_id.get(),
         content.rating,
         content.content_quality_rating,
         content.instructor_rating,
@@ -142,7 +143,7 @@ pub async fn delete(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
 
 pub async fn list(
     tx: &mut Tx,
-    course_id: Uuid,
+    course_id: CourseId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ReviewRow>, sqlx::Error> {
@@ -154,7 +155,7 @@ pub async fn list(
                 created_at, updated_at FROM course_reviews
          WHERE course_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
          ORDER BY created_at DESC, id DESC LIMIT $4",
-        course_id,
+        course_id.get(),
         after.map(|a| a.0),
         after.map(|a| a.1),
         limit
@@ -165,11 +166,15 @@ pub async fn list(
 
 /// Adds the voter's helpful vote, or withdraws it when it exists; returns whether the
 /// vote stands now.
-pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result<bool, ApiError> {
+pub async fn toggle_vote(
+    tx: &mut Tx,
+    review_id: ReviewId,
+    voter_id: UserId,
+) -> Result<bool, ApiError> {
     let added = sqlx::query!(
         "INSERT INTO review_votes (review_id, voter_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        review_id,
-        voter_id
+        review_id.get(),
+        voter_id.get()
     )
     .execute(tx.conn())
     .await
@@ -180,8 +185,8 @@ pub async fn toggle_vote(tx: &mut Tx, review_id: Uuid, voter_id: Uuid) -> Result
     if !added {
         sqlx::query!(
             "DELETE FROM review_votes WHERE review_id = $1 AND voter_id = $2",
-            review_id,
-            voter_id
+            review_id.get(),
+            voter_id.get()
         )
         .execute(tx.conn())
         .await?;
