@@ -4,7 +4,8 @@
 //! every service `lyceum serve all` serves (found by reflection) is called by each of
 //! A's callers, and by callers who should get nowhere (no token, an expired token, a token
 //! signed by an unknown key, a suspended user's token, a disabled service account's
-//! token), with every id field aimed at B's objects.
+//! token), with every id field aimed at B's objects and every page token taken from one
+//! of B's listings.
 //!
 //! It passes when no answer carries anything of B's the request did not already name (ids,
 //! emails, names, titles), and every refusal is UNAUTHENTICATED, PERMISSION_DENIED or
@@ -105,6 +106,8 @@ struct Tenant {
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
     service_account_id: String,
+    /// A page token of one of the tenant's listings, handed to the other tenant's calls.
+    page_token: String,
 }
 
 impl Tenant {
@@ -671,6 +674,24 @@ impl Stack {
             .find(|g| g.organization_id == org_id)
             .expect("the student's membership")
             .id;
+        let page_token = self
+            .users()
+            .list_users(authed(
+                idpb::ListUsersRequest {
+                    organization_id: org_id.clone(),
+                    page_size: 1,
+                    ..Default::default()
+                },
+                &admin.token,
+            ))
+            .await
+            .expect("list the members")
+            .into_inner()
+            .next_page_token;
+        assert!(
+            !page_token.is_empty(),
+            "the tenant has more than one member"
+        );
         let (service_account_id, _) = service_account(
             &mut self.auth(),
             platform_admin,
@@ -697,6 +718,7 @@ impl Stack {
             payment_id,
             grant_id,
             service_account_id,
+            page_token,
         }
     }
 }

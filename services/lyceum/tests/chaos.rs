@@ -1,5 +1,6 @@
 //! Chaos with an exactly-once proof. Mixed writes across every context (registrations,
-//! courses, free and paid enrollments, payments, refunds, progress, cancellations) run
+//! courses, free and paid enrollments, payments, refunds, progress, reviews,
+//! cancellations) run
 //! against `lyceum serve all` as a child process while NATS is killed and restarted and
 //! the server is killed with SIGKILL and restarted, several times. Afterwards, from the
 //! database and the stream alone:
@@ -149,7 +150,7 @@ async fn student_round(
         return;
     };
     if course.price_minor == 0 {
-        let outcome = enrollments
+        let completed = enrollments
             .record_lesson_progress(authed(
                 lpb::RecordLessonProgressRequest {
                     enrollment_id: enrollment.id.clone(),
@@ -162,7 +163,24 @@ async fn student_round(
                 &student.token,
             ))
             .await;
-        tally.record(&outcome);
+        tally.record(&completed);
+        // The course has one lesson: completing it completes the enrollment, and the
+        // student may review the course.
+        if completed.is_ok() {
+            let outcome = lpb::review_service_client::ReviewServiceClient::new(channel.clone())
+                .create_review(authed(
+                    lpb::CreateReviewRequest {
+                        course_id: course.id.clone(),
+                        rating: 1 + (round % 5) as i32,
+                        title: format!("Round {round}"),
+                        text: "Survived the chaos".into(),
+                        ..Default::default()
+                    },
+                    &student.token,
+                ))
+                .await;
+            tally.record(&outcome);
+        }
     } else {
         let mut payments = ipb::payment_service_client::PaymentServiceClient::new(channel.clone());
         let outcome = payments
@@ -485,6 +503,10 @@ async fn writes_under_broker_and_server_kills_are_published_and_applied_exactly_
                  WHERE e.course_id = c.id AND e.status IN ('active', 'completed'))
              OR p.completed_count IS DISTINCT FROM (SELECT count(*) FROM learning.enrollments e
                  WHERE e.course_id = c.id AND e.status = 'completed')
+             OR p.review_count IS DISTINCT FROM (SELECT count(*) FROM learning.course_reviews r
+                 WHERE r.course_id = c.id)
+             OR p.rating_sum IS DISTINCT FROM (SELECT coalesce(sum(r.rating), 0)
+                 FROM learning.course_reviews r WHERE r.course_id = c.id)
          UNION ALL
          SELECT 'progress ' || s.enrollment_id FROM learning.student_progress s
            LEFT JOIN instructor.enrollment_projection p ON p.enrollment_id = s.enrollment_id

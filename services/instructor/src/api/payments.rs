@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::{InstructorApi, wire};
 use crate::domain::{
-    Money, PaymentStatus, PaymentType, Provider, RefundRefusal, fee_for, fee_refund, refund_amount,
+    FeeSource, Money, PaymentType, Provider, RefundRefusal, fee_for, fee_refund, fee_source,
+    refund_amount,
 };
 use crate::events;
 use crate::store::payments::NewPayment;
@@ -228,31 +229,26 @@ impl InstructorApi {
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
-        let status = payment.status;
-        // Forward only: a repeated confirmation changes nothing; a failed attempt may
-        // still be confirmed by the provider afterwards.
-        let row = match status {
-            PaymentStatus::Pending | PaymentStatus::Failed => {
-                // The fee is fixed now, once, and every sale and refund of the payment uses
-                // it. For an enrollment it is the fee of the enrollment's instructor as
-                // learning told it; the instructor the payer named is not to be trusted
-                // (it could name one with a lower fee), so an enrollment this service does
-                // not know yet pays the platform's fee.
-                let fee_instructor = match (payment.payment_type, payment.related_entity_id) {
-                    (PaymentType::CourseEnrollment, Some(enrollment)) => {
-                        projections::enrollment_instructor(&mut tx, enrollment).await?
-                    }
-                    (PaymentType::CourseEnrollment, None) => None,
-                    _ => payment.instructor_id,
-                };
-                let fee_bps = payments::fee_bps_for(&mut tx, fee_instructor).await?;
-                let fee = fee_for(payment.amount_minor, fee_bps);
-                let provider_id = Some(req.provider_transaction_id).filter(|p| !p.is_empty());
-                let row = payments::mark_succeeded(&mut tx, id, provider_id, fee_bps, fee).await?;
-                tx.publish(events::payment_succeeded(&row)).await?;
-                row
-            }
-            _ => payment,
+        let row = if payment.status.takes_success() {
+            // The fee is fixed now, once; every sale and refund of the payment uses it.
+            let fee_instructor = match fee_source(
+                payment.payment_type,
+                payment.related_entity_id,
+                payment.instructor_id,
+            ) {
+                FeeSource::EnrollmentInstructor(enrollment) => {
+                    projections::enrollment_instructor(&mut tx, enrollment).await?
+                }
+                FeeSource::NamedInstructor(instructor) => instructor,
+            };
+            let fee_bps = payments::fee_bps_for(&mut tx, fee_instructor).await?;
+            let fee = fee_for(payment.amount_minor, fee_bps);
+            let provider_id = Some(req.provider_transaction_id).filter(|p| !p.is_empty());
+            let row = payments::mark_succeeded(&mut tx, id, provider_id, fee_bps, fee).await?;
+            tx.publish(events::payment_succeeded(&row)).await?;
+            row
+        } else {
+            payment
         };
         tx.commit().await?;
         Ok(pb::SucceedPaymentResponse {
@@ -276,8 +272,7 @@ impl InstructorApi {
         let payment = payments::lock(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
-        // A late or repeated failure after success changes nothing.
-        let row = if payment.status == PaymentStatus::Pending {
+        let row = if payment.status.takes_failure() {
             payments::mark_failed(&mut tx, id, reason.as_str()).await?
         } else {
             payment

@@ -26,6 +26,43 @@ impl PaymentStatus {
             PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded
         )
     }
+
+    /// Statuses move forward only. A provider's confirmation applies to a pending payment,
+    /// or to a failed attempt it confirms afterwards; a repeated one changes nothing.
+    pub fn takes_success(self) -> bool {
+        matches!(self, PaymentStatus::Pending | PaymentStatus::Failed)
+    }
+
+    /// A failure applies to a pending payment only: after a success it is late or repeated.
+    pub fn takes_failure(self) -> bool {
+        self == PaymentStatus::Pending
+    }
+}
+
+/// Whose platform fee a sale pays, fixed when its payment succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeeSource {
+    /// The fee of the enrollment's instructor, as learning told it.
+    EnrollmentInstructor(uuid::Uuid),
+    /// The fee of the instructor the payment names.
+    NamedInstructor(Option<uuid::Uuid>),
+}
+
+/// For an enrollment, the enrollment's instructor: the instructor a payer names is not to
+/// be trusted (it could be one with a lower fee). An enrollment payment that names no
+/// enrollment pays the platform's fee.
+pub fn fee_source(
+    payment_type: PaymentType,
+    related_entity_id: Option<uuid::Uuid>,
+    named_instructor: Option<uuid::Uuid>,
+) -> FeeSource {
+    match (payment_type, related_entity_id) {
+        (PaymentType::CourseEnrollment, Some(enrollment)) => {
+            FeeSource::EnrollmentInstructor(enrollment)
+        }
+        (PaymentType::CourseEnrollment, None) => FeeSource::NamedInstructor(None),
+        _ => FeeSource::NamedInstructor(named_instructor),
+    }
 }
 
 text_enum! {
@@ -131,6 +168,34 @@ pub fn refund_amount(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payment_statuses_only_move_forward() {
+        use PaymentStatus::*;
+        assert!(Pending.takes_success() && Failed.takes_success());
+        assert!(!Succeeded.takes_success() && !Refunded.takes_success());
+        assert!(Pending.takes_failure());
+        for later in [Succeeded, Failed, Refunded, PartiallyRefunded] {
+            assert!(!later.takes_failure(), "{later}");
+        }
+    }
+
+    #[test]
+    fn an_enrollment_pays_its_own_instructors_fee_whoever_the_payer_names() {
+        let (enrollment, named) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert_eq!(
+            fee_source(PaymentType::CourseEnrollment, Some(enrollment), Some(named)),
+            FeeSource::EnrollmentInstructor(enrollment)
+        );
+        assert_eq!(
+            fee_source(PaymentType::CourseEnrollment, None, Some(named)),
+            FeeSource::NamedInstructor(None)
+        );
+        assert_eq!(
+            fee_source(PaymentType::Other, Some(enrollment), Some(named)),
+            FeeSource::NamedInstructor(Some(named))
+        );
+    }
 
     #[test]
     fn a_refund_gives_back_what_is_asked_or_everything_left_and_never_more() {
