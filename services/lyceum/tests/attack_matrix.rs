@@ -4,8 +4,8 @@
 //! every service `lyceum serve all` serves (found by reflection) is called by each of
 //! A's callers, and by callers who should get nowhere (no token, an expired token, a token
 //! signed by an unknown key, a suspended user's token, a disabled service account's
-//! token), with every id field aimed at B's objects and every page token taken from one
-//! of B's listings.
+//! token), with every id field aimed at B's objects and every page token taken from B's
+//! own listing with the same method.
 //!
 //! It passes when no answer carries anything of B's the request did not already name (ids,
 //! emails, names, titles), and every refusal is UNAUTHENTICATED, PERMISSION_DENIED or
@@ -106,8 +106,6 @@ struct Tenant {
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
     service_account_id: String,
-    /// A page token of one of the tenant's listings, handed to the other tenant's calls.
-    page_token: String,
 }
 
 impl Tenant {
@@ -226,6 +224,8 @@ struct Builder<'a> {
     served: &'a Served,
     target: &'a Tenant,
     method: &'a str,
+    /// A page token of the target's own listing with this method, when it has one.
+    page_token: &'a str,
 }
 
 impl Builder<'_> {
@@ -252,6 +252,10 @@ impl Builder<'_> {
                     "scopes" => encoding::string::encode(tag, &"users:read".to_owned(), &mut out),
                     _ => {}
                 },
+                Type::String if name == "page_token" && !self.page_token.is_empty() => {
+                    encoding::string::encode(tag, &self.page_token.to_owned(), &mut out)
+                }
+                Type::String if name == "page_token" => {}
                 Type::String => {
                     let value = self
                         .target
@@ -674,24 +678,6 @@ impl Stack {
             .find(|g| g.organization_id == org_id)
             .expect("the student's membership")
             .id;
-        let page_token = self
-            .users()
-            .list_users(authed(
-                idpb::ListUsersRequest {
-                    organization_id: org_id.clone(),
-                    page_size: 1,
-                    ..Default::default()
-                },
-                &admin.token,
-            ))
-            .await
-            .expect("list the members")
-            .into_inner()
-            .next_page_token;
-        assert!(
-            !page_token.is_empty(),
-            "the tenant has more than one member"
-        );
         let (service_account_id, _) = service_account(
             &mut self.auth(),
             platform_admin,
@@ -718,7 +704,6 @@ impl Stack {
             payment_id,
             grant_id,
             service_account_id,
-            page_token,
         }
     }
 }
@@ -845,14 +830,18 @@ async fn no_caller_reaches_another_tenants_data() {
     let public: HashMap<&str, &str> = PUBLIC_BY_DESIGN.iter().copied().collect();
     let mut grpc = tonic::client::Grpc::new(stack.channel.clone());
     let mut cells = 0;
+    let mut continued = 0;
     let mut failures = Vec::new();
     for method in &served.methods {
         let name = method.path.rsplit('/').next().unwrap();
+        let page_token = target_page_token(&mut grpc, &served, method, &b).await;
+        continued += usize::from(!page_token.is_empty());
         for (caller, token) in &callers {
             let body = Builder {
                 served: &served,
                 target: &b,
                 method: name,
+                page_token: &page_token,
             }
             .message(&method.input, 0);
             let mut request = tonic::Request::new(body.clone());
@@ -900,8 +889,9 @@ async fn no_caller_reaches_another_tenants_data() {
         }
     }
     report_size(&format!(
-        "attack matrix: {} methods × {} callers = {cells} calls aimed at another tenant; \
-         {} methods public by design, {} open to one scope by design",
+        "attack matrix: {} methods × {} callers = {cells} calls aimed at another tenant \
+         ({continued} listings continuing B's page tokens); {} methods public by design, \
+         {} open to one scope by design",
         served.methods.len(),
         callers.len(),
         PUBLIC_BY_DESIGN.len(),
@@ -914,6 +904,72 @@ async fn no_caller_reaches_another_tenants_data() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A page token the target's own users get from this listing (page size 1), so that the
+/// attack continues the target's listing; empty when the method has none.
+async fn target_page_token(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    served: &Served,
+    method: &common::reflection::Method,
+    target: &Tenant,
+) -> String {
+    let Some(tag) = served.messages.get(&method.output).and_then(|output| {
+        output
+            .field
+            .iter()
+            .find(|f| f.name() == "next_page_token")
+            .map(|f| f.number() as u32)
+    }) else {
+        return String::new();
+    };
+    let name = method.path.rsplit('/').next().unwrap();
+    for owner in [&target.admin, &target.instructor, &target.student] {
+        let mut body = Builder {
+            served,
+            target,
+            method: name,
+            page_token: "",
+        }
+        .message(&method.input, 0);
+        // page_size 1, whatever the builder chose: the last value of a field wins.
+        if let Some(size) = served.messages[&method.input]
+            .field
+            .iter()
+            .find(|f| f.name() == "page_size")
+        {
+            encoding::int32::encode(size.number() as u32, &1, &mut body);
+        }
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", owner.token).parse().unwrap(),
+        );
+        grpc.ready().await.expect("the server takes requests");
+        if let Ok(response) = grpc
+            .unary(request, method.path.parse().unwrap(), RawCodec)
+            .await
+            && let Some(token) = string_field(&response.into_inner(), tag)
+            && !token.is_empty()
+        {
+            return token;
+        }
+    }
+    String::new()
+}
+
+/// A top-level string field of an encoded message.
+fn string_field(mut bytes: &[u8], wanted: u32) -> Option<String> {
+    while !bytes.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut bytes).ok()?;
+        if tag == wanted && wire_type == WireType::LengthDelimited {
+            let mut value = String::new();
+            encoding::string::merge(wire_type, &mut value, &mut bytes, Default::default()).ok()?;
+            return Some(value);
+        }
+        encoding::skip_field(wire_type, tag, &mut bytes, Default::default()).ok()?;
+    }
+    None
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

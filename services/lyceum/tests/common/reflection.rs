@@ -61,6 +61,8 @@ pub struct Method {
     pub path: String,
     /// `.package.Message`
     pub input: String,
+    /// `.package.Message`
+    pub output: String,
 }
 
 /// The request types and unary methods the server says it serves.
@@ -139,6 +141,7 @@ impl Served {
                 self.methods.push(Method {
                     path: format!("/{service}/{}", method.name()),
                     input: method.input_type().to_owned(),
+                    output: method.output_type().to_owned(),
                 });
             }
         }
