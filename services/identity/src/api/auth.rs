@@ -37,13 +37,17 @@ fn key_message(row: signing_keys::KeyRow, active: bool) -> pb::SigningKey {
     }
 }
 
-impl IdentityApi {
-    async fn authenticate_(
-        &self,
-        request: Request<pb::AuthenticateRequest>,
-    ) -> Result<pb::AuthenticateResponse, ApiError> {
-        let address = super::throttle::client_address(&request, self.trusted_proxy_hops);
-        let req = request.into_inner();
+/// An Authenticate request, validated.
+struct SignIn {
+    email: Email,
+    /// The candidate password, checked against the stored hash.
+    password: String,
+}
+
+impl TryFrom<pb::AuthenticateRequest> for SignIn {
+    type Error = ApiError;
+
+    fn try_from(req: pb::AuthenticateRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let email = v.check("email", Email::parse(&req.email));
         if req.password.is_empty() {
@@ -51,6 +55,39 @@ impl IdentityApi {
         }
         v.into_result()?;
         let email = email.expect("parsed when there are no violations");
+        Ok(Self {
+            email,
+            password: req.password,
+        })
+    }
+}
+
+/// A CreateServiceAccount request, validated.
+struct CreateServiceAccount {
+    name: Slug,
+    scopes: Vec<String>,
+}
+
+impl TryFrom<pb::CreateServiceAccountRequest> for CreateServiceAccount {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreateServiceAccountRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let name = v.check("name", Slug::parse(&req.name));
+        let scopes = service_account_scopes(&mut v, req.scopes);
+        v.into_result()?;
+        let name = name.expect("parsed when there are no violations");
+        Ok(Self { name, scopes })
+    }
+}
+
+impl IdentityApi {
+    async fn authenticate_(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<pb::AuthenticateResponse, ApiError> {
+        let address = super::throttle::client_address(&request, self.trusted_proxy_hops);
+        let SignIn { email, password } = request.into_inner().try_into()?;
         // Emails match whatever their case, so their throttle does too.
         let account = email.as_str().to_lowercase();
         // Refused before any hashing, so a throttled guesser costs next to nothing.
@@ -73,7 +110,7 @@ impl IdentityApi {
         let hash = stored
             .clone()
             .unwrap_or_else(|| PasswordHash::dummy().clone());
-        let matches = verify_off_thread(hash, req.password).await? && stored.is_some();
+        let matches = verify_off_thread(hash, password).await? && stored.is_some();
         let Some(user) = user.filter(|_| matches) else {
             attempt.failed();
             return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
@@ -201,12 +238,7 @@ impl IdentityApi {
         request: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<pb::CreateServiceAccountResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let name = v.check("name", Slug::parse(&req.name));
-        let scopes = service_account_scopes(&mut v, req.scopes);
-        v.into_result()?;
-        let name = name.expect("parsed when there are no violations");
+        let CreateServiceAccount { name, scopes } = request.into_inner().try_into()?;
         require_platform_admin(&principal)?;
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);

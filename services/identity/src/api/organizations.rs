@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use lyceum_platform::auth::{Principal, require_principal};
 use lyceum_platform::convert::{
     bounded_json, decode_page_token, encode_page_token, page_size, parse_id, required_id,
@@ -26,33 +28,21 @@ use crate::store::{Tx, organizations, teams};
 type CompanySize = BoundedText<50, false>;
 type Description = BoundedText<2000, false>;
 
-impl IdentityApi {
-    async fn tx_for(&self, principal: &Principal) -> Result<Tx, ApiError> {
-        Ok(self
-            .db
-            .begin(&TenantContext::for_principal(principal))
-            .await?)
-    }
+/// A CreateOrganization request, validated.
+struct CreateOrganization {
+    name: Name,
+    slug: Slug,
+    tier: SubscriptionTier,
+    status: SubscriptionStatus,
+    company_size: CompanySize,
+    settings: serde_json::Value,
+    branding: serde_json::Value,
+}
 
-    async fn team_for_admin(
-        &self,
-        tx: &mut Tx,
-        principal: &Principal,
-        id: Uuid,
-    ) -> Result<teams::TeamRow, ApiError> {
-        let team = teams::get(tx, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("team"))?;
-        decide_team_admin(principal, team.organization_id)?;
-        Ok(team)
-    }
+impl TryFrom<pb::CreateOrganizationRequest> for CreateOrganization {
+    type Error = ApiError;
 
-    async fn create_organization_(
-        &self,
-        request: Request<pb::CreateOrganizationRequest>,
-    ) -> Result<pb::CreateOrganizationResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let req = request.into_inner();
+    fn try_from(req: pb::CreateOrganizationRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let name = v.check("name", Name::parse(&req.name));
         let slug = v.check("slug", Slug::parse(&req.slug));
@@ -68,77 +58,52 @@ impl IdentityApi {
         let settings = bounded_json(&mut v, "settings", req.settings);
         let branding = bounded_json(&mut v, "branding", req.branding);
         v.into_result()?;
-        require_platform_admin(&principal)?;
         let (Some(name), Some(slug), Some(tier), Some(status), Some(company_size)) =
             (name, slug, tier, status, company_size)
         else {
             unreachable!("all fields parsed when there are no violations")
         };
-        let mut tx = self.tx_for(&principal).await?;
-        let row = organizations::insert(
-            &mut tx,
-            NewOrganization {
-                name: name.into_inner(),
-                slug: slug.as_str().to_owned(),
-                subscription_tier: tier,
-                subscription_status: status,
-                company_size: company_size.into_inner(),
-                settings,
-                branding,
-            },
-        )
-        .await?;
-        tx.publish(events::organization_created(&row)).await?;
-        tx.commit().await?;
-        Ok(pb::CreateOrganizationResponse {
-            organization: Some(wire::organization(row)),
+        Ok(Self {
+            name,
+            slug,
+            tier,
+            status,
+            company_size,
+            settings,
+            branding,
         })
     }
+}
 
-    async fn get_organization_(
-        &self,
-        request: Request<pb::GetOrganizationRequest>,
-    ) -> Result<pb::GetOrganizationResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let id = parse_id("id", &request.get_ref().id)?;
-        may_see_organization(&principal, id)?;
-        let mut tx = self.tx_for(&principal).await?;
-        let row = organizations::get(&mut tx, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("organization"))?;
-        tx.commit().await?;
-        Ok(pb::GetOrganizationResponse {
-            organization: Some(wire::organization(row)),
-        })
-    }
+/// A ListOrganizations request, validated.
+struct ListOrganizations {
+    limit: i64,
+    after: Option<Uuid>,
+}
 
-    async fn list_organizations_(
-        &self,
-        request: Request<pb::ListOrganizationsRequest>,
-    ) -> Result<pb::ListOrganizationsResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let req = request.into_inner();
+impl TryFrom<pb::ListOrganizationsRequest> for ListOrganizations {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListOrganizationsRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let limit = page_size(&mut v, req.page_size);
-        let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
+        let after = decode_page_token(&mut v, &req.page_token);
         v.into_result()?;
-        // Row-level security narrows the list to what the caller may see.
-        let mut tx = self.tx_for(&principal).await?;
-        let rows = organizations::list(&mut tx, after, limit + 1).await?;
-        tx.commit().await?;
-        let (rows, next) = paginate(rows, limit, |r| r.id);
-        Ok(pb::ListOrganizationsResponse {
-            organizations: rows.into_iter().map(wire::organization).collect(),
-            next_page_token: next,
-        })
+        Ok(Self { limit, after })
     }
+}
 
-    async fn update_organization_(
-        &self,
-        request: Request<pb::UpdateOrganizationRequest>,
-    ) -> Result<pb::UpdateOrganizationResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let req = request.into_inner();
+/// An UpdateOrganization request, validated: the changes its mask names.
+struct UpdateOrganization {
+    id: Uuid,
+    paths: HashSet<String>,
+    changes: OrganizationChanges,
+}
+
+impl TryFrom<pb::UpdateOrganizationRequest> for UpdateOrganization {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateOrganizationRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let org = req.organization.unwrap_or_default();
         let id = required_id(&mut v, "organization.id", &org.id);
@@ -194,6 +159,273 @@ impl IdentityApi {
         }
         v.into_result()?;
         let id = id.expect("parsed when there are no violations");
+        Ok(Self { id, paths, changes })
+    }
+}
+
+/// A CreateTeam request, validated.
+struct CreateTeam {
+    organization_id: Uuid,
+    name: Name,
+    description: Description,
+}
+
+impl TryFrom<pb::CreateTeamRequest> for CreateTeam {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreateTeamRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let org = required_id(&mut v, "organization_id", &req.organization_id);
+        let name = v.check("name", Name::parse(&req.name));
+        let description = v.check("description", Description::parse(&req.description));
+        v.into_result()?;
+        let (Some(organization_id), Some(name), Some(description)) = (org, name, description)
+        else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self {
+            organization_id,
+            name,
+            description,
+        })
+    }
+}
+
+/// A ListTeams request, validated.
+struct ListTeams {
+    organization_id: Uuid,
+    limit: i64,
+    after: Option<Uuid>,
+}
+
+impl TryFrom<pb::ListTeamsRequest> for ListTeams {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListTeamsRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let org = required_id(&mut v, "organization_id", &req.organization_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_page_token(&mut v, &req.page_token);
+        v.into_result()?;
+        let organization_id = org.expect("parsed when there are no violations");
+        Ok(Self {
+            organization_id,
+            limit,
+            after,
+        })
+    }
+}
+
+/// An UpdateTeam request, validated: the new values of the fields its mask names.
+struct UpdateTeam {
+    id: Uuid,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+impl TryFrom<pb::UpdateTeamRequest> for UpdateTeam {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateTeamRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let team = req.team.unwrap_or_default();
+        let id = required_id(&mut v, "team.id", &team.id);
+        let paths = update_mask(&mut v, req.update_mask, &["name", "description"]);
+        let name = if paths.contains("name") {
+            v.check("team.name", Name::parse(&team.name))
+                .map(|n| n.into_inner())
+        } else {
+            None
+        };
+        let description = if paths.contains("description") {
+            v.check("team.description", Description::parse(&team.description))
+                .map(|d| d.into_inner())
+        } else {
+            None
+        };
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        Ok(Self {
+            id,
+            name,
+            description,
+        })
+    }
+}
+
+/// An AddTeamMember request, validated.
+struct AddTeamMember {
+    team_id: Uuid,
+    user_id: Uuid,
+    role: TeamMemberRole,
+}
+
+impl TryFrom<pb::AddTeamMemberRequest> for AddTeamMember {
+    type Error = ApiError;
+
+    fn try_from(req: pb::AddTeamMemberRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let team_id = required_id(&mut v, "team_id", &req.team_id);
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let role = match req.role {
+            0 => Some(TeamMemberRole::Member),
+            n => v.check("role", TeamMemberRole::from_proto(n)),
+        };
+        v.into_result()?;
+        let (Some(team_id), Some(user_id), Some(role)) = (team_id, user_id, role) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self {
+            team_id,
+            user_id,
+            role,
+        })
+    }
+}
+
+/// A RemoveTeamMember request, validated.
+struct RemoveTeamMember {
+    team_id: Uuid,
+    user_id: Uuid,
+}
+
+impl TryFrom<pb::RemoveTeamMemberRequest> for RemoveTeamMember {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RemoveTeamMemberRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let team_id = required_id(&mut v, "team_id", &req.team_id);
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        v.into_result()?;
+        let (Some(team_id), Some(user_id)) = (team_id, user_id) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self { team_id, user_id })
+    }
+}
+
+/// A ListTeamMembers request, validated.
+struct ListTeamMembers {
+    team_id: Uuid,
+    limit: i64,
+    after: Option<Uuid>,
+}
+
+impl TryFrom<pb::ListTeamMembersRequest> for ListTeamMembers {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListTeamMembersRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let team_id = required_id(&mut v, "team_id", &req.team_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_page_token(&mut v, &req.page_token);
+        v.into_result()?;
+        let team_id = team_id.expect("parsed when there are no violations");
+        Ok(Self {
+            team_id,
+            limit,
+            after,
+        })
+    }
+}
+
+impl IdentityApi {
+    async fn tx_for(&self, principal: &Principal) -> Result<Tx, ApiError> {
+        Ok(self
+            .db
+            .begin(&TenantContext::for_principal(principal))
+            .await?)
+    }
+
+    async fn team_for_admin(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<teams::TeamRow, ApiError> {
+        let team = teams::get(tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("team"))?;
+        decide_team_admin(principal, team.organization_id)?;
+        Ok(team)
+    }
+
+    async fn create_organization_(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<pb::CreateOrganizationResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let CreateOrganization {
+            name,
+            slug,
+            tier,
+            status,
+            company_size,
+            settings,
+            branding,
+        } = request.into_inner().try_into()?;
+        require_platform_admin(&principal)?;
+        let mut tx = self.tx_for(&principal).await?;
+        let row = organizations::insert(
+            &mut tx,
+            NewOrganization {
+                name: name.into_inner(),
+                slug: slug.as_str().to_owned(),
+                subscription_tier: tier,
+                subscription_status: status,
+                company_size: company_size.into_inner(),
+                settings,
+                branding,
+            },
+        )
+        .await?;
+        tx.publish(events::organization_created(&row)).await?;
+        tx.commit().await?;
+        Ok(pb::CreateOrganizationResponse {
+            organization: Some(wire::organization(row)),
+        })
+    }
+
+    async fn get_organization_(
+        &self,
+        request: Request<pb::GetOrganizationRequest>,
+    ) -> Result<pb::GetOrganizationResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        may_see_organization(&principal, id)?;
+        let mut tx = self.tx_for(&principal).await?;
+        let row = organizations::get(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("organization"))?;
+        tx.commit().await?;
+        Ok(pb::GetOrganizationResponse {
+            organization: Some(wire::organization(row)),
+        })
+    }
+
+    async fn list_organizations_(
+        &self,
+        request: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<pb::ListOrganizationsResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let ListOrganizations { limit, after } = request.into_inner().try_into()?;
+        // Row-level security narrows the list to what the caller may see.
+        let mut tx = self.tx_for(&principal).await?;
+        let rows = organizations::list(&mut tx, after, limit + 1).await?;
+        tx.commit().await?;
+        let (rows, next) = paginate(rows, limit, |r| r.id);
+        Ok(pb::ListOrganizationsResponse {
+            organizations: rows.into_iter().map(wire::organization).collect(),
+            next_page_token: next,
+        })
+    }
+
+    async fn update_organization_(
+        &self,
+        request: Request<pb::UpdateOrganizationRequest>,
+    ) -> Result<pb::UpdateOrganizationResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let UpdateOrganization { id, paths, changes } = request.into_inner().try_into()?;
         let billing = touches_billing(paths.iter().map(String::as_str));
         decide_organization_update(&principal, id, billing)?;
         let mut tx = self.tx_for(&principal).await?;
@@ -212,15 +444,11 @@ impl IdentityApi {
         request: Request<pb::CreateTeamRequest>,
     ) -> Result<pb::CreateTeamResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let org = required_id(&mut v, "organization_id", &req.organization_id);
-        let name = v.check("name", Name::parse(&req.name));
-        let description = v.check("description", Description::parse(&req.description));
-        v.into_result()?;
-        let (Some(org), Some(name), Some(description)) = (org, name, description) else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let CreateTeam {
+            organization_id: org,
+            name,
+            description,
+        } = request.into_inner().try_into()?;
         may_administer(&principal, org)?;
         let mut tx = self.tx_for(&principal).await?;
         let row = teams::insert(&mut tx, org, name.into_inner(), description.into_inner()).await?;
@@ -252,13 +480,11 @@ impl IdentityApi {
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<pb::ListTeamsResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let org = required_id(&mut v, "organization_id", &req.organization_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
-        v.into_result()?;
-        let org = org.expect("parsed when there are no violations");
+        let ListTeams {
+            organization_id: org,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         may_see_organization(&principal, org)?;
         let mut tx = self.tx_for(&principal).await?;
         let rows = teams::list(
@@ -281,25 +507,11 @@ impl IdentityApi {
         request: Request<pb::UpdateTeamRequest>,
     ) -> Result<pb::UpdateTeamResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let team = req.team.unwrap_or_default();
-        let id = required_id(&mut v, "team.id", &team.id);
-        let paths = update_mask(&mut v, req.update_mask, &["name", "description"]);
-        let name = if paths.contains("name") {
-            v.check("team.name", Name::parse(&team.name))
-                .map(|n| n.into_inner())
-        } else {
-            None
-        };
-        let description = if paths.contains("description") {
-            v.check("team.description", Description::parse(&team.description))
-                .map(|d| d.into_inner())
-        } else {
-            None
-        };
-        v.into_result()?;
-        let id = id.expect("parsed when there are no violations");
+        let UpdateTeam {
+            id,
+            name,
+            description,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(&principal).await?;
         self.team_for_admin(&mut tx, &principal, id).await?;
         let row = teams::update(&mut tx, id, name, description)
@@ -329,18 +541,11 @@ impl IdentityApi {
         request: Request<pb::AddTeamMemberRequest>,
     ) -> Result<pb::AddTeamMemberResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let team_id = required_id(&mut v, "team_id", &req.team_id);
-        let user_id = required_id(&mut v, "user_id", &req.user_id);
-        let role = match req.role {
-            0 => Some(TeamMemberRole::Member),
-            n => v.check("role", TeamMemberRole::from_proto(n)),
-        };
-        v.into_result()?;
-        let (Some(team_id), Some(user_id), Some(role)) = (team_id, user_id, role) else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let AddTeamMember {
+            team_id,
+            user_id,
+            role,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(&principal).await?;
         let team = self.team_for_admin(&mut tx, &principal, team_id).await?;
         let user = crate::store::users::get(&mut tx, user_id)
@@ -359,14 +564,7 @@ impl IdentityApi {
         request: Request<pb::RemoveTeamMemberRequest>,
     ) -> Result<pb::RemoveTeamMemberResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let team_id = required_id(&mut v, "team_id", &req.team_id);
-        let user_id = required_id(&mut v, "user_id", &req.user_id);
-        v.into_result()?;
-        let (Some(team_id), Some(user_id)) = (team_id, user_id) else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let RemoveTeamMember { team_id, user_id } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(&principal).await?;
         self.team_for_admin(&mut tx, &principal, team_id).await?;
         if !teams::remove_member(&mut tx, TeamId::new(team_id), UserId::new(user_id)).await? {
@@ -381,13 +579,11 @@ impl IdentityApi {
         request: Request<pb::ListTeamMembersRequest>,
     ) -> Result<pb::ListTeamMembersResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let team_id = required_id(&mut v, "team_id", &req.team_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
-        v.into_result()?;
-        let team_id = team_id.expect("parsed when there are no violations");
+        let ListTeamMembers {
+            team_id,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(&principal).await?;
         let team = teams::get(&mut tx, team_id)
             .await?

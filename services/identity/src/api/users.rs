@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lyceum_platform::auth::{Principal, optional_principal, require_principal};
 use lyceum_platform::convert::{
     bounded_json, decode_page_token, from_timestamp, optional_id, page_size, parse_id, required_id,
@@ -33,34 +33,21 @@ use crate::store::{Tx, credentials, grants, sessions, users};
 type AvatarUrl = BoundedText<2048, false>;
 const MAX_BATCH: usize = 1000;
 
-impl IdentityApi {
-    /// The user's unexpired grants, for the outranking check: the caller may not list
-    /// the grants it is asking about, so the service reads them itself.
-    async fn held_grants(&self, tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantScope>, ApiError> {
-        tx.begin_bookkeeping("outranking check").await?;
-        let held = grants::active_grants(tx, user_id).await?;
-        tx.end_bookkeeping().await?;
-        Ok(held.iter().map(|g| g.scope()).collect())
-    }
+/// A CreateUser request, validated.
+struct CreateUser {
+    email: Email,
+    password: Password,
+    full_name: OptionalName,
+    organization_id: Option<Uuid>,
+    avatar_url: AvatarUrl,
+    company_name: OptionalName,
+    metadata: serde_json::Value,
+}
 
-    async fn visible_user(
-        &self,
-        tx: &mut Tx,
-        principal: &Principal,
-        id: Uuid,
-    ) -> Result<UserRow, ApiError> {
-        users::get(tx, id)
-            .await?
-            .filter(|u| can_see_user(principal, &u.scope()))
-            .ok_or_else(|| ApiError::not_found("user"))
-    }
+impl TryFrom<pb::CreateUserRequest> for CreateUser {
+    type Error = ApiError;
 
-    async fn create_user_(
-        &self,
-        request: Request<pb::CreateUserRequest>,
-    ) -> Result<pb::CreateUserResponse, ApiError> {
-        let principal = optional_principal(&request);
-        let req = request.into_inner();
+    fn try_from(req: pb::CreateUserRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let email = v.check("email", Email::parse(&req.email));
         let password = v.check("password", Password::parse(&req.password));
@@ -88,6 +75,234 @@ impl IdentityApi {
         else {
             unreachable!("all fields parsed when there are no violations")
         };
+        Ok(Self {
+            email,
+            password,
+            full_name,
+            organization_id,
+            avatar_url,
+            company_name,
+            metadata,
+        })
+    }
+}
+
+/// A ListUsers request, validated.
+struct ListUsers {
+    organization_id: Option<Uuid>,
+    limit: i64,
+    after: Option<Uuid>,
+}
+
+impl TryFrom<pb::ListUsersRequest> for ListUsers {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListUsersRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let organization_id = optional_id(&mut v, "organization_id", &req.organization_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_page_token(&mut v, &req.page_token);
+        v.into_result()?;
+        let organization_id = organization_id.expect("parsed when there are no violations");
+        Ok(Self {
+            organization_id,
+            limit,
+            after,
+        })
+    }
+}
+
+/// An UpdateUser request, validated: the changes its mask names.
+struct UpdateUser {
+    id: Uuid,
+    changes: UserChanges,
+}
+
+impl TryFrom<pb::UpdateUserRequest> for UpdateUser {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateUserRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let user = req.user.unwrap_or_default();
+        let id = required_id(&mut v, "user.id", &user.id);
+        let paths: HashSet<String> = update_mask(
+            &mut v,
+            req.update_mask,
+            &[
+                "full_name",
+                "avatar_url",
+                "company_name",
+                "metadata",
+                "status",
+            ],
+        );
+        let mut changes = UserChanges::default();
+        if paths.contains("full_name") {
+            changes.full_name = v
+                .check("user.full_name", OptionalName::parse(&user.full_name))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("avatar_url") {
+            changes.avatar_url = v
+                .check("user.avatar_url", AvatarUrl::parse(&user.avatar_url))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("company_name") {
+            changes.company_name = v
+                .check("user.company_name", OptionalName::parse(&user.company_name))
+                .map(|n| n.into_inner());
+        }
+        if paths.contains("metadata") {
+            changes.metadata = Some(bounded_json(&mut v, "user.metadata", user.metadata));
+        }
+        if paths.contains("status") {
+            changes.status = v.check("user.status", UserStatus::from_proto(user.status));
+        }
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        Ok(Self { id, changes })
+    }
+}
+
+/// A ChangePassword request, validated.
+struct ChangePassword {
+    user_id: Uuid,
+    new_password: Password,
+    /// The password the caller claims is current, when it must prove it.
+    current_password: String,
+}
+
+impl TryFrom<pb::ChangePasswordRequest> for ChangePassword {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ChangePasswordRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let new_password = v.check("new_password", Password::parse(&req.new_password));
+        v.into_result()?;
+        let (Some(user_id), Some(new_password)) = (user_id, new_password) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self {
+            user_id,
+            new_password,
+            current_password: req.current_password,
+        })
+    }
+}
+
+/// A GrantRole request, validated.
+struct GrantRole {
+    user_id: Uuid,
+    grant: GrantScope,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<pb::GrantRoleRequest> for GrantRole {
+    type Error = ApiError;
+
+    fn try_from(req: pb::GrantRoleRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let role = v.check("role", Role::from_proto(req.role));
+        let org = optional_id(&mut v, "organization_id", &req.organization_id);
+        let expires_at = match &req.expire_time {
+            None => Some(None),
+            Some(ts) => match from_timestamp(ts) {
+                Ok(t) if t > Utc::now() => Some(Some(t)),
+                Ok(_) => {
+                    v.add("expire_time", "must be in the future");
+                    None
+                }
+                Err(e) => {
+                    v.add("expire_time", e);
+                    None
+                }
+            },
+        };
+        if let (Some(role), Some(org)) = (role, org) {
+            v.check("organization_id", role.check_scope(org));
+        }
+        v.into_result()?;
+        let (Some(user_id), Some(role), Some(org), Some(expires_at)) =
+            (user_id, role, org, expires_at)
+        else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self {
+            user_id,
+            grant: GrantScope {
+                role,
+                organization_id: org,
+            },
+            expires_at,
+        })
+    }
+}
+
+/// A HasRole request, validated.
+struct HasRole {
+    user_id: Uuid,
+    role: Role,
+    organization_id: Option<Uuid>,
+}
+
+impl TryFrom<pb::HasRoleRequest> for HasRole {
+    type Error = ApiError;
+
+    fn try_from(req: pb::HasRoleRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let user_id = required_id(&mut v, "user_id", &req.user_id);
+        let role = v.check("role", Role::from_proto(req.role));
+        let org = optional_id(&mut v, "organization_id", &req.organization_id);
+        v.into_result()?;
+        let (Some(user_id), Some(role), Some(organization_id)) = (user_id, role, org) else {
+            unreachable!("all fields parsed when there are no violations")
+        };
+        Ok(Self {
+            user_id,
+            role,
+            organization_id,
+        })
+    }
+}
+
+impl IdentityApi {
+    /// The user's unexpired grants, for the outranking check: the caller may not list
+    /// the grants it is asking about, so the service reads them itself.
+    async fn held_grants(&self, tx: &mut Tx, user_id: Uuid) -> Result<Vec<GrantScope>, ApiError> {
+        tx.begin_bookkeeping("outranking check").await?;
+        let held = grants::active_grants(tx, user_id).await?;
+        tx.end_bookkeeping().await?;
+        Ok(held.iter().map(|g| g.scope()).collect())
+    }
+
+    async fn visible_user(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<UserRow, ApiError> {
+        users::get(tx, id)
+            .await?
+            .filter(|u| can_see_user(principal, &u.scope()))
+            .ok_or_else(|| ApiError::not_found("user"))
+    }
+
+    async fn create_user_(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<pb::CreateUserResponse, ApiError> {
+        let principal = optional_principal(&request);
+        let CreateUser {
+            email,
+            password,
+            full_name,
+            organization_id,
+            avatar_url,
+            company_name,
+            metadata,
+        } = request.into_inner().try_into()?;
 
         let creation = decide_user_creation(principal.as_ref(), organization_id)?;
         let context = match creation {
@@ -168,13 +383,11 @@ impl IdentityApi {
         request: Request<pb::ListUsersRequest>,
     ) -> Result<pb::ListUsersResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let org = optional_id(&mut v, "organization_id", &req.organization_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after: Option<Uuid> = decode_page_token(&mut v, &req.page_token);
-        v.into_result()?;
-        let org = org.expect("parsed when there are no violations");
+        let ListUsers {
+            organization_id: org,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         decide_user_listing(&principal, org)?;
         let mut tx = self
             .db
@@ -200,49 +413,7 @@ impl IdentityApi {
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<pb::UpdateUserResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let user = req.user.unwrap_or_default();
-        let id = required_id(&mut v, "user.id", &user.id);
-        let paths: HashSet<String> = update_mask(
-            &mut v,
-            req.update_mask,
-            &[
-                "full_name",
-                "avatar_url",
-                "company_name",
-                "metadata",
-                "status",
-            ],
-        );
-        let mut changes = UserChanges::default();
-        if paths.contains("full_name") {
-            changes.full_name = v
-                .check("user.full_name", OptionalName::parse(&user.full_name))
-                .map(|n| n.into_inner());
-        }
-        if paths.contains("avatar_url") {
-            changes.avatar_url = v
-                .check("user.avatar_url", AvatarUrl::parse(&user.avatar_url))
-                .map(|n| n.into_inner());
-        }
-        if paths.contains("company_name") {
-            changes.company_name = v
-                .check("user.company_name", OptionalName::parse(&user.company_name))
-                .map(|n| n.into_inner());
-        }
-        if paths.contains("metadata") {
-            changes.metadata = Some(bounded_json(&mut v, "user.metadata", user.metadata));
-        }
-        let status = if paths.contains("status") {
-            v.check("user.status", UserStatus::from_proto(user.status))
-        } else {
-            None
-        };
-        changes.status = status;
-        v.into_result()?;
-        let id = id.expect("parsed when there are no violations");
-
+        let UpdateUser { id, changes } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -253,7 +424,7 @@ impl IdentityApi {
         } else {
             None
         };
-        let update = decide_user_update(&principal, &existing, held.as_deref(), status)?;
+        let update = decide_user_update(&principal, &existing, held.as_deref(), changes.status)?;
         let updated = users::update(&mut tx, id, changes)
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
@@ -312,14 +483,11 @@ impl IdentityApi {
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<pb::ChangePasswordResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = required_id(&mut v, "user_id", &req.user_id);
-        let password = v.check("new_password", Password::parse(&req.new_password));
-        v.into_result()?;
-        let (Some(id), Some(password)) = (id, password) else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let ChangePassword {
+            user_id: id,
+            new_password: password,
+            current_password,
+        } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -328,10 +496,10 @@ impl IdentityApi {
         match decide_password_change(&principal, &user.scope())? {
             PasswordChange::ProveCurrent => {
                 let current = credentials::password_hash(&mut tx, id).await?;
-                let candidate = req.current_password.clone();
-                let matches =
-                    super::run_hashing(move || current.is_some_and(|h| h.matches(&candidate)))
-                        .await?;
+                let matches = super::run_hashing(move || {
+                    current.is_some_and(|h| h.matches(&current_password))
+                })
+                .await?;
                 confirm_current_password(matches)?;
             }
             PasswordChange::Reset => {}
@@ -350,50 +518,23 @@ impl IdentityApi {
         request: Request<pb::GrantRoleRequest>,
     ) -> Result<pb::GrantRoleResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let user_id = required_id(&mut v, "user_id", &req.user_id);
-        let role = v.check("role", Role::from_proto(req.role));
-        let org = optional_id(&mut v, "organization_id", &req.organization_id);
-        let expires_at = match &req.expire_time {
-            None => Some(None),
-            Some(ts) => match from_timestamp(ts) {
-                Ok(t) if t > Utc::now() => Some(Some(t)),
-                Ok(_) => {
-                    v.add("expire_time", "must be in the future");
-                    None
-                }
-                Err(e) => {
-                    v.add("expire_time", e);
-                    None
-                }
-            },
-        };
-        if let (Some(role), Some(org)) = (role, org) {
-            v.check("organization_id", role.check_scope(org));
-        }
-        v.into_result()?;
-        let (Some(user_id), Some(role), Some(org), Some(expires_at)) =
-            (user_id, role, org, expires_at)
-        else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let GrantRole {
+            user_id,
+            grant,
+            expires_at,
+        } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
         let user = self.visible_user(&mut tx, &principal, user_id).await?;
-        let grant = GrantScope {
-            role,
-            organization_id: org,
-        };
         decide_grant(&principal, &user.scope(), &grant)?;
         let row = grants::grant(
             &mut tx,
             NewGrant {
                 user_id,
-                role,
-                organization_id: org,
+                role: grant.role,
+                organization_id: grant.organization_id,
                 expires_at,
                 granted_by: Some(principal.subject),
             },
@@ -439,15 +580,11 @@ impl IdentityApi {
         request: Request<pb::HasRoleRequest>,
     ) -> Result<pb::HasRoleResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let user_id = required_id(&mut v, "user_id", &req.user_id);
-        let role = v.check("role", Role::from_proto(req.role));
-        let org = optional_id(&mut v, "organization_id", &req.organization_id);
-        v.into_result()?;
-        let (Some(user_id), Some(role), Some(org)) = (user_id, role, org) else {
-            unreachable!("all fields parsed when there are no violations")
-        };
+        let HasRole {
+            user_id,
+            role,
+            organization_id: org,
+        } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))

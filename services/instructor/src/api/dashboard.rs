@@ -1,7 +1,7 @@
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lyceum_platform::auth::require_principal;
 use lyceum_platform::convert::{
-    decode_time_position as decode_position, from_timestamp, optional_id, page_size,
+    TimePosition, decode_time_position as decode_position, from_timestamp, optional_id, page_size,
     paginate_by_time as paginate, parse_id, timestamp,
 };
 use lyceum_platform::db::TenantContext;
@@ -12,9 +12,115 @@ use lyceum_proto::instructor::v1::revenue_service_server::RevenueService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{InstructorApi, may_read_instructor, wire};
+use super::{InstructorApi, Page, may_read_instructor, wire};
 use crate::domain::{CourseId, UserId, fee_bps_from_percent};
 use crate::store::{dashboard, payments, revenue};
+
+impl TryFrom<pb::ListRevenueTransactionsRequest> for Page {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListRevenueTransactionsRequest) -> Result<Self, ApiError> {
+        Page::parse(req.page_size, &req.page_token)
+    }
+}
+
+impl TryFrom<pb::ListRecentActivityRequest> for Page {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListRecentActivityRequest) -> Result<Self, ApiError> {
+        Page::parse(req.page_size, &req.page_token)
+    }
+}
+
+/// A SetFeePercentage request, validated: the platform's fee, or one instructor's.
+struct SetFeePercentage {
+    instructor: Option<Uuid>,
+    bps: i32,
+}
+
+impl TryFrom<pb::SetFeePercentageRequest> for SetFeePercentage {
+    type Error = ApiError;
+
+    fn try_from(req: pb::SetFeePercentageRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let instructor = optional_id(&mut v, "instructor_id", &req.instructor_id);
+        let bps = v.check("fee_percentage", fee_bps_from_percent(req.fee_percentage));
+        v.into_result()?;
+        let (Some(instructor), Some(bps)) = (instructor, bps) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self { instructor, bps })
+    }
+}
+
+/// A ListStudentProgress request, validated (its instructor is checked before it, by
+/// `instructor_of`).
+struct ListStudentProgress {
+    course: Option<Uuid>,
+    limit: i64,
+    after: Option<TimePosition>,
+}
+
+impl TryFrom<pb::ListStudentProgressRequest> for ListStudentProgress {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListStudentProgressRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course = optional_id(&mut v, "course_id", &req.course_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_position(&mut v, &req.page_token);
+        v.into_result()?;
+        let course = course.expect("parsed when there are no violations");
+        Ok(Self {
+            course,
+            limit,
+            after,
+        })
+    }
+}
+
+/// A GetRevenueBreakdown request, validated: the period, by default the last 30 days
+/// (its instructor is checked before it, by `instructor_of`).
+struct RevenuePeriod {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl TryFrom<pb::GetRevenueBreakdownRequest> for RevenuePeriod {
+    type Error = ApiError;
+
+    fn try_from(req: pb::GetRevenueBreakdownRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let end = match &req.end_time {
+            Some(t) => v.check("end_time", from_timestamp(t)),
+            None => Some(Utc::now()),
+        };
+        let start = match &req.start_time {
+            Some(t) => v.check("start_time", from_timestamp(t)),
+            None => end.and_then(|e| e.checked_sub_signed(chrono::Duration::days(30))),
+        };
+        // PostgreSQL's timestamps end at year 294276; keep to a sane calendar range.
+        let sane = |t: &Option<DateTime<Utc>>| {
+            t.is_some_and(|t| (1970..=9999).contains(&chrono::Datelike::year(&t)))
+        };
+        if !sane(&start) {
+            v.add("start_time", "must be between the years 1970 and 9999");
+        }
+        if !sane(&end) {
+            v.add("end_time", "must be between the years 1970 and 9999");
+        }
+        if let (Some(s), Some(e)) = (start, end)
+            && s >= e
+        {
+            v.add("start_time", "must be before end_time");
+        }
+        v.into_result()?;
+        let (Some(start), Some(end)) = (start, end) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self { start, end })
+    }
+}
 
 impl InstructorApi {
     /// The instructor a dashboard request names, after checking the caller may see it.
@@ -38,10 +144,7 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let instructor_id = Self::instructor_of(&principal, &req.instructor_id)?;
-        let mut v = Violations::new();
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_position(&mut v, &req.page_token);
-        v.into_result()?;
+        let Page { limit, after } = req.try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -60,14 +163,7 @@ impl InstructorApi {
         request: Request<pb::SetFeePercentageRequest>,
     ) -> Result<pb::SetFeePercentageResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let instructor = optional_id(&mut v, "instructor_id", &req.instructor_id);
-        let bps = v.check("fee_percentage", fee_bps_from_percent(req.fee_percentage));
-        v.into_result()?;
-        let (Some(instructor), Some(bps)) = (instructor, bps) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let SetFeePercentage { instructor, bps } = request.into_inner().try_into()?;
         if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
             return Err(ApiError::PermissionDenied(
                 "fees are set by platform admins".into(),
@@ -133,12 +229,11 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let instructor_id = Self::instructor_of(&principal, &req.instructor_id)?;
-        let mut v = Violations::new();
-        let course = optional_id(&mut v, "course_id", &req.course_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_position(&mut v, &req.page_token);
-        v.into_result()?;
-        let course = course.expect("parsed when there are no violations");
+        let ListStudentProgress {
+            course,
+            limit,
+            after,
+        } = req.try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -183,34 +278,7 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let instructor_id = Self::instructor_of(&principal, &req.instructor_id)?;
-        let mut v = Violations::new();
-        let end = match &req.end_time {
-            Some(t) => v.check("end_time", from_timestamp(t)),
-            None => Some(Utc::now()),
-        };
-        let start = match &req.start_time {
-            Some(t) => v.check("start_time", from_timestamp(t)),
-            None => end.and_then(|e| e.checked_sub_signed(chrono::Duration::days(30))),
-        };
-        // PostgreSQL's timestamps end at year 294276; keep to a sane calendar range.
-        let sane = |t: &Option<chrono::DateTime<Utc>>| {
-            t.is_some_and(|t| (1970..=9999).contains(&chrono::Datelike::year(&t)))
-        };
-        if !sane(&start) {
-            v.add("start_time", "must be between the years 1970 and 9999");
-        }
-        if !sane(&end) {
-            v.add("end_time", "must be between the years 1970 and 9999");
-        }
-        if let (Some(s), Some(e)) = (start, end)
-            && s >= e
-        {
-            v.add("start_time", "must be before end_time");
-        }
-        v.into_result()?;
-        let (Some(start), Some(end)) = (start, end) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let RevenuePeriod { start, end } = req.try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -244,10 +312,7 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let instructor_id = Self::instructor_of(&principal, &req.instructor_id)?;
-        let mut v = Violations::new();
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_position(&mut v, &req.page_token);
-        v.into_result()?;
+        let Page { limit, after } = req.try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))

@@ -6,10 +6,11 @@ mod payouts;
 mod profiles;
 mod wire;
 
-use lyceum_platform::ApiError;
 use lyceum_platform::auth::Principal;
+use lyceum_platform::convert::{TimePosition, decode_time_position, page_size};
 use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
+use lyceum_platform::{ApiError, Violations};
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -37,5 +38,22 @@ pub(crate) fn may_read_instructor(
         Err(ApiError::PermissionDenied(
             "only the instructor and platform admins see these figures".into(),
         ))
+    }
+}
+
+/// The page a list request asks for, validated: its size and where it starts. The
+/// instructor the list is about is checked before it (see `InstructorApi::instructor_of`).
+struct Page {
+    limit: i64,
+    after: Option<TimePosition>,
+}
+
+impl Page {
+    fn parse(requested_size: i32, token: &str) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let limit = page_size(&mut v, requested_size);
+        let after = decode_time_position(&mut v, token);
+        v.into_result()?;
+        Ok(Self { limit, after })
     }
 }

@@ -89,6 +89,56 @@ impl TryFrom<pb::RecordPaymentRequest> for RecordPayment {
     }
 }
 
+/// A FailPayment request, validated. The id is checked before the reason, and alone:
+/// a malformed id is the only violation answered.
+struct FailPayment {
+    id: Uuid,
+    reason: Reason,
+}
+
+impl TryFrom<pb::FailPaymentRequest> for FailPayment {
+    type Error = ApiError;
+
+    fn try_from(req: pb::FailPaymentRequest) -> Result<Self, ApiError> {
+        let id = parse_id("id", &req.id)?;
+        let reason = Reason::parse(&req.reason).map_err(|e| ApiError::invalid("reason", e))?;
+        Ok(Self { id, reason })
+    }
+}
+
+/// A RefundPayment request, validated.
+struct RefundPayment {
+    id: Uuid,
+    request_id: RequestId,
+    reason: Reason,
+    /// The amount to refund; 0 for all that is left.
+    amount_minor: i64,
+}
+
+impl TryFrom<pb::RefundPaymentRequest> for RefundPayment {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RefundPaymentRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "id", &req.id);
+        let request_id = v.check("request_id", RequestId::parse(&req.request_id));
+        let reason = v.check("reason", Reason::parse(&req.reason));
+        if req.amount_minor < 0 {
+            v.add("amount_minor", "must not be negative");
+        }
+        v.into_result()?;
+        let (Some(id), Some(request_id), Some(reason)) = (id, request_id, reason) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            id,
+            request_id,
+            reason,
+            amount_minor: req.amount_minor,
+        })
+    }
+}
+
 impl InstructorApi {
     async fn record_payment_(
         &self,
@@ -262,9 +312,7 @@ impl InstructorApi {
     ) -> Result<pb::FailPaymentResponse, ApiError> {
         let principal = require_principal(&request)?;
         Self::require_payment_operator(&principal)?;
-        let req = request.into_inner();
-        let id = parse_id("id", &req.id)?;
-        let reason = Reason::parse(&req.reason).map_err(|e| ApiError::invalid("reason", e))?;
+        let FailPayment { id, reason } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -289,18 +337,12 @@ impl InstructorApi {
     ) -> Result<pb::RefundPaymentResponse, ApiError> {
         let principal = require_principal(&request)?;
         Self::require_payment_operator(&principal)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = required_id(&mut v, "id", &req.id);
-        let request_id = v.check("request_id", RequestId::parse(&req.request_id));
-        let reason = v.check("reason", Reason::parse(&req.reason));
-        if req.amount_minor < 0 {
-            v.add("amount_minor", "must not be negative");
-        }
-        v.into_result()?;
-        let (Some(id), Some(request_id), Some(reason)) = (id, request_id, reason) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let RefundPayment {
+            id,
+            request_id,
+            reason,
+            amount_minor,
+        } = request.into_inner().try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))
@@ -321,7 +363,7 @@ impl InstructorApi {
             payment.status,
             payment.amount_minor,
             payment.refunded_minor,
-            req.amount_minor,
+            amount_minor,
         )
         .map_err(|refusal| match refusal {
             RefundRefusal::NotPaid(status) => {

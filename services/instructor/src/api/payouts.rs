@@ -1,5 +1,5 @@
 use lyceum_platform::auth::{require_principal, scopes};
-use lyceum_platform::convert::{decode_time_position, page_size, paginate_by_time, required_id};
+use lyceum_platform::convert::{paginate_by_time, required_id};
 use lyceum_platform::db::TenantContext;
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::instructor::v1 as pb;
@@ -7,7 +7,7 @@ use tonic::Request;
 use uuid::Uuid;
 
 use super::payments::RequestId;
-use super::{InstructorApi, wire};
+use super::{InstructorApi, Page, wire};
 use crate::domain::{Currency, PayoutId, UserId};
 use crate::events;
 use crate::store::payouts::{self, NewPayout, PayoutRow};
@@ -29,13 +29,17 @@ fn replay(
     }
 }
 
-impl InstructorApi {
-    pub(super) async fn create_payout_(
-        &self,
-        request: Request<pb::CreatePayoutRequest>,
-    ) -> Result<pb::CreatePayoutResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let req = request.into_inner();
+/// A CreatePayout request, validated.
+struct CreatePayout {
+    instructor_id: Uuid,
+    request_id: RequestId,
+    currency: Currency,
+}
+
+impl TryFrom<pb::CreatePayoutRequest> for CreatePayout {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreatePayoutRequest) -> Result<Self, ApiError> {
         let mut v = Violations::new();
         let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
         let request_id = v.check("request_id", RequestId::parse(&req.request_id));
@@ -46,6 +50,33 @@ impl InstructorApi {
         else {
             unreachable!("parsed when there are no violations")
         };
+        Ok(Self {
+            instructor_id,
+            request_id,
+            currency,
+        })
+    }
+}
+
+impl TryFrom<pb::ListPayoutsRequest> for Page {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListPayoutsRequest) -> Result<Self, ApiError> {
+        Page::parse(req.page_size, &req.page_token)
+    }
+}
+
+impl InstructorApi {
+    pub(super) async fn create_payout_(
+        &self,
+        request: Request<pb::CreatePayoutRequest>,
+    ) -> Result<pb::CreatePayoutResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let CreatePayout {
+            instructor_id,
+            request_id,
+            currency,
+        } = request.into_inner().try_into()?;
         // Platform admins, and the payout job: a service account with `payouts:write`.
         if !principal.has_platform_access() && !principal.has_scope(scopes::PAYOUTS_WRITE) {
             return Err(ApiError::PermissionDenied(
@@ -128,10 +159,7 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let instructor_id = Self::instructor_of(&principal, &req.instructor_id)?;
-        let mut v = Violations::new();
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_time_position(&mut v, &req.page_token);
-        v.into_result()?;
+        let Page { limit, after } = req.try_into()?;
         let mut tx = self
             .db
             .begin(&TenantContext::for_principal(&principal))

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use lyceum_platform::auth::{optional_principal, require_principal, roles};
 use lyceum_platform::convert::{page_size, parse_id};
 use lyceum_platform::db::TenantContext;
@@ -33,46 +35,29 @@ fn entries(v: &mut Violations, field: &str, raw: &[String], max: usize) -> Vec<S
     items
 }
 
-fn profile_message(row: ProfileRow) -> pb::InstructorProfile {
-    let average_rating = if row.review_count > 0 {
-        (row.rating_sum as f64 / row.review_count as f64 * 100.0).round() / 100.0
-    } else {
-        0.0
-    };
-    pb::InstructorProfile {
-        instructor_id: row.instructor_id.to_string(),
-        bio: row.bio,
-        expertise_tags: row.expertise_tags,
-        pillars: row.pillars,
-        education: row.education,
-        certifications: row.certifications,
-        work_experience: row.work_experience,
-        social_links: serde_json::from_value(row.social_links).unwrap_or_default(),
-        verified: row.verified,
-        featured: row.featured,
-        statistics: Some(pb::InstructorStatistics {
-            total_students: row.total_students,
-            total_courses: row.total_courses,
-            total_workshops: row.total_workshops,
-            average_rating,
-            total_reviews: row.review_count,
-        }),
-    }
+/// An UpsertInstructorProfile request, validated.
+struct UpsertProfile {
+    /// Trimmed, 50 to 2000 characters.
+    bio: String,
+    expertise_tags: Vec<String>,
+    pillars: Vec<String>,
+    education: Vec<String>,
+    certifications: Vec<String>,
+    work_experience: Vec<String>,
+    social_links: HashMap<String, String>,
 }
 
-impl InstructorApi {
-    async fn upsert_profile_(
-        &self,
-        request: Request<pb::UpsertInstructorProfileRequest>,
-    ) -> Result<pb::UpsertInstructorProfileResponse, ApiError> {
-        let principal = require_principal(&request)?;
-        let profile = request.into_inner().profile.unwrap_or_default();
+impl TryFrom<pb::UpsertInstructorProfileRequest> for UpsertProfile {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpsertInstructorProfileRequest) -> Result<Self, ApiError> {
+        let profile = req.profile.unwrap_or_default();
         let mut v = Violations::new();
         let bio = profile.bio.trim().to_owned();
         if !(50..=2000).contains(&bio.chars().count()) {
             v.add("profile.bio", "must be 50 to 2000 characters");
         }
-        let tags = entries(
+        let expertise_tags = entries(
             &mut v,
             "profile.expertise_tags",
             &profile.expertise_tags,
@@ -110,6 +95,143 @@ impl InstructorApi {
             );
         }
         v.into_result()?;
+        Ok(Self {
+            bio,
+            expertise_tags,
+            pillars,
+            education,
+            certifications,
+            work_experience,
+            social_links: profile.social_links,
+        })
+    }
+}
+
+/// A SearchInstructors request, validated.
+struct SearchInstructors {
+    limit: i64,
+    expertise_tag: Option<String>,
+    pillar: Option<String>,
+}
+
+impl TryFrom<pb::SearchInstructorsRequest> for SearchInstructors {
+    type Error = ApiError;
+
+    fn try_from(req: pb::SearchInstructorsRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let limit = page_size(&mut v, req.page_size);
+        if !req.pillar.is_empty() && !PILLARS.contains(&req.pillar.as_str()) {
+            v.add("pillar", format!("must be among: {}", PILLARS.join(", ")));
+        }
+        if req.expertise_tag.chars().count() > 300 {
+            v.add("expertise_tag", "must be at most 300 characters");
+        }
+        v.into_result()?;
+        Ok(Self {
+            limit,
+            expertise_tag: Some(req.expertise_tag).filter(|t| !t.is_empty()),
+            pillar: Some(req.pillar).filter(|p| !p.is_empty()),
+        })
+    }
+}
+
+/// An UpdateInstructorSettings request, validated.
+struct UpdateSettings {
+    payment_method: BoundedText<50, false>,
+    payment_details: BoundedText<2000, false>,
+    /// One of `PAYOUT_SCHEDULES`, monthly when unset.
+    payout_schedule: String,
+    notification_preferences: HashMap<String, bool>,
+    teaching_preferences: HashMap<String, String>,
+    calendar_sync: bool,
+}
+
+impl TryFrom<pb::UpdateInstructorSettingsRequest> for UpdateSettings {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateInstructorSettingsRequest) -> Result<Self, ApiError> {
+        let settings = req.settings.unwrap_or_default();
+        let mut v = Violations::new();
+        let method = v.check(
+            "settings.payment_method",
+            BoundedText::<50, false>::parse(&settings.payment_method),
+        );
+        let details = v.check(
+            "settings.payment_details",
+            BoundedText::<2000, false>::parse(&settings.payment_details),
+        );
+        let schedule = if settings.payout_schedule.is_empty() {
+            "monthly".to_owned()
+        } else {
+            settings.payout_schedule
+        };
+        if !PAYOUT_SCHEDULES.contains(&schedule.as_str()) {
+            v.add(
+                "settings.payout_schedule",
+                format!("must be one of: {}", PAYOUT_SCHEDULES.join(", ")),
+            );
+        }
+        if settings.notification_preferences.len() > 50 || settings.teaching_preferences.len() > 50
+        {
+            v.add("settings", "at most 50 preferences of each kind");
+        }
+        v.into_result()?;
+        let (Some(payment_method), Some(payment_details)) = (method, details) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            payment_method,
+            payment_details,
+            payout_schedule: schedule,
+            notification_preferences: settings.notification_preferences,
+            teaching_preferences: settings.teaching_preferences,
+            calendar_sync: settings.calendar_sync,
+        })
+    }
+}
+
+fn profile_message(row: ProfileRow) -> pb::InstructorProfile {
+    let average_rating = if row.review_count > 0 {
+        (row.rating_sum as f64 / row.review_count as f64 * 100.0).round() / 100.0
+    } else {
+        0.0
+    };
+    pb::InstructorProfile {
+        instructor_id: row.instructor_id.to_string(),
+        bio: row.bio,
+        expertise_tags: row.expertise_tags,
+        pillars: row.pillars,
+        education: row.education,
+        certifications: row.certifications,
+        work_experience: row.work_experience,
+        social_links: serde_json::from_value(row.social_links).unwrap_or_default(),
+        verified: row.verified,
+        featured: row.featured,
+        statistics: Some(pb::InstructorStatistics {
+            total_students: row.total_students,
+            total_courses: row.total_courses,
+            total_workshops: row.total_workshops,
+            average_rating,
+            total_reviews: row.review_count,
+        }),
+    }
+}
+
+impl InstructorApi {
+    async fn upsert_profile_(
+        &self,
+        request: Request<pb::UpsertInstructorProfileRequest>,
+    ) -> Result<pb::UpsertInstructorProfileResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let UpsertProfile {
+            bio,
+            expertise_tags,
+            pillars,
+            education,
+            certifications,
+            work_experience,
+            social_links,
+        } = request.into_inner().try_into()?;
         if !principal.has_role(roles::INSTRUCTOR, principal.organization_id) {
             return Err(ApiError::PermissionDenied(
                 "profiles belong to instructors".into(),
@@ -124,12 +246,12 @@ impl InstructorApi {
             principal.subject,
             ProfileContent {
                 bio,
-                expertise_tags: tags,
+                expertise_tags,
                 pillars,
                 education,
                 certifications,
                 work_experience,
-                social_links: serde_json::to_value(&profile.social_links)
+                social_links: serde_json::to_value(&social_links)
                     .map_err(|e| ApiError::Internal(e.into()))?,
             },
         )
@@ -195,20 +317,14 @@ impl InstructorApi {
         &self,
         request: Request<pb::SearchInstructorsRequest>,
     ) -> Result<pb::SearchInstructorsResponse, ApiError> {
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let limit = page_size(&mut v, req.page_size);
-        if !req.pillar.is_empty() && !PILLARS.contains(&req.pillar.as_str()) {
-            v.add("pillar", format!("must be among: {}", PILLARS.join(", ")));
-        }
-        if req.expertise_tag.chars().count() > 300 {
-            v.add("expertise_tag", "must be at most 300 characters");
-        }
-        v.into_result()?;
+        let SearchInstructors {
+            limit,
+            expertise_tag,
+            pillar,
+        } = request.into_inner().try_into()?;
         let mut tx = self.db.begin(&TenantContext::anonymous()).await?;
-        let tag = Some(req.expertise_tag.as_str()).filter(|t| !t.is_empty());
-        let pillar = Some(req.pillar.as_str()).filter(|p| !p.is_empty());
-        let rows = profiles::search(&mut tx, tag, pillar, limit).await?;
+        let rows =
+            profiles::search(&mut tx, expertise_tag.as_deref(), pillar.as_deref(), limit).await?;
         tx.commit().await?;
         Ok(pb::SearchInstructorsResponse {
             profiles: rows.into_iter().map(profile_message).collect(),
@@ -271,47 +387,26 @@ impl InstructorApi {
         request: Request<pb::UpdateInstructorSettingsRequest>,
     ) -> Result<pb::UpdateInstructorSettingsResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let settings = request.into_inner().settings.unwrap_or_default();
-        let mut v = Violations::new();
-        let method = v.check(
-            "settings.payment_method",
-            BoundedText::<50, false>::parse(&settings.payment_method),
-        );
-        let details = v.check(
-            "settings.payment_details",
-            BoundedText::<2000, false>::parse(&settings.payment_details),
-        );
-        let schedule = if settings.payout_schedule.is_empty() {
-            "monthly".to_owned()
-        } else {
-            settings.payout_schedule.clone()
-        };
-        if !PAYOUT_SCHEDULES.contains(&schedule.as_str()) {
-            v.add(
-                "settings.payout_schedule",
-                format!("must be one of: {}", PAYOUT_SCHEDULES.join(", ")),
-            );
-        }
-        if settings.notification_preferences.len() > 50 || settings.teaching_preferences.len() > 50
-        {
-            v.add("settings", "at most 50 preferences of each kind");
-        }
-        v.into_result()?;
-        let (Some(method), Some(details)) = (method, details) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let UpdateSettings {
+            payment_method,
+            payment_details,
+            payout_schedule,
+            notification_preferences,
+            teaching_preferences,
+            calendar_sync,
+        } = request.into_inner().try_into()?;
         let row = SettingsRow {
             instructor_id: principal.subject,
-            notification_preferences: serde_json::to_value(&settings.notification_preferences)
+            notification_preferences: serde_json::to_value(&notification_preferences)
                 .map_err(|e| ApiError::Internal(e.into()))?,
-            teaching_preferences: serde_json::to_value(&settings.teaching_preferences)
+            teaching_preferences: serde_json::to_value(&teaching_preferences)
                 .map_err(|e| ApiError::Internal(e.into()))?,
-            payment_method: method.into_inner(),
-            payment_details_encrypted: Some(details.as_str())
+            payment_method: payment_method.into_inner(),
+            payment_details_encrypted: Some(payment_details.as_str())
                 .filter(|d| !d.is_empty())
                 .map(|d| self.sealer.encrypt(d.as_bytes())),
-            payout_schedule: schedule,
-            calendar_sync: settings.calendar_sync,
+            payout_schedule,
+            calendar_sync,
         };
         let mut tx = self
             .db

@@ -308,6 +308,182 @@ impl TryFrom<pb::CreateCourseRequest> for CreateCourse {
     }
 }
 
+/// An UpdateCourse request, validated as far as the request alone allows: the course's
+/// id and the fields its mask names. The new values are checked against the stored
+/// course, once the caller may edit it.
+struct UpdateCourse {
+    id: Uuid,
+    paths: HashSet<String>,
+    course: pb::Course,
+}
+
+impl TryFrom<pb::UpdateCourseRequest> for UpdateCourse {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateCourseRequest) -> Result<Self, ApiError> {
+        let course = req.course.unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "course.id", &course.id);
+        let paths = update_mask(&mut v, req.update_mask, UPDATABLE);
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        Ok(Self { id, paths, course })
+    }
+}
+
+/// A CreateModule request, validated.
+struct CreateModule {
+    course_id: Uuid,
+    title: Title,
+    description: ModuleDescription,
+}
+
+impl TryFrom<pb::CreateModuleRequest> for CreateModule {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreateModuleRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let title = v.check("title", Title::parse(&req.title));
+        let description = v.check("description", ModuleDescription::parse(&req.description));
+        v.into_result()?;
+        let (Some(course_id), Some(title), Some(description)) = (course_id, title, description)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            course_id,
+            title,
+            description,
+        })
+    }
+}
+
+/// A CreateLesson request, validated.
+struct CreateLesson {
+    course_id: Uuid,
+    module_id: Uuid,
+    title: Title,
+    lesson_type: LessonType,
+    content_url: Url,
+    body: LessonBody,
+    duration_seconds: i32,
+    preview: bool,
+}
+
+impl TryFrom<pb::CreateLessonRequest> for CreateLesson {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreateLessonRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let module_id = required_id(&mut v, "module_id", &req.module_id);
+        let title = v.check("title", Title::parse(&req.title));
+        let lesson_type = v.check("type", LessonType::from_proto(req.r#type));
+        let content_url = v.check("content_url", Url::parse(&req.content_url));
+        let body = v.check("body", LessonBody::parse(&req.body));
+        if !(0..=86_400).contains(&req.duration_seconds) {
+            v.add("duration_seconds", "must be from 0 to 86400");
+        }
+        v.into_result()?;
+        let (
+            Some(course_id),
+            Some(module_id),
+            Some(title),
+            Some(lesson_type),
+            Some(content_url),
+            Some(body),
+        ) = (course_id, module_id, title, lesson_type, content_url, body)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            course_id,
+            module_id,
+            title,
+            lesson_type,
+            content_url,
+            body,
+            duration_seconds: req.duration_seconds,
+            preview: req.preview,
+        })
+    }
+}
+
+/// An AddCourseInstructor request, validated: view-only when no permission is named.
+struct AddCourseInstructor {
+    course_id: Uuid,
+    instructor_id: Uuid,
+    role: InstructorRole,
+    permissions: Vec<Permission>,
+}
+
+impl TryFrom<pb::AddCourseInstructorRequest> for AddCourseInstructor {
+    type Error = ApiError;
+
+    fn try_from(req: pb::AddCourseInstructorRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
+        let role = match req.role {
+            0 => Some(InstructorRole::CoInstructor),
+            n => v.check("role", InstructorRole::from_proto(n)),
+        };
+        let mut permissions: Vec<Permission> = Vec::new();
+        for (i, p) in req.permissions.iter().enumerate() {
+            if let Some(p) = v.check(&format!("permissions[{i}]"), Permission::from_proto(*p))
+                && !permissions.contains(&p)
+            {
+                permissions.push(p);
+            }
+        }
+        if role == Some(InstructorRole::Primary) {
+            v.add(
+                "role",
+                "the primary instructor is the course's owner; add co-instructors or assistants",
+            );
+        }
+        v.into_result()?;
+        let (Some(course_id), Some(instructor_id), Some(role)) = (course_id, instructor_id, role)
+        else {
+            unreachable!("parsed when there are no violations")
+        };
+        if permissions.is_empty() {
+            permissions.push(Permission::ViewContent);
+        }
+        Ok(Self {
+            course_id,
+            instructor_id,
+            role,
+            permissions,
+        })
+    }
+}
+
+/// A RemoveCourseInstructor request, validated.
+struct RemoveCourseInstructor {
+    course_id: Uuid,
+    instructor_id: Uuid,
+}
+
+impl TryFrom<pb::RemoveCourseInstructorRequest> for RemoveCourseInstructor {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RemoveCourseInstructorRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
+        v.into_result()?;
+        let (Some(course_id), Some(instructor_id)) = (course_id, instructor_id) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            course_id,
+            instructor_id,
+        })
+    }
+}
+
 impl LearningApi {
     async fn editable_course(
         &self,
@@ -388,13 +564,7 @@ impl LearningApi {
         request: Request<pb::UpdateCourseRequest>,
     ) -> Result<pb::UpdateCourseResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let course = req.course.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&mut v, "course.id", &course.id);
-        let paths: HashSet<String> = update_mask(&mut v, req.update_mask, UPDATABLE);
-        v.into_result()?;
-        let id = id.expect("parsed when there are no violations");
+        let UpdateCourse { id, paths, course } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let stored = self.editable_course(&mut tx, &principal, id).await?;
         if needs_owner(paths.iter().map(String::as_str))
@@ -453,16 +623,11 @@ impl LearningApi {
         request: Request<pb::CreateModuleRequest>,
     ) -> Result<pb::CreateModuleResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let title = v.check("title", Title::parse(&req.title));
-        let description = v.check("description", ModuleDescription::parse(&req.description));
-        v.into_result()?;
-        let (Some(course_id), Some(title), Some(description)) = (course_id, title, description)
-        else {
-            unreachable!("parsed when there are no violations")
-        };
+        let CreateModule {
+            course_id,
+            title,
+            description,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         self.editable_course(&mut tx, &principal, course_id).await?;
         // Positions are handed out under the course's lock.
@@ -485,29 +650,16 @@ impl LearningApi {
         request: Request<pb::CreateLessonRequest>,
     ) -> Result<pb::CreateLessonResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let module_id = required_id(&mut v, "module_id", &req.module_id);
-        let title = v.check("title", Title::parse(&req.title));
-        let lesson_type = v.check("type", LessonType::from_proto(req.r#type));
-        let content_url = v.check("content_url", Url::parse(&req.content_url));
-        let body = v.check("body", LessonBody::parse(&req.body));
-        if !(0..=86_400).contains(&req.duration_seconds) {
-            v.add("duration_seconds", "must be from 0 to 86400");
-        }
-        v.into_result()?;
-        let (
-            Some(course_id),
-            Some(module_id),
-            Some(title),
-            Some(lesson_type),
-            Some(content_url),
-            Some(body),
-        ) = (course_id, module_id, title, lesson_type, content_url, body)
-        else {
-            unreachable!("parsed when there are no violations")
-        };
+        let CreateLesson {
+            course_id,
+            module_id,
+            title,
+            lesson_type,
+            content_url,
+            body,
+            duration_seconds,
+            preview,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         self.editable_course(&mut tx, &principal, course_id).await?;
         courses::lock(&mut tx, course_id).await?;
@@ -526,8 +678,8 @@ impl LearningApi {
                 lesson_type,
                 content_url: content_url.into_inner(),
                 body: body.into_inner(),
-                duration_seconds: req.duration_seconds,
-                preview: req.preview,
+                duration_seconds,
+                preview,
             },
         )
         .await?;
@@ -590,36 +742,12 @@ impl LearningApi {
         request: Request<pb::AddCourseInstructorRequest>,
     ) -> Result<pb::AddCourseInstructorResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
-        let role = match req.role {
-            0 => Some(InstructorRole::CoInstructor),
-            n => v.check("role", InstructorRole::from_proto(n)),
-        };
-        let mut permissions: Vec<Permission> = Vec::new();
-        for (i, p) in req.permissions.iter().enumerate() {
-            if let Some(p) = v.check(&format!("permissions[{i}]"), Permission::from_proto(*p))
-                && !permissions.contains(&p)
-            {
-                permissions.push(p);
-            }
-        }
-        if role == Some(InstructorRole::Primary) {
-            v.add(
-                "role",
-                "the primary instructor is the course's owner; add co-instructors or assistants",
-            );
-        }
-        v.into_result()?;
-        let (Some(course_id), Some(instructor_id), Some(role)) = (course_id, instructor_id, role)
-        else {
-            unreachable!("parsed when there are no violations")
-        };
-        if permissions.is_empty() {
-            permissions.push(Permission::ViewContent);
-        }
+        let AddCourseInstructor {
+            course_id,
+            instructor_id,
+            role,
+            permissions,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (course, access) = visible_course(&mut tx, Some(&principal), course_id).await?;
         if !access.manage_team {
@@ -650,14 +778,10 @@ impl LearningApi {
         request: Request<pb::RemoveCourseInstructorRequest>,
     ) -> Result<pb::RemoveCourseInstructorResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let instructor_id = required_id(&mut v, "instructor_id", &req.instructor_id);
-        v.into_result()?;
-        let (Some(course_id), Some(instructor_id)) = (course_id, instructor_id) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let RemoveCourseInstructor {
+            course_id,
+            instructor_id,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (_, access) = visible_course(&mut tx, Some(&principal), course_id).await?;
         if !access.manage_team {

@@ -68,6 +68,31 @@ impl TryFrom<pb::RecordLessonProgressRequest> for RecordProgress {
     }
 }
 
+/// A ListEnrollments request, validated: one course's enrollments, or the caller's own.
+struct ListEnrollments {
+    course_id: Option<Uuid>,
+    limit: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+}
+
+impl TryFrom<pb::ListEnrollmentsRequest> for ListEnrollments {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListEnrollmentsRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = optional_id(&mut v, "course_id", &req.course_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_position(&mut v, &req.page_token);
+        v.into_result()?;
+        let course_id = course_id.expect("parsed when there are no violations");
+        Ok(Self {
+            course_id,
+            limit,
+            after,
+        })
+    }
+}
+
 impl LearningApi {
     /// The enrollment, if the caller is its student or may manage the course's students.
     async fn enrollment_for(
@@ -210,13 +235,11 @@ impl LearningApi {
         request: Request<pb::ListEnrollmentsRequest>,
     ) -> Result<pb::ListEnrollmentsResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = optional_id(&mut v, "course_id", &req.course_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_position(&mut v, &req.page_token);
-        v.into_result()?;
-        let course_id = course_id.expect("parsed when there are no violations");
+        let ListEnrollments {
+            course_id,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let student = match course_id {
             Some(course_id) => {

@@ -1,11 +1,12 @@
 use std::collections::HashSet;
 
 use lyceum_platform::auth::{optional_principal, require_principal};
-use lyceum_platform::convert::{page_size, parse_id, required_id, update_mask};
+use lyceum_platform::convert::{TimePosition, page_size, parse_id, required_id, update_mask};
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
 use crate::domain::review::{RatingChange, may_review, may_vote};
@@ -48,6 +49,122 @@ fn parse_content(v: &mut Violations, prefix: &str, review: &pb::Review) -> Optio
     })
 }
 
+/// A CreateReview request, validated.
+struct CreateReview {
+    course_id: Uuid,
+    content: ReviewContent,
+}
+
+impl TryFrom<pb::CreateReviewRequest> for CreateReview {
+    type Error = ApiError;
+
+    fn try_from(req: pb::CreateReviewRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let content = parse_content(
+            &mut v,
+            "",
+            &pb::Review {
+                rating: req.rating,
+                content_quality_rating: req.content_quality_rating,
+                instructor_rating: req.instructor_rating,
+                value_rating: req.value_rating,
+                title: req.title,
+                text: req.text,
+                ..Default::default()
+            },
+        );
+        v.into_result()?;
+        let (Some(course_id), Some(content)) = (course_id, content) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self { course_id, content })
+    }
+}
+
+/// An UpdateReview request, validated as far as the request alone allows: the review's
+/// id and the fields its mask names. The new values are merged with the stored review
+/// and checked together.
+struct UpdateReview {
+    id: Uuid,
+    paths: HashSet<String>,
+    review: pb::Review,
+}
+
+impl TryFrom<pb::UpdateReviewRequest> for UpdateReview {
+    type Error = ApiError;
+
+    fn try_from(req: pb::UpdateReviewRequest) -> Result<Self, ApiError> {
+        let review = req.review.unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "review.id", &review.id);
+        let paths = update_mask(
+            &mut v,
+            req.update_mask,
+            &[
+                "rating",
+                "content_quality_rating",
+                "instructor_rating",
+                "value_rating",
+                "title",
+                "text",
+            ],
+        );
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        Ok(Self { id, paths, review })
+    }
+}
+
+/// A ListReviews request, validated.
+struct ListReviews {
+    course_id: Uuid,
+    limit: i64,
+    after: Option<TimePosition>,
+}
+
+impl TryFrom<pb::ListReviewsRequest> for ListReviews {
+    type Error = ApiError;
+
+    fn try_from(req: pb::ListReviewsRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let limit = page_size(&mut v, req.page_size);
+        let after = decode_position(&mut v, &req.page_token);
+        v.into_result()?;
+        let course_id = course_id.expect("parsed when there are no violations");
+        Ok(Self {
+            course_id,
+            limit,
+            after,
+        })
+    }
+}
+
+/// A RespondToReview request, validated.
+struct RespondToReview {
+    review_id: Uuid,
+    response: Response_,
+}
+
+impl TryFrom<pb::RespondToReviewRequest> for RespondToReview {
+    type Error = ApiError;
+
+    fn try_from(req: pb::RespondToReviewRequest) -> Result<Self, ApiError> {
+        let mut v = Violations::new();
+        let review_id = required_id(&mut v, "review_id", &req.review_id);
+        let response = v.check("response", Response_::parse(&req.response));
+        v.into_result()?;
+        let (Some(review_id), Some(response)) = (review_id, response) else {
+            unreachable!("parsed when there are no violations")
+        };
+        Ok(Self {
+            review_id,
+            response,
+        })
+    }
+}
+
 impl LearningApi {
     /// Applies a review's change to the course's rating statistics as the service,
     /// returning the new statistics.
@@ -85,26 +202,7 @@ impl LearningApi {
         request: Request<pb::CreateReviewRequest>,
     ) -> Result<pb::CreateReviewResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let content = parse_content(
-            &mut v,
-            "",
-            &pb::Review {
-                rating: req.rating,
-                content_quality_rating: req.content_quality_rating,
-                instructor_rating: req.instructor_rating,
-                value_rating: req.value_rating,
-                title: req.title.clone(),
-                text: req.text.clone(),
-                ..Default::default()
-            },
-        );
-        v.into_result()?;
-        let (Some(course_id), Some(content)) = (course_id, content) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let CreateReview { course_id, content } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
         let enrollment = enrollments::lock_by_student(
@@ -144,24 +242,7 @@ impl LearningApi {
         request: Request<pb::UpdateReviewRequest>,
     ) -> Result<pb::UpdateReviewResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let review = req.review.unwrap_or_default();
-        let mut v = Violations::new();
-        let id = required_id(&mut v, "review.id", &review.id);
-        let paths: HashSet<String> = update_mask(
-            &mut v,
-            req.update_mask,
-            &[
-                "rating",
-                "content_quality_rating",
-                "instructor_rating",
-                "value_rating",
-                "title",
-                "text",
-            ],
-        );
-        v.into_result()?;
-        let id = id.expect("parsed when there are no violations");
+        let UpdateReview { id, paths, review } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let stored = self.own_review(&mut tx, &principal, id).await?;
         let pick = |path: &str, new: i32, old: Option<i32>| {
@@ -249,13 +330,11 @@ impl LearningApi {
         request: Request<pb::ListReviewsRequest>,
     ) -> Result<pb::ListReviewsResponse, ApiError> {
         let principal = optional_principal(&request);
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let course_id = required_id(&mut v, "course_id", &req.course_id);
-        let limit = page_size(&mut v, req.page_size);
-        let after = decode_position(&mut v, &req.page_token);
-        v.into_result()?;
-        let course_id = course_id.expect("parsed when there are no violations");
+        let ListReviews {
+            course_id,
+            limit,
+            after,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(principal.as_ref()).await?;
         visible_course(&mut tx, principal.as_ref(), course_id).await?;
         let rows = reviews::list(&mut tx, CourseId::new(course_id), after, limit + 1).await?;
@@ -272,14 +351,10 @@ impl LearningApi {
         request: Request<pb::RespondToReviewRequest>,
     ) -> Result<pb::RespondToReviewResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let req = request.into_inner();
-        let mut v = Violations::new();
-        let id = required_id(&mut v, "review_id", &req.review_id);
-        let response = v.check("response", Response_::parse(&req.response));
-        v.into_result()?;
-        let (Some(id), Some(response)) = (id, response) else {
-            unreachable!("parsed when there are no violations")
-        };
+        let RespondToReview {
+            review_id: id,
+            response,
+        } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let review = reviews::get(&mut tx, id)
             .await?
