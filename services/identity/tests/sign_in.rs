@@ -10,7 +10,7 @@ use common::*;
 use lyceum_identity::{IdentitySettings, Limit, SignInLimits};
 use lyceum_platform::auth::{GrpcKeySource, TokenError, TokenVerifier};
 use lyceum_proto::identity::v1 as pb;
-use lyceum_testkit::{assert_code, authed};
+use lyceum_testkit::{assert_code, authed, claims_of};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 

@@ -7,7 +7,7 @@ use common::*;
 use lyceum_identity::SCHEMA;
 use lyceum_platform::db::TenantContext;
 use lyceum_proto::identity::v1 as pb;
-use lyceum_testkit::{assert_code, authed, violated_fields};
+use lyceum_testkit::{assert_code, authed, claims_of, violated_fields};
 use tonic::Code;
 use uuid::Uuid;
 

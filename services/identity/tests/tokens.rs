@@ -13,7 +13,7 @@ use lyceum_platform::auth::{
     GrantedRole, GrpcKeySource, PrincipalKind, TokenError, TokenSigner, TokenVerifier, scopes,
 };
 use lyceum_proto::identity::v1 as pb;
-use lyceum_testkit::{assert_code, authed, eventually_within, violated_fields};
+use lyceum_testkit::{assert_code, authed, claims_of, eventually_within, violated_fields};
 use tonic::Code;
 
 async fn get_self(app: &TestApp, user: &pb::User, token: &str) -> Result<pb::User, tonic::Status> {

@@ -1041,6 +1041,61 @@ async fn row_level_security_keeps_revenue_to_its_instructor() {
     );
 }
 
+/// Found by the attack matrix: a request naming another instructor used to be applied
+/// to the caller's own profile or settings, and anyone could keep "settings".
+#[tokio::test]
+async fn profiles_and_settings_are_written_only_by_their_own_instructor() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let other = app.user(&["user", "instructor"]);
+    let student = app.user(&["user"]);
+    let bio = "Coach for engineering leaders moving their teams to new ways of working.";
+    let profile = |instructor: &Caller| ipb::UpsertInstructorProfileRequest {
+        profile: Some(ipb::InstructorProfile {
+            instructor_id: instructor.id.to_string(),
+            bio: bio.into(),
+            pillars: vec!["adaptability".into()],
+            ..Default::default()
+        }),
+    };
+    assert_code(
+        ProfileServiceClient::new(app.channel())
+            .upsert_instructor_profile(authed(profile(&other), &teacher.token))
+            .await,
+        Code::PermissionDenied,
+    );
+    // Naming oneself is what the field is for.
+    ProfileServiceClient::new(app.channel())
+        .upsert_instructor_profile(authed(profile(&teacher), &teacher.token))
+        .await
+        .expect("one's own profile");
+    let settings = |instructor: &Caller| ipb::UpdateInstructorSettingsRequest {
+        settings: Some(ipb::InstructorSettings {
+            instructor_id: instructor.id.to_string(),
+            payment_method: "paypal".into(),
+            ..Default::default()
+        }),
+    };
+    assert_code(
+        SettingsServiceClient::new(app.channel())
+            .update_instructor_settings(authed(settings(&other), &teacher.token))
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        SettingsServiceClient::new(app.channel())
+            .update_instructor_settings(authed(settings(&student), &student.token))
+            .await,
+        Code::PermissionDenied,
+    );
+    let mut conn = app.db.admin_connection().await;
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM instructor.instructor_settings")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "nothing was written for anyone");
+}
+
 #[tokio::test]
 async fn profiles_validate_and_settings_keep_payment_details_encrypted_and_private() {
     let app = App::spawn().await;

@@ -7,8 +7,9 @@
 //! token), with every id field aimed at B's objects and every page token taken from B's
 //! own listing with the same method.
 //!
-//! It passes when no answer carries anything of B's the request did not already name (ids,
-//! emails, names, titles), and every refusal is UNAUTHENTICATED, PERMISSION_DENIED or
+//! It passes when no call that names B's objects succeeds, no answer carries anything of
+//! B's the request did not already name (ids, emails, names, titles), and every refusal
+//! is UNAUTHENTICATED, PERMISSION_DENIED or
 //! NOT_FOUND. What is public by design is listed once, in [`PUBLIC_BY_DESIGN`], and what
 //! one scope opens by design in [`SCOPED_BY_DESIGN`].
 
@@ -19,12 +20,12 @@ use std::time::Duration;
 
 use common::reflection::{RawCodec, Served};
 use common::*;
-use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner, scopes};
+use lyceum_platform::auth::{TokenSigner, scopes};
 use lyceum_platform::crypto::SecretBox;
 use lyceum_proto::identity::v1 as idpb;
 use lyceum_proto::instructor::v1 as ipb;
 use lyceum_proto::learning::v1 as lpb;
-use lyceum_testkit::{TestDatabase, authed, fresh_claims, service_account};
+use lyceum_testkit::{TestDatabase, authed, claims_of, service_account};
 use prost::encoding::{self, WireType};
 use prost_types::field_descriptor_proto::{Label, Type};
 use tonic::Code;
@@ -67,6 +68,19 @@ const SCOPED_BY_DESIGN: &[(&str, &str, &str)] = &[
         "a users:read service account",
         "/lyceum.identity.v1.UserService/ListUsers",
         "users:read reads identity's users, for the services that show names",
+    ),
+];
+
+/// Reads that may answer successfully when asked about B, because they answer only with
+/// what the caller may see (an empty page or batch, here): `(method, why)`.
+const FILTERING_READS: &[(&str, &str)] = &[
+    (
+        "/lyceum.identity.v1.UserService/BatchGetUsers",
+        "answers the users of the batch the caller may see, and skips the others",
+    ),
+    (
+        "/lyceum.learning.v1.CourseService/ListCourses",
+        "B's instructor or organization is a filter; the page holds only courses the caller may see",
     ),
 ];
 
@@ -708,17 +722,10 @@ impl Stack {
     }
 }
 
-/// A token for A's platform-wide callers that should get nowhere.
-fn minted(signer: &TokenSigner, exp_offset: i64, org: &str) -> String {
-    let mut claims = fresh_claims(
-        PrincipalKind::User,
-        Some(Uuid::parse_str(org).unwrap()),
-        vec![GrantedRole {
-            role: "org_admin".into(),
-            org: Some(Uuid::parse_str(org).unwrap()),
-        }],
-        vec![],
-    );
+/// A variant of a live token of A's admin (a real session, so that only the variation
+/// can refuse it): expiring `exp_offset` seconds after it was issued, signed by `signer`.
+fn variant_of(token: &str, signer: &TokenSigner, exp_offset: i64) -> String {
+    let mut claims = claims_of(token);
     claims.exp = claims.iat + exp_offset;
     signer.sign(&claims)
 }
@@ -763,12 +770,12 @@ async fn no_caller_reaches_another_tenants_data() {
     // Callers that should get nowhere at all.
     let sealer = SecretBox::from_base64(lyceum_platform::config::DEVELOPMENT_DATA_KEY).unwrap();
     let signer = db.identity_signer(&sealer).await;
-    let expired = minted(&signer, -60, &a.org_id);
+    let expired = variant_of(&a.admin.token, &signer, -60);
     let forger = TokenSigner::new(
         "unknown".to_owned(),
         ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
     );
-    let unknown_key = minted(&forger, 3600, &a.org_id);
+    let unknown_key = variant_of(&a.admin.token, &forger, 3600);
     let suspended = stack
         .member(&a.admin.token, &a.org_id, "suspended", None)
         .await;
@@ -844,6 +851,10 @@ async fn no_caller_reaches_another_tenants_data() {
                 page_token: &page_token,
             }
             .message(&method.input, 0);
+            let names_target = secrets.iter().any(|s| contains(&body, s.as_bytes()));
+            let scoped = SCOPED_BY_DESIGN
+                .iter()
+                .any(|(who, path, _)| who == caller && *path == method.path);
             let mut request = tonic::Request::new(body.clone());
             request.set_timeout(Duration::from_secs(10));
             if let Some(token) = token {
@@ -857,10 +868,20 @@ async fn no_caller_reaches_another_tenants_data() {
                 .await;
             cells += 1;
             match outcome {
+                // A write or a check that succeeds on B's objects is a breach even when
+                // its answer only repeats the request (or is empty).
+                Ok(_)
+                    if names_target
+                        && !public.contains_key(method.path.as_str())
+                        && !scoped
+                        && !FILTERING_READS.iter().any(|(path, _)| *path == method.path) =>
+                {
+                    failures.push(format!(
+                        "{} as {caller}: succeeded on B's objects",
+                        method.path
+                    ))
+                }
                 Ok(response) => {
-                    let scoped = SCOPED_BY_DESIGN
-                        .iter()
-                        .any(|(who, path, _)| who == caller && *path == method.path);
                     if public.contains_key(method.path.as_str()) || scoped {
                         continue;
                     }

@@ -246,9 +246,14 @@ fn seed() -> u64 {
                 .as_nanos() as u64
                 | 1
         }
-        Ok(number) => number
-            .parse()
-            .expect("LYCEUM_FUZZ_SEED is a number or `random`"),
+        Ok(number) => {
+            let seed: u64 = number
+                .parse()
+                .expect("LYCEUM_FUZZ_SEED is a number or `random`");
+            // xorshift never leaves zero: every value would be the same.
+            assert_ne!(seed, 0, "LYCEUM_FUZZ_SEED must not be 0");
+            seed
+        }
         Err(_) => 0x5eed_1ce0_f00d_cafe,
     }
 }
@@ -284,6 +289,38 @@ async fn signed_in_user(channel: Channel) -> (String, String) {
     (tokens.access_token, user.id)
 }
 
+/// The first platform admin, made as an operator makes one, signed in.
+async fn platform_admin(db: &TestDatabase, channel: Channel) -> String {
+    let email = format!("fuzz-admin-{}@example.com", uuid::Uuid::now_v7());
+    let password = "Fuzzing-Is-Fun-42";
+    let bootstrap = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
+        .args([
+            "admin",
+            "bootstrap",
+            "--email",
+            &email,
+            "--database-url",
+            &db.url,
+        ])
+        .env("LYCEUM_ADMIN_PASSWORD", password)
+        .env("LYCEUM_DEV_MODE", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(bootstrap.status.success(), "{bootstrap:?}");
+    identity::auth_service_client::AuthServiceClient::new(channel)
+        .authenticate(identity::AuthenticateRequest {
+            email,
+            password: password.into(),
+        })
+        .await
+        .expect("the admin signs in")
+        .into_inner()
+        .tokens
+        .unwrap()
+        .access_token
+}
+
 /// A well-formed token for a platform admin, signed by a key identity never issued.
 fn forged_token() -> String {
     let signer = TokenSigner::new("forged".to_owned(), SigningKey::from_bytes(&[7; 32]));
@@ -314,10 +351,13 @@ async fn no_request_makes_any_served_method_fail_as_the_server() {
         .expect("connect");
     let served = Served::discover(channel.clone()).await;
     let (user_token, user_id) = signed_in_user(channel.clone()).await;
+    let admin_token = platform_admin(&db, channel.clone()).await;
+    // The admin reaches past every authorization check, into the handlers' own code.
     let callers = [
         ("no token", None),
         ("forged token", Some(forged_token())),
         ("user token", Some(user_token)),
+        ("platform admin", Some(admin_token)),
     ];
     let seed = seed();
     let cases: usize = std::env::var("LYCEUM_FUZZ_CASES")

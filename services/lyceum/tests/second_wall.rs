@@ -205,12 +205,14 @@ async fn a_context_that_names_system_opens_nothing() {
 async fn security_definer_functions_pin_search_path_and_nothing_is_executable_by_public() {
     let test_db = migrated().await;
     let mut admin = test_db.admin_connection().await;
+    let schemas: Vec<&str> = SCHEMAS.iter().map(|s| s.name).collect();
     let unpinned: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname IN ('identity', 'learning', 'instructor') AND p.prosecdef
+         WHERE n.nspname = ANY ($1) AND p.prosecdef
            AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c
                            WHERE c LIKE 'search\\_path=%' AND c LIKE '%pg\\_temp')",
     )
+    .bind(&schemas)
     .fetch_all(&mut admin)
     .await
     .unwrap();
@@ -231,10 +233,11 @@ async fn security_definer_functions_pin_search_path_and_nothing_is_executable_by
     );
     let public: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname IN ('identity', 'learning', 'instructor')
+         WHERE n.nspname = ANY ($1)
            AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
                                            WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))",
     )
+    .bind(&schemas)
     .fetch_all(&mut admin)
     .await
     .unwrap();
@@ -951,7 +954,7 @@ async fn tables_open_without_rls(conn: &mut PgConnection, schema: &str, role: &s
     sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
-           AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+           AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
          ORDER BY 1",
     )
     .bind(schema)
@@ -1004,7 +1007,7 @@ async fn the_catalogue_shows_every_wall_for_every_service_schema() {
                     "SELECT has_schema_privilege($2, $1, 'USAGE'),
                             (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')
-                               AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE'))",
+                               AND has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'))",
                 )
                 .bind(other.name)
                 .bind(&role)

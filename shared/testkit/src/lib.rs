@@ -13,7 +13,7 @@ mod tokens;
 mod wait;
 
 pub use rpc::{assert_code, authed, service_account, violated_fields};
-pub use tokens::fresh_claims;
+pub use tokens::{claims_of, fresh_claims};
 pub use wait::{EVENTUALLY_TIMEOUT, eventually, eventually_within};
 
 use std::sync::Arc;

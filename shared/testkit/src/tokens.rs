@@ -50,3 +50,14 @@ pub fn fresh_claims(
         scopes,
     }
 }
+
+/// The claims a token carries, read without verifying it: what a test needs to mint a
+/// variant of a real token (expired, or signed by another key).
+pub fn claims_of(token: &str) -> Claims {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    serde_json::from_slice(&bytes).expect("the payload holds claims")
+}

@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lyceum_identity::{IdentityModule, IdentitySettings, SCHEMA};
-use lyceum_platform::auth::Claims;
 use lyceum_platform::config::DEVELOPMENT_DATA_KEY;
 use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
@@ -160,10 +157,4 @@ impl TestApp {
         let token = self.login(email, PASSWORD).await.access_token;
         (user, token)
     }
-}
-
-/// The claims of a token, read without verification (the tests inspect what was issued).
-pub fn claims_of(token: &str) -> Claims {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

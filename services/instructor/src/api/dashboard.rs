@@ -164,7 +164,7 @@ impl InstructorApi {
     ) -> Result<pb::SetFeePercentageResponse, ApiError> {
         let principal = require_principal(&request)?;
         let SetFeePercentage { instructor, bps } = request.into_inner().try_into()?;
-        if !principal.has_role(lyceum_platform::auth::roles::ADMIN, None) {
+        if !principal.has_platform_access() {
             return Err(ApiError::PermissionDenied(
                 "fees are set by platform admins".into(),
             ));

@@ -57,3 +57,18 @@ impl Page {
         Ok(Self { limit, after })
     }
 }
+
+/// A refused refund: nothing left to give back is the payment's state, more than is left
+/// is the caller's amount.
+impl From<crate::domain::RefundRefusal> for ApiError {
+    fn from(refusal: crate::domain::RefundRefusal) -> Self {
+        match refusal {
+            crate::domain::RefundRefusal::NotPaid(_) => {
+                ApiError::FailedPrecondition(refusal.to_string())
+            }
+            crate::domain::RefundRefusal::ExceedsRemaining { .. } => {
+                ApiError::invalid("amount_minor", refusal.to_string())
+            }
+        }
+    }
+}

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use super::{InstructorApi, wire};
 use crate::domain::{
-    FeeSource, Money, PaymentType, Provider, RefundRefusal, fee_for, fee_refund, fee_source,
-    refund_amount,
+    FeeSource, Money, PaymentType, Provider, fee_for, fee_refund, fee_source, refund_amount,
 };
 use crate::events;
 use crate::store::payments::NewPayment;
@@ -364,16 +363,7 @@ impl InstructorApi {
             payment.amount_minor,
             payment.refunded_minor,
             amount_minor,
-        )
-        .map_err(|refusal| match refusal {
-            RefundRefusal::NotPaid(status) => {
-                ApiError::FailedPrecondition(format!("a {status} payment cannot be refunded"))
-            }
-            RefundRefusal::ExceedsRemaining { remaining } => ApiError::invalid(
-                "amount_minor",
-                format!("exceeds what is left to refund ({remaining})"),
-            ),
-        })?;
+        )?;
         // The fee returned is in proportion to the fee fixed at success (the booked sale's,
         // should an older sale differ). Revenue is reversed only where it was booked: a
         // refund books against the sale of the payment, with the sale's instructor (the

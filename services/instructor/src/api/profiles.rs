@@ -47,6 +47,21 @@ struct UpsertProfile {
     social_links: HashMap<String, String>,
 }
 
+/// Profiles and settings are written by their own instructor: a request that names
+/// someone else is refused, not quietly applied to the caller's own.
+fn only_their_own(
+    principal: &lyceum_platform::auth::Principal,
+    named: Option<&str>,
+    what: &str,
+) -> Result<(), ApiError> {
+    match named.filter(|id| !id.is_empty()) {
+        Some(id) if !uuid::Uuid::parse_str(id).is_ok_and(|id| principal.is_user(id)) => Err(
+            ApiError::PermissionDenied(format!("{what} is changed only by its own instructor")),
+        ),
+        _ => Ok(()),
+    }
+}
+
 impl TryFrom<pb::UpsertInstructorProfileRequest> for UpsertProfile {
     type Error = ApiError;
 
@@ -223,6 +238,12 @@ impl InstructorApi {
         request: Request<pb::UpsertInstructorProfileRequest>,
     ) -> Result<pb::UpsertInstructorProfileResponse, ApiError> {
         let principal = require_principal(&request)?;
+        let named = request
+            .get_ref()
+            .profile
+            .as_ref()
+            .map(|p| p.instructor_id.as_str());
+        only_their_own(&principal, named, "a profile")?;
         let UpsertProfile {
             bio,
             expertise_tags,
@@ -292,7 +313,7 @@ impl InstructorApi {
         let principal = require_principal(&request)?;
         let req = request.into_inner();
         let id = parse_id("instructor_id", &req.instructor_id)?;
-        if !principal.has_role(roles::ADMIN, None) {
+        if !principal.has_platform_access() {
             return Err(ApiError::PermissionDenied(
                 "verification and featuring are decided by platform admins".into(),
             ));
@@ -387,6 +408,17 @@ impl InstructorApi {
         request: Request<pb::UpdateInstructorSettingsRequest>,
     ) -> Result<pb::UpdateInstructorSettingsResponse, ApiError> {
         let principal = require_principal(&request)?;
+        let named = request
+            .get_ref()
+            .settings
+            .as_ref()
+            .map(|s| s.instructor_id.as_str());
+        only_their_own(&principal, named, "settings")?;
+        if !principal.has_role(roles::INSTRUCTOR, principal.organization_id) {
+            return Err(ApiError::PermissionDenied(
+                "settings belong to instructors".into(),
+            ));
+        }
         let UpdateSettings {
             payment_method,
             payment_details,

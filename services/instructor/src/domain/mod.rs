@@ -1,5 +1,6 @@
-//! Instructor revenue's types and pure rules: statuses, the fee split and its
-//! proportional reversal on refunds. Everything is integer minor units.
+//! Instructor revenue's types and pure rules: payment statuses and how they move, whose
+//! fee a sale pays, the fee split and its proportional reversal on refunds, and how much
+//! a refund may give back. Everything is integer minor units.
 
 mod ids;
 
@@ -143,6 +144,17 @@ pub enum RefundRefusal {
     NotPaid(PaymentStatus),
     /// More was asked than is left to refund.
     ExceedsRemaining { remaining: i64 },
+}
+
+impl std::fmt::Display for RefundRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotPaid(status) => write!(f, "a {status} payment cannot be refunded"),
+            Self::ExceedsRemaining { remaining } => {
+                write!(f, "exceeds what is left to refund ({remaining})")
+            }
+        }
+    }
 }
 
 /// What a refund gives back: the amount asked, or everything left when none is asked

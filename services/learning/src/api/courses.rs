@@ -708,10 +708,8 @@ impl LearningApi {
                 UserId::new(p.subject),
             )
             .await?
-            .is_some_and(|e| {
-                e.status == crate::domain::EnrollmentStatus::Active
-                    || e.status == crate::domain::EnrollmentStatus::Completed
-            }),
+            // Learning students see all the content: the same rule as recording progress.
+            .is_some_and(|e| crate::domain::enrollment::may_record_progress(e.status).is_ok()),
             _ => false,
         };
         let full_access =

@@ -9,7 +9,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{LearningApi, course_access, decode_position, paginate, visible_course, wire};
-use crate::domain::enrollment::{EnrollDecision, decide_enroll, may_record_progress};
+use crate::domain::enrollment::{
+    EnrollDecision, EnrollRefusal, decide_enroll, may_record_progress,
+};
 use crate::domain::progress::{LessonReport, merge_lesson};
 use crate::domain::{
     CourseId, EnrollmentId, EnrollmentStatus, LessonId, LessonProgressStatus, UserId,
@@ -183,8 +185,12 @@ impl LearningApi {
                     return Err(ApiError::not_found("course"));
                 }
                 EnrollOutcome::Refused(refusal) => return Err(refusal.into()),
-                // Only a cancelled enrollment comes back; the reopen decides on the locked row.
-                EnrollOutcome::Exists(_) => return self.reopen(&principal, course_id).await,
+                // A cancelled enrollment comes back, deciding again on the locked row; any
+                // other is the one enrollment the student may have.
+                EnrollOutcome::Exists(EnrollmentStatus::Cancelled) => {
+                    return self.reopen(&principal, course_id).await;
+                }
+                EnrollOutcome::Exists(_) => return Err(EnrollRefusal::AlreadyEnrolled.into()),
             }
         }
         Err(ApiError::Aborted(

@@ -211,8 +211,7 @@ impl LearningApi {
             UserId::new(principal.subject),
         )
         .await?;
-        may_review(enrollment.as_ref().map(|e| e.status))?;
-        let enrollment = enrollment.expect("a completed enrollment");
+        let enrollment = may_review(enrollment, |e| e.status)?;
         let change = RatingChange::created(content.rating);
         let review = reviews::insert(
             &mut tx,

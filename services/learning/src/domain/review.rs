@@ -1,5 +1,5 @@
-//! A review's rules: who may write one, who may change it, who may vote on it, and what
-//! each change does to the course's rating statistics.
+//! A review's rules: who may write one, who may vote on it, and what each change does to
+//! the course's rating statistics.
 
 use super::EnrollmentStatus;
 
@@ -19,12 +19,15 @@ impl std::fmt::Display for ReviewRefusal {
     }
 }
 
-/// Reviews come from students who completed the course.
-pub fn may_review(enrollment: Option<EnrollmentStatus>) -> Result<(), ReviewRefusal> {
-    match enrollment {
-        Some(EnrollmentStatus::Completed) => Ok(()),
-        _ => Err(ReviewRefusal::NotCompleted),
-    }
+/// Reviews come from students who completed the course: the student's enrollment, when
+/// its status (read by `status_of`) allows one.
+pub fn may_review<E>(
+    enrollment: Option<E>,
+    status_of: impl Fn(&E) -> EnrollmentStatus,
+) -> Result<E, ReviewRefusal> {
+    enrollment
+        .filter(|e| status_of(e) == EnrollmentStatus::Completed)
+        .ok_or(ReviewRefusal::NotCompleted)
 }
 
 /// Helpfulness is for readers to judge, not authors.
@@ -76,12 +79,16 @@ mod tests {
 
     #[test]
     fn completed_students_review_and_readers_vote() {
-        assert!(may_review(Some(EnrollmentStatus::Completed)).is_ok());
+        let status = |s: &EnrollmentStatus| *s;
         assert_eq!(
-            may_review(Some(EnrollmentStatus::Active)),
+            may_review(Some(EnrollmentStatus::Completed), status),
+            Ok(EnrollmentStatus::Completed)
+        );
+        assert_eq!(
+            may_review(Some(EnrollmentStatus::Active), status),
             Err(ReviewRefusal::NotCompleted)
         );
-        assert_eq!(may_review(None), Err(ReviewRefusal::NotCompleted));
+        assert_eq!(may_review(None, status), Err(ReviewRefusal::NotCompleted));
         assert_eq!(may_vote(true), Err(ReviewRefusal::OwnVote));
         assert!(may_vote(false).is_ok());
     }

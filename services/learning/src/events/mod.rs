@@ -38,8 +38,8 @@ pub fn course_status_changed(row: &CourseRow) -> Event {
 
 /// An enrollment's event after a change of status. Its version is the row's `updated_at`,
 /// which the database moves forward with every change, in commit order.
-pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str) -> Event {
-    enrollment_event(row, course_title, row.updated_at.timestamp_micros())
+pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str, verb: &str) -> Event {
+    enrollment_event(row, course_title, verb, row.updated_at.timestamp_micros())
 }
 
 /// The first event of a new enrollment: `activated` for a free course (created and active
@@ -47,13 +47,18 @@ pub fn enrollment_changed(row: &EnrollmentRow, course_title: &str) -> Event {
 /// exists (see `store::enrollments::enroll`), so it carries version 1, below the database
 /// timestamp every later change of the enrollment carries.
 pub fn enrollment_opened(row: &EnrollmentRow, course_title: &str) -> Event {
-    enrollment_event(row, course_title, FIRST_ENROLLMENT_VERSION)
+    enrollment_event(
+        row,
+        course_title,
+        event_verb(row.status),
+        FIRST_ENROLLMENT_VERSION,
+    )
 }
 
 /// See [`enrollment_opened`].
 pub const FIRST_ENROLLMENT_VERSION: i64 = 1;
 
-fn enrollment_event(row: &EnrollmentRow, course_title: &str, version: i64) -> Event {
+fn enrollment_event(row: &EnrollmentRow, course_title: &str, verb: &str, version: i64) -> Event {
     let payload = pb::EnrollmentChanged {
         enrollment_id: row.id.to_string(),
         course_id: row.course_id.to_string(),
@@ -69,7 +74,7 @@ fn enrollment_event(row: &EnrollmentRow, course_title: &str, version: i64) -> Ev
         version,
         enroll_time: Some(timestamp(row.enrolled_at)),
     };
-    let subject = format!("learning.enrollment.{}", event_verb(row.status));
+    let subject = format!("learning.enrollment.{verb}");
     Event::new(&subject, row.organization_id, &payload)
 }
 
@@ -190,7 +195,7 @@ pub async fn transition_enrollment(
     let course = courses::get(tx, enrollment.course_id)
         .await?
         .ok_or_else(|| ApiError::not_found("course"))?;
-    tx.publish(enrollment_changed(&updated, &course.title))
+    tx.publish(enrollment_changed(&updated, &course.title, change.verb()))
         .await?;
     // Last, so that the count slot, which other enrollments of the course may share, stays
     // locked for the shortest time.
