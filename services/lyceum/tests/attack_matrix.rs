@@ -19,6 +19,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::reflection::{RawCodec, Served};
+use common::stack::{
+    NewCourse, PASSWORD, bootstrap_platform_admin, course_with_one_lesson, sign_in,
+};
 use common::*;
 use lyceum_platform::auth::{TokenSigner, scopes};
 use lyceum_platform::crypto::SecretBox;
@@ -31,8 +34,6 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-const PASSWORD: &str = "Correct-Horse-42";
 
 /// Answers that may carry another tenant's data because the method exists to publish it.
 /// `(method, why)`; reviewed here and nowhere else.
@@ -363,26 +364,14 @@ impl Stack {
         idpb::auth_service_client::AuthServiceClient::new(self.channel.clone())
     }
 
-    fn courses(&self) -> lpb::course_service_client::CourseServiceClient<Channel> {
-        lpb::course_service_client::CourseServiceClient::new(self.channel.clone())
-    }
-
     fn enrollments(&self) -> lpb::enrollment_service_client::EnrollmentServiceClient<Channel> {
         lpb::enrollment_service_client::EnrollmentServiceClient::new(self.channel.clone())
     }
 
     async fn sign_in(&self, email: &str) -> String {
-        self.auth()
-            .authenticate(idpb::AuthenticateRequest {
-                email: email.into(),
-                password: PASSWORD.into(),
-            })
+        sign_in(&self.channel, email)
             .await
             .unwrap_or_else(|e| panic!("signing in {email}: {e}"))
-            .into_inner()
-            .tokens
-            .unwrap()
-            .access_token
     }
 
     /// A member of `org` created by `admin`, with `role` there when given, signed in.
@@ -445,70 +434,19 @@ impl Stack {
         price: i64,
         publish: bool,
     ) -> (String, String, String) {
-        let mut courses = self.courses();
-        let course = courses
-            .create_course(authed(
-                lpb::CreateCourseRequest {
-                    course: Some(lpb::Course {
-                        title: title.into(),
-                        organization_id: org.into(),
-                        visibility: lpb::CourseVisibility::Organization as i32,
-                        price: Some(lpb::Money {
-                            amount_minor: price,
-                            currency: "USD".into(),
-                        }),
-                        ..Default::default()
-                    }),
-                },
-                &teacher.token,
-            ))
-            .await
-            .expect("create a course")
-            .into_inner()
-            .course
-            .unwrap();
-        let module = courses
-            .create_module(authed(
-                lpb::CreateModuleRequest {
-                    course_id: course.id.clone(),
-                    title: "Module".into(),
-                    ..Default::default()
-                },
-                &teacher.token,
-            ))
-            .await
-            .expect("create a module")
-            .into_inner()
-            .module
-            .unwrap();
-        let lesson = courses
-            .create_lesson(authed(
-                lpb::CreateLessonRequest {
-                    course_id: course.id.clone(),
-                    module_id: module.id.clone(),
-                    title: "Lesson".into(),
-                    r#type: lpb::LessonType::Article as i32,
-                    ..Default::default()
-                },
-                &teacher.token,
-            ))
-            .await
-            .expect("create a lesson")
-            .into_inner()
-            .lesson
-            .unwrap();
-        if publish {
-            courses
-                .publish_course(authed(
-                    lpb::PublishCourseRequest {
-                        id: course.id.clone(),
-                    },
-                    &teacher.token,
-                ))
-                .await
-                .expect("publish");
-        }
-        (course.id, module.id, lesson.id)
+        let made = course_with_one_lesson(
+            &self.channel,
+            &teacher.token,
+            NewCourse {
+                title,
+                organization_id: org,
+                visibility: lpb::CourseVisibility::Organization,
+                price_minor: price,
+                publish,
+            },
+        )
+        .await;
+        (made.course_id, made.module_id, made.lesson_id)
     }
 
     async fn tenant(&self, platform_admin: &str, label: &str) -> Tenant {
@@ -748,21 +686,7 @@ async fn no_caller_reaches_another_tenants_data() {
         channel: server.channel().await,
     };
     let admin_email = format!("platform-{}@example.com", Uuid::now_v7());
-    let bootstrap = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
-        .args([
-            "admin",
-            "bootstrap",
-            "--email",
-            &admin_email,
-            "--database-url",
-            &db.url,
-        ])
-        .env("LYCEUM_ADMIN_PASSWORD", PASSWORD)
-        .env("LYCEUM_DEV_MODE", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(bootstrap.status.success(), "{bootstrap:?}");
+    bootstrap_platform_admin(&db.url, &admin_email);
     let platform_admin = stack.sign_in(&admin_email).await;
     let a = stack.tenant(&platform_admin, "A").await;
     let b = stack.tenant(&platform_admin, "B").await;

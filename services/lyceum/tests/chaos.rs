@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::stack::{self, PASSWORD};
 use common::*;
 use futures::TryStreamExt;
 use lyceum_platform::auth::scopes;
@@ -34,8 +35,6 @@ use lyceum_testkit::{TestDatabase, authed, service_account};
 use tokio::sync::RwLock;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-const PASSWORD: &str = "Correct-Horse-42";
 
 /// A signed-in caller: a real session, as the server checks tokens against them.
 struct Caller {
@@ -66,18 +65,8 @@ async fn register(
 }
 
 async fn sign_in(channel: &Channel, email: &str) -> Option<Caller> {
-    let tokens = idpb::auth_service_client::AuthServiceClient::new(channel.clone())
-        .authenticate(idpb::AuthenticateRequest {
-            email: email.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .ok()?
-        .into_inner()
-        .tokens?;
-    Some(Caller {
-        token: tokens.access_token,
-    })
+    let token = stack::sign_in(channel, email).await.ok()?;
+    Some(Caller { token })
 }
 
 /// Where the server listens now: a restart moves it to another port.
@@ -241,68 +230,21 @@ async fn student_round(
 }
 
 async fn create_course(target: &Target, teacher: &Caller, price_minor: i64) -> Course {
-    let mut courses = lpb::course_service_client::CourseServiceClient::new(target.channel().await);
-    let course = courses
-        .create_course(authed(
-            lpb::CreateCourseRequest {
-                course: Some(lpb::Course {
-                    title: format!("Chaos engineering at {price_minor}"),
-                    price: Some(lpb::Money {
-                        amount_minor: price_minor,
-                        currency: "USD".into(),
-                    }),
-                    ..Default::default()
-                }),
-            },
-            &teacher.token,
-        ))
-        .await
-        .expect("create a course")
-        .into_inner()
-        .course
-        .unwrap();
-    let module = courses
-        .create_module(authed(
-            lpb::CreateModuleRequest {
-                course_id: course.id.clone(),
-                title: "Faults".into(),
-                ..Default::default()
-            },
-            &teacher.token,
-        ))
-        .await
-        .expect("create a module")
-        .into_inner()
-        .module
-        .unwrap();
-    let lesson = courses
-        .create_lesson(authed(
-            lpb::CreateLessonRequest {
-                course_id: course.id.clone(),
-                module_id: module.id,
-                title: "Kill -9".into(),
-                r#type: lpb::LessonType::Article as i32,
-                ..Default::default()
-            },
-            &teacher.token,
-        ))
-        .await
-        .expect("create a lesson")
-        .into_inner()
-        .lesson
-        .unwrap();
-    courses
-        .publish_course(authed(
-            lpb::PublishCourseRequest {
-                id: course.id.clone(),
-            },
-            &teacher.token,
-        ))
-        .await
-        .expect("publish");
+    let made = stack::course_with_one_lesson(
+        &target.channel().await,
+        &teacher.token,
+        stack::NewCourse {
+            title: &format!("Chaos engineering at {price_minor}"),
+            organization_id: "",
+            visibility: lpb::CourseVisibility::Public,
+            price_minor,
+            publish: true,
+        },
+    )
+    .await;
     Course {
-        id: course.id,
-        lesson_id: lesson.id,
+        id: made.course_id,
+        lesson_id: made.lesson_id,
         price_minor,
     }
 }
@@ -331,21 +273,7 @@ async fn writes_under_broker_and_server_kills_are_published_and_applied_exactly_
     // The first platform admin, as an operator makes one; a teacher it grants the
     // instructor role; the payment provider's handler as a scoped service account.
     let admin_email = format!("admin-{}@example.com", Uuid::now_v7());
-    let bootstrap = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
-        .args([
-            "admin",
-            "bootstrap",
-            "--email",
-            &admin_email,
-            "--database-url",
-            &db.url,
-        ])
-        .env("LYCEUM_ADMIN_PASSWORD", PASSWORD)
-        .env("LYCEUM_DEV_MODE", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(bootstrap.status.success(), "{bootstrap:?}");
+    stack::bootstrap_platform_admin(&db.url, &admin_email);
     let channel = target.channel().await;
     let admin = sign_in(&channel, &admin_email)
         .await

@@ -15,6 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::reflection::{RawCodec, Served};
+use common::stack;
 use common::*;
 use ed25519_dalek::SigningKey;
 use lyceum_platform::auth::{GrantedRole, PrincipalKind, TokenSigner};
@@ -258,15 +259,13 @@ fn seed() -> u64 {
     }
 }
 
-/// A real user's access token, from identity itself.
+/// A real user's access token, from identity itself, and the user's id.
 async fn signed_in_user(channel: Channel) -> (String, String) {
-    let mut users = identity::user_service_client::UserServiceClient::new(channel.clone());
     let email = format!("fuzz-{}@example.com", uuid::Uuid::now_v7());
-    let password = "Fuzzing-Is-Fun-42";
-    let user = users
+    let user = identity::user_service_client::UserServiceClient::new(channel.clone())
         .create_user(identity::CreateUserRequest {
             email: email.clone(),
-            password: password.into(),
+            password: stack::PASSWORD.into(),
             full_name: "Fuzz Tester".into(),
             ..Default::default()
         })
@@ -275,50 +274,17 @@ async fn signed_in_user(channel: Channel) -> (String, String) {
         .into_inner()
         .user
         .unwrap();
-    let mut auth = identity::auth_service_client::AuthServiceClient::new(channel);
-    let tokens = auth
-        .authenticate(identity::AuthenticateRequest {
-            email,
-            password: password.into(),
-        })
-        .await
-        .expect("sign in")
-        .into_inner()
-        .tokens
-        .unwrap();
-    (tokens.access_token, user.id)
+    let token = stack::sign_in(&channel, &email).await.expect("sign in");
+    (token, user.id)
 }
 
 /// The first platform admin, made as an operator makes one, signed in.
 async fn platform_admin(db: &TestDatabase, channel: Channel) -> String {
     let email = format!("fuzz-admin-{}@example.com", uuid::Uuid::now_v7());
-    let password = "Fuzzing-Is-Fun-42";
-    let bootstrap = std::process::Command::new(env!("CARGO_BIN_EXE_lyceum"))
-        .args([
-            "admin",
-            "bootstrap",
-            "--email",
-            &email,
-            "--database-url",
-            &db.url,
-        ])
-        .env("LYCEUM_ADMIN_PASSWORD", password)
-        .env("LYCEUM_DEV_MODE", "1")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(bootstrap.status.success(), "{bootstrap:?}");
-    identity::auth_service_client::AuthServiceClient::new(channel)
-        .authenticate(identity::AuthenticateRequest {
-            email,
-            password: password.into(),
-        })
+    stack::bootstrap_platform_admin(&db.url, &email);
+    stack::sign_in(&channel, &email)
         .await
         .expect("the admin signs in")
-        .into_inner()
-        .tokens
-        .unwrap()
-        .access_token
 }
 
 /// A well-formed token for a platform admin, signed by a key identity never issued.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod reflection;
+pub mod stack;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
