@@ -543,7 +543,7 @@ async fn enroll_rules_agree_with_the_database() {
     use lyceum_learning::domain::enrollment::{
         EnrollDecision, EnrollRefusal, EnrollmentTerms, decide_enroll,
     };
-    use lyceum_learning::domain::{CourseStatus, EnrollmentType};
+    use lyceum_learning::domain::{CourseStatus, EnrollmentStatus, EnrollmentType};
 
     let app = TestApp::spawn().await;
     let teacher = app.instructor(None);
@@ -632,6 +632,29 @@ async fn enroll_rules_agree_with_the_database() {
                             Err(EnrollRefusal::AlreadyEnrolled)
                         );
                         assert_code(again, Code::AlreadyExists);
+                        // Cancelled, it comes back in the status the rule decides.
+                        app.enrollments()
+                            .cancel_enrollment(authed(
+                                pb::CancelEnrollmentRequest {
+                                    id: enrollment.id.clone(),
+                                },
+                                &admin.token,
+                            ))
+                            .await
+                            .expect("cancel");
+                        let Ok(EnrollDecision::Reopen(reopened)) =
+                            decide_enroll(&terms, Some(EnrollmentStatus::Cancelled))
+                        else {
+                            panic!("{case}: a cancelled enrollment is reopened")
+                        };
+                        let back = enroll()
+                            .await
+                            .unwrap_or_else(|e| panic!("{case}: reopen refused: {e:?}"))
+                            .into_inner()
+                            .enrollment
+                            .unwrap();
+                        assert_eq!(back.id, enrollment.id, "{case}: the same enrollment");
+                        assert_eq!(back.status, reopened.to_proto(), "{case}");
                     }
                     Ok(EnrollDecision::Reopen(_)) => unreachable!("no enrollment exists yet"),
                     Err(refusal) => {

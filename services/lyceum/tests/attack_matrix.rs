@@ -1,7 +1,8 @@
 //! The cross-tenant attack matrix. Two organizations, A and B, each with an admin, an
 //! instructor, a student, a team, courses (published and draft, visible to members
-//! only), an enrollment with progress, a review and a payment. Every unary method of
-//! every service `lyceum serve all` serves (found by reflection) is called by each of
+//! only), an enrollment with progress, a review, a paid payment and a payout. Every
+//! unary method of every service `lyceum serve all` serves (found by reflection) is
+//! called by each of
 //! A's callers, and by callers who should get nowhere (no token, an expired token, a token
 //! signed by an unknown key, a suspended user's token, a disabled service account's
 //! token), with every id field aimed at B's objects and every page token taken from B's
@@ -121,6 +122,8 @@ struct Tenant {
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
     service_account_id: String,
+    /// The instructor's paid-out earnings.
+    payout_id: String,
 }
 
 impl Tenant {
@@ -142,6 +145,7 @@ impl Tenant {
             self.payment_id.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
+            self.payout_id.clone(),
         ];
         for person in [&self.admin, &self.instructor, &self.student] {
             secrets.extend([person.id.clone(), person.email.clone(), person.name.clone()]);
@@ -167,6 +171,7 @@ impl Tenant {
             "review" | "Review" | "ReviewHelpful" | "ToReview" => self.review_id.clone(),
             "payment" | "Payment" => self.payment_id.clone(),
             "grant" => self.grant_id.clone(),
+            "payout" | "Payout" => self.payout_id.clone(),
             "service_account" | "ServiceAccount" => self.service_account_id.clone(),
             "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags" => {
                 self.instructor.id.clone()
@@ -630,13 +635,50 @@ impl Stack {
             .find(|g| g.organization_id == org_id)
             .expect("the student's membership")
             .id;
-        let (service_account_id, _) = service_account(
+        let (service_account_id, operator) = service_account(
             &mut self.auth(),
             platform_admin,
             &format!("payments-{}", label.to_lowercase()),
-            &[scopes::PAYMENTS_WRITE],
+            &[scopes::PAYMENTS_WRITE, scopes::PAYOUTS_WRITE],
         )
         .await;
+        // The payment succeeds; once instructor has booked the sale (from learning's
+        // activation event), its earnings are paid out.
+        let mut payments =
+            ipb::payment_service_client::PaymentServiceClient::new(self.channel.clone());
+        payments
+            .succeed_payment(authed(
+                ipb::SucceedPaymentRequest {
+                    id: payment_id.clone(),
+                    provider_transaction_id: format!("ch_{label}"),
+                },
+                &operator,
+            ))
+            .await
+            .expect("the payment succeeds");
+        let mut payouts =
+            ipb::revenue_service_client::RevenueServiceClient::new(self.channel.clone());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let payout_id = loop {
+            let outcome = payouts
+                .create_payout(authed(
+                    ipb::CreatePayoutRequest {
+                        instructor_id: instructor.id.clone(),
+                        request_id: format!("payout-{label}"),
+                        currency: "USD".into(),
+                    },
+                    &operator,
+                ))
+                .await;
+            match outcome {
+                Ok(answer) => break answer.into_inner().payout.unwrap().id,
+                Err(status) if std::time::Instant::now() < deadline => {
+                    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("no earnings to pay out: {status:?}"),
+            }
+        };
         Tenant {
             org_id,
             admin,
@@ -656,6 +698,7 @@ impl Stack {
             payment_id,
             grant_id,
             service_account_id,
+            payout_id,
         }
     }
 }
