@@ -567,6 +567,31 @@ async fn instructor_column_rules_hold_for_callers_who_lack_the_right() {
     )
     .await;
 
+    // Profiles and settings belong to instructors: a caller without the role writes
+    // neither, even their own.
+    let student = Uuid::now_v7();
+    let as_student = user(student, None, &["user"]);
+    refused(
+        &db,
+        &as_student,
+        &format!(
+            "INSERT INTO instructor_profiles (instructor_id, bio) VALUES ('{student}', '{bio}')"
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_student,
+        &format!("INSERT INTO instructor_settings (instructor_id) VALUES ('{student}')"),
+    )
+    .await;
+    allowed(
+        &db,
+        &user(student, None, &["user", "instructor"]),
+        &format!("INSERT INTO instructor_settings (instructor_id) VALUES ('{student}')"),
+    )
+    .await;
+
     // A payer records a pending payment, never one that already succeeded or carries a fee.
     let payer = Uuid::now_v7();
     let payment = |status: &str, fee: &str| {
