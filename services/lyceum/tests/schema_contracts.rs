@@ -3,24 +3,27 @@
 //! every unique constraint a caller can hit is mapped, so a renamed or a new constraint
 //! fails here instead of answering ALREADY_EXISTS on no field.
 
+use lyceum_platform::db::ServiceSchema;
 use lyceum_platform::error::UniqueField;
 use lyceum_testkit::TestDatabase;
+
+/// The services that map unique violations to fields, with their tables.
+const MAPPING_SERVICES: [(&ServiceSchema, &[UniqueField]); 2] = [
+    (
+        &lyceum_identity::SCHEMA,
+        lyceum_identity::store::UNIQUE_FIELDS,
+    ),
+    (
+        &lyceum_learning::SCHEMA,
+        lyceum_learning::store::UNIQUE_FIELDS,
+    ),
+];
 
 #[tokio::test]
 async fn every_mapped_unique_constraint_exists_under_its_name() {
     let db = TestDatabase::create().await;
-    let services: [(&lyceum_platform::db::ServiceSchema, &[UniqueField]); 2] = [
-        (
-            &lyceum_identity::SCHEMA,
-            lyceum_identity::store::UNIQUE_FIELDS,
-        ),
-        (
-            &lyceum_learning::SCHEMA,
-            lyceum_learning::store::UNIQUE_FIELDS,
-        ),
-    ];
     let mut conn = db.admin_connection().await;
-    for (schema, uniques) in services {
+    for (schema, uniques) in MAPPING_SERVICES {
         db.migrate(schema).await;
         for unique in uniques {
             // A unique constraint, or a unique index (expression indexes have no constraint).
@@ -66,18 +69,8 @@ const NOT_FROM_CALLERS: &[(&str, &str)] = &[
 #[tokio::test]
 async fn every_unique_constraint_a_caller_can_hit_is_mapped() {
     let db = TestDatabase::create().await;
-    let services: [(&lyceum_platform::db::ServiceSchema, &[UniqueField]); 2] = [
-        (
-            &lyceum_identity::SCHEMA,
-            lyceum_identity::store::UNIQUE_FIELDS,
-        ),
-        (
-            &lyceum_learning::SCHEMA,
-            lyceum_learning::store::UNIQUE_FIELDS,
-        ),
-    ];
     let mut conn = db.admin_connection().await;
-    for (schema, uniques) in services {
+    for (schema, uniques) in MAPPING_SERVICES {
         db.migrate(schema).await;
         let names: Vec<String> = sqlx::query_scalar(
             "SELECT indexname::text FROM pg_indexes
