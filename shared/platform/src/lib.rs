@@ -15,6 +15,7 @@
 //! - [`nats`]: the broker connection
 //! - [`events`]: outbox, relay, consumers, dead letters
 //! - [`verify`]: reconciliation of derived statistics
+//! - [`jobs`]: scheduled jobs run beside the relays and consumers
 
 pub mod auth;
 pub mod capacity;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod id;
+pub mod jobs;
 pub mod metrics;
 pub mod money;
 pub mod nats;

@@ -1,6 +1,6 @@
-//! Runs a process's modules: the gRPC server plus, for each module, its outbox relay and
-//! its event consumers. If any part stops unexpectedly the whole process stops with the
-//! part's name, rather than living on half alive. NATS being unreachable is not such a
+//! Runs a process's modules: the gRPC server plus, for each module, its outbox relay, its
+//! event consumers and its scheduled jobs. If any part stops unexpectedly the whole
+//! process stops with the part's name, rather than living on half alive. NATS being unreachable is not such a
 //! stop: relays and consumers wait for it in the background while RPCs are served, and
 //! the health name `lyceum.events` tells operators.
 
@@ -47,6 +47,13 @@ impl Runtime {
                     .with_health(consumers.clone());
                 let signal = stopping.clone();
                 background.spawn(async move { (name, consumer.run(signal).await) });
+            }
+            for job in module.scheduled_jobs() {
+                let name = format!("job {}", job.name());
+                let db = module.database().clone();
+                let signal = stopping.clone();
+                background
+                    .spawn(async move { (name, crate::jobs::run_every(job, db, signal).await) });
             }
         }
 

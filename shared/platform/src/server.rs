@@ -94,6 +94,10 @@ pub trait ServiceModule: Send + Sync + 'static {
     fn reconciliations(&self) -> Vec<Box<dyn crate::verify::Reconciliation>> {
         Vec::new()
     }
+    /// The jobs the module runs on an interval (`crate::jobs`).
+    fn scheduled_jobs(&self) -> Vec<Arc<dyn crate::jobs::ScheduledJob>> {
+        Vec::new()
+    }
 }
 
 /// What the health of the event path follows.
