@@ -116,6 +116,8 @@ CREATE TABLE workshop_registrations (
 );
 CREATE INDEX workshop_registrations_user_idx ON workshop_registrations (user_id, registered_at DESC);
 CREATE INDEX workshop_registrations_workshop_idx ON workshop_registrations (workshop_id, registered_at DESC);
+CREATE INDEX workshop_registrations_holds_idx ON workshop_registrations (hold_until)
+  WHERE status = 'pending_payment';
 CREATE INDEX workshop_registrations_payment_idx ON workshop_registrations (payment_id)
   WHERE payment_id IS NOT NULL;
 
@@ -295,24 +297,25 @@ BEGIN
   END IF;
   IF NEW.workshop_id <> OLD.workshop_id OR NEW.user_id <> OLD.user_id
      OR NEW.instructor_id <> OLD.instructor_id
-     OR NEW.organization_id IS DISTINCT FROM OLD.organization_id
-     OR NEW.payment_id IS DISTINCT FROM OLD.payment_id THEN
-    RAISE EXCEPTION 'a registration''s parties and payment are fixed'
-      USING ERRCODE = 'insufficient_privilege';
+     OR NEW.organization_id IS DISTINCT FROM OLD.organization_id THEN
+    RAISE EXCEPTION 'a registration''s parties are fixed' USING ERRCODE = 'insufficient_privilege';
   END IF;
   IF NEW.status = OLD.status THEN
-    IF NEW.price_minor <> OLD.price_minor OR NEW.currency <> OLD.currency THEN
-      RAISE EXCEPTION 'a caller cannot change a registration''s price'
+    IF NEW.price_minor <> OLD.price_minor OR NEW.currency <> OLD.currency
+       OR NEW.payment_id IS DISTINCT FROM OLD.payment_id THEN
+      RAISE EXCEPTION 'a caller cannot change a registration''s price or payment'
         USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
   END IF;
-  IF NEW.price_minor <> OLD.price_minor OR NEW.currency <> OLD.currency THEN
-    -- Only registering again after a cancellation prices anew, at the current terms.
+  IF NEW.price_minor <> OLD.price_minor OR NEW.currency <> OLD.currency
+     OR NEW.payment_id IS DISTINCT FROM OLD.payment_id THEN
+    -- Only registering again after a cancellation prices anew, at the current terms,
+    -- forgetting the payment of the registration's earlier life.
     IF NOT (OLD.status IN ('cancelled', 'refunded') AND OLD.user_id = current_user_id()
             AND NEW.status = opening AND NEW.price_minor = terms.price_minor
-            AND NEW.currency = terms.currency) THEN
-      RAISE EXCEPTION 'a caller cannot change a registration''s price'
+            AND NEW.currency = terms.currency AND NEW.payment_id IS NULL) THEN
+      RAISE EXCEPTION 'a caller cannot change a registration''s price or payment'
         USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;

@@ -1,8 +1,10 @@
-//! The learning service, part 1: courses and their content, co-teaching, enrollments,
-//! lesson and student progress, reviews.
+//! The learning service: courses and their content, co-teaching, enrollments, lesson and
+//! student progress, reviews; workshops, their facilitators, registrations (seats from the
+//! kit's capacity pools), attendance and feedback.
 //!
 //! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
-//! (what it publishes and the payment events it consumes), `jobs` (reconciliation).
+//! (what it publishes and the payment events it consumes), `jobs` (reconciliation, the
+//! expiry of payment holds).
 
 pub mod api;
 pub mod domain;
@@ -20,6 +22,7 @@ use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
 use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
+use lyceum_proto::learning::v1::workshop_service_server::WorkshopServiceServer;
 use tonic::service::RoutesBuilder;
 
 pub use api::LearningApi;
@@ -27,10 +30,11 @@ pub use api::LearningApi;
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
-pub const GRPC_SERVICES: [&str; 3] = [
+pub const GRPC_SERVICES: [&str; 4] = [
     "lyceum.learning.v1.CourseService",
     "lyceum.learning.v1.EnrollmentService",
     "lyceum.learning.v1.ReviewService",
+    "lyceum.learning.v1.WorkshopService",
 ];
 
 pub struct LearningModule {
@@ -74,6 +78,11 @@ impl ServiceModule for LearningModule {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        routes.add_service(
+            WorkshopServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
 
     fn database(&self) -> &Database {
@@ -88,6 +97,13 @@ impl ServiceModule for LearningModule {
     }
 
     fn reconciliations(&self) -> Vec<Box<dyn Reconciliation>> {
-        vec![Box::new(jobs::course_statistics::CourseStatistics)]
+        vec![
+            Box::new(jobs::course_statistics::CourseStatistics),
+            Box::new(jobs::workshop_statistics::WorkshopStatistics),
+        ]
+    }
+
+    fn scheduled_jobs(&self) -> Vec<Arc<dyn lyceum_platform::jobs::ScheduledJob>> {
+        vec![Arc::new(jobs::workshop_holds::WorkshopHolds)]
     }
 }

@@ -5,6 +5,7 @@ mod courses;
 mod enrollments;
 mod reviews;
 mod wire;
+mod workshops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -10,7 +10,9 @@ use crate::store::courses::CourseRow;
 use crate::store::enrollments::EnrollmentRow;
 use crate::store::instructors::InstructorRow;
 use crate::store::progress::{LessonProgressRow, StudentProgressRow};
+use crate::store::registrations::RegistrationRow;
 use crate::store::reviews::ReviewRow;
+use crate::store::workshops::{FacilitatorRow, FeedbackRow, WorkshopRow};
 
 pub fn course(row: CourseRow) -> pb::Course {
     pb::Course {
@@ -159,5 +161,93 @@ pub fn review(row: ReviewRow) -> pb::Review {
         helpful_count: row.helpful_count,
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+pub fn workshop(row: WorkshopRow) -> pb::Workshop {
+    let registered_count = row.seats_taken();
+    pb::Workshop {
+        id: row.id.to_string(),
+        instructor_id: row.instructor_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        title: row.title,
+        description: row.description,
+        pillar: row.pillar.to_proto(),
+        level: row.level.to_proto(),
+        format: row.format.to_proto(),
+        start_time: Some(timestamp(row.start_time)),
+        end_time: Some(timestamp(row.end_time)),
+        time_zone: row.time_zone,
+        location: row.location,
+        meeting_url: row.meeting_url,
+        capacity: row.capacity,
+        seats_remaining: row.seats_remaining,
+        price: Some(money::proto(row.price_minor, &row.currency)),
+        early_bird_price_minor: row.early_bird_price_minor.unwrap_or_default(),
+        early_bird_end_time: opt_timestamp(row.early_bird_ends_at),
+        outcomes: row.outcomes,
+        tags: row.tags,
+        prerequisites: row.prerequisites,
+        status: row.status.to_proto(),
+        visibility: row.visibility.to_proto(),
+        featured: row.featured,
+        certificate: Some(pb::CertificateSettings {
+            enabled: row.certificate_enabled,
+            template_url: row.certificate_template_url,
+        }),
+        statistics: Some(pb::WorkshopStatistics {
+            registered_count,
+            attended_count: row.attended_count,
+            feedback_count: row.feedback_count,
+            average_satisfaction: row.average_satisfaction,
+        }),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        publish_time: opt_timestamp(row.published_at),
+        cancel_time: opt_timestamp(row.cancelled_at),
+        cancel_reason: row.cancel_reason,
+    }
+}
+
+pub fn facilitator(row: FacilitatorRow) -> pb::Facilitator {
+    pb::Facilitator {
+        workshop_id: row.workshop_id.to_string(),
+        facilitator_id: row.facilitator_id.to_string(),
+        role: row.role.to_proto(),
+        add_time: Some(timestamp(row.added_at)),
+    }
+}
+
+pub fn registration(row: RegistrationRow) -> pb::Registration {
+    pb::Registration {
+        id: row.id.to_string(),
+        workshop_id: row.workshop_id.to_string(),
+        user_id: row.user_id.to_string(),
+        status: row.status.to_proto(),
+        price: Some(money::proto(row.price_minor, &row.currency)),
+        payment_id: opt_id_to_string(row.payment_id),
+        hold_until: opt_timestamp(row.hold_until),
+        register_time: Some(timestamp(row.registered_at)),
+        attend_time: opt_timestamp(row.attended_at),
+        cancel_time: opt_timestamp(row.cancelled_at),
+        cancel_reason: row.cancel_reason,
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}
+
+pub fn feedback(row: FeedbackRow) -> pb::Feedback {
+    pb::Feedback {
+        id: row.id.to_string(),
+        workshop_id: row.workshop_id.to_string(),
+        user_id: row.user_id.to_string(),
+        overall_satisfaction: row.overall_satisfaction,
+        content_rating: row.content_rating.unwrap_or_default(),
+        delivery_rating: row.delivery_rating.unwrap_or_default(),
+        interaction_rating: row.interaction_rating.unwrap_or_default(),
+        nps_score: row.nps_score,
+        would_recommend: row.would_recommend,
+        what_went_well: row.what_went_well,
+        what_could_improve: row.what_could_improve,
+        create_time: Some(timestamp(row.created_at)),
     }
 }

@@ -20,4 +20,8 @@ typed_id! {
     pub struct OrganizationId;
     /// A payment, the instructor context's: what activated an enrollment.
     pub struct PaymentId;
+    /// A workshop.
+    pub struct WorkshopId;
+    /// A user's registration for a workshop.
+    pub struct RegistrationId;
 }

@@ -10,9 +10,11 @@ mod kinds;
 pub mod progress;
 pub mod review;
 mod text;
+pub mod workshop;
 
 pub use ids::{
-    CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId, ReviewId, UserId,
+    CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId, RegistrationId,
+    ReviewId, UserId, WorkshopId,
 };
 pub use kinds::*;
 pub use lyceum_platform::money::{Currency, Money};

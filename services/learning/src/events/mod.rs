@@ -3,6 +3,8 @@
 //! events learning consumes.
 
 pub mod payments;
+pub mod workshop_payments;
+pub mod workshops;
 
 use lyceum_platform::ApiError;
 use lyceum_platform::convert::{opt_id_to_string, timestamp};

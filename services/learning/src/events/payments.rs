@@ -1,6 +1,7 @@
 //! Payment events of the instructor-revenue service: a succeeded payment activates the
-//! pending enrollment it paid for; a full refund refunds it. Both are idempotent: a
-//! redelivered or late event finds the enrollment already in its state and does nothing.
+//! pending enrollment or workshop registration it paid for; a full refund refunds it.
+//! Both are idempotent: a redelivered or late event finds the enrollment or registration
+//! already in its state and does nothing.
 
 use async_trait::async_trait;
 use lyceum_platform::db::Tx;
@@ -15,6 +16,8 @@ use crate::store::enrollments;
 
 /// Payments for course enrollments carry this entity type.
 pub const COURSE_ENROLLMENT: &str = "course_enrollment";
+/// Payments for workshop registrations carry this entity type.
+pub const WORKSHOP_REGISTRATION: &str = "workshop_registration";
 
 pub fn consumer_spec() -> ConsumerSpec {
     ConsumerSpec::new("learning-payments", "instructor", "instructor.payment.*")
@@ -28,6 +31,9 @@ impl EventHandler for PaymentEvents {
         match event.event_type.as_str() {
             "lyceum.instructor.payment.succeeded" => {
                 let payment: pb::PaymentSucceeded = unpack(event)?;
+                if payment.related_entity_type == WORKSHOP_REGISTRATION {
+                    return super::workshop_payments::paid(tx, &payment).await;
+                }
                 if payment.related_entity_type != COURSE_ENROLLMENT {
                     return Ok(());
                 }
@@ -72,6 +78,9 @@ impl EventHandler for PaymentEvents {
             }
             "lyceum.instructor.payment.refunded" => {
                 let refund: pb::PaymentRefunded = unpack(event)?;
+                if refund.related_entity_type == WORKSHOP_REGISTRATION && refund.fully_refunded {
+                    return super::workshop_payments::refunded(tx, &refund).await;
+                }
                 if refund.related_entity_type != COURSE_ENROLLMENT || !refund.fully_refunded {
                     return Ok(());
                 }

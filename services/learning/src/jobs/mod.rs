@@ -1,3 +1,6 @@
-//! Scheduled and operator-run work: the reconciliation of course statistics.
+//! Work that runs beside the RPCs: reconciliation of the statistics learning keeps, and
+//! the expiry of seats held for payments that did not come.
 
 pub mod course_statistics;
+pub mod workshop_holds;
+pub mod workshop_statistics;

@@ -6,8 +6,10 @@ pub mod courses;
 pub mod enrollments;
 pub mod instructors;
 pub mod progress;
+pub mod registrations;
 pub mod reviews;
 pub mod statistics;
+pub mod workshops;
 
 pub type Tx = lyceum_platform::db::Tx;
 
@@ -40,6 +42,21 @@ pub const UNIQUE_FIELDS: &[UniqueField] = &[
         constraint: "course_reviews_course_id_student_id_key",
         field: "course_id",
         message: "the student has already reviewed this course",
+    },
+    UniqueField {
+        constraint: "workshop_registrations_workshop_id_user_id_key",
+        field: "workshop_id",
+        message: "the user is already registered for this workshop",
+    },
+    UniqueField {
+        constraint: "workshop_feedback_workshop_id_user_id_key",
+        field: "workshop_id",
+        message: "the attendee has already given feedback on this workshop",
+    },
+    UniqueField {
+        constraint: "workshop_facilitators_pkey",
+        field: "facilitator_id",
+        message: "already facilitates this workshop",
     },
 ];
 
