@@ -186,6 +186,16 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = learning, pg_temp AS $$
   SELECT p.remaining FROM capacity_pools p WHERE p.id = workshop
 $$;
 
+-- A registration share-locks its workshop, so that a cancellation (which locks it for
+-- update) waits for registrations in flight and they for it. A row lock under RLS needs
+-- the caller's UPDATE policies, which registrants do not have: the owner takes it.
+CREATE FUNCTION share_lock_workshop(workshop uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = learning, pg_temp AS $$
+BEGIN
+  PERFORM 1 FROM workshops w WHERE w.id = workshop FOR SHARE;
+END
+$$;
+
 ALTER TABLE workshops              ENABLE ROW LEVEL SECURITY;
 ALTER TABLE workshop_facilitators  ENABLE ROW LEVEL SECURITY;
 ALTER TABLE workshop_registrations ENABLE ROW LEVEL SECURITY;

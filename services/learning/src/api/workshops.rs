@@ -855,7 +855,8 @@ impl LearningApi {
         } = request.into_inner().try_into()?;
         let user = UserId::new(principal.subject);
         let mut tx = self.tx_for(Some(&principal)).await?;
-        let workshop = workshops::get_for_registration(&mut tx, workshop_id)
+        workshops::share_lock(&mut tx, workshop_id).await?;
+        let workshop = workshops::get(&mut tx, workshop_id)
             .await?
             .ok_or_else(|| ApiError::not_found("workshop"))?;
         if !self

@@ -593,28 +593,14 @@ pub async fn list_feedback(
     .await
 }
 
-/// The workshop for a registration: share-locked, so that a cancellation (which locks it
-/// for update) waits for registrations in flight and they for it, and none is left
-/// registered in a cancelled workshop. Share locks do not queue behind each other.
-pub async fn get_for_registration(
-    tx: &mut Tx,
-    id: Uuid,
-) -> Result<Option<WorkshopRow>, sqlx::Error> {
-    sqlx::query_as!(
-        WorkshopRow,
-        r#"SELECT id, instructor_id, organization_id, title, description, pillar, level, format,
-                start_time, end_time, time_zone, location, meeting_url, capacity,
-                coalesce(workshop_seats_remaining(id), 0) AS "seats_remaining!",
-                price_minor, currency, early_bird_price_minor, early_bird_ends_at, outcomes, tags,
-                prerequisites, status, visibility, featured, certificate_enabled,
-                certificate_template_url, attended_count, feedback_count, satisfaction_sum,
-                average_satisfaction::float8 AS "average_satisfaction!", stats_version, version,
-                cancel_reason, published_at, cancelled_at, created_at, updated_at
-         FROM workshops WHERE id = $1 FOR SHARE"#,
-        id
-    )
-    .fetch_optional(tx.conn())
-    .await
+/// Share-locks the workshop for a registration: a cancellation (which locks it for
+/// update) waits for registrations in flight and they for it, so none is left registered
+/// in a cancelled workshop. Share locks do not queue behind each other.
+pub async fn share_lock(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT share_lock_workshop($1)", id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// What a registration made in this transaction pays: the database's clock decides the

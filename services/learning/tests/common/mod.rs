@@ -16,6 +16,7 @@ use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
 use lyceum_proto::learning::v1::review_service_client::ReviewServiceClient;
+use lyceum_proto::learning::v1::workshop_service_client::WorkshopServiceClient;
 use lyceum_testkit::{RunningServer, TestDatabase, authed, fresh_claims, test_bus};
 use prost::Message;
 use tonic::Status;
@@ -116,6 +117,152 @@ impl TestApp {
 
     pub fn reviews(&self) -> ReviewServiceClient<Channel> {
         ReviewServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn workshops(&self) -> WorkshopServiceClient<Channel> {
+        WorkshopServiceClient::new(self.server.channel.clone())
+    }
+
+    /// A draft workshop of `owner` with the given capacity and price (USD), starting in
+    /// `starts_in` and lasting two hours.
+    pub async fn create_workshop(
+        &self,
+        owner: &User,
+        capacity: i32,
+        price_minor: i64,
+        starts_in: chrono::Duration,
+    ) -> pb::Workshop {
+        let spec = workshop_spec(owner, capacity, price_minor, starts_in);
+        self.workshops()
+            .create_workshop(authed(
+                pb::CreateWorkshopRequest {
+                    workshop: Some(spec),
+                },
+                &owner.token,
+            ))
+            .await
+            .expect("create workshop")
+            .into_inner()
+            .workshop
+            .unwrap()
+    }
+
+    /// A published workshop starting in a week.
+    pub async fn published_workshop(
+        &self,
+        owner: &User,
+        capacity: i32,
+        price_minor: i64,
+    ) -> pb::Workshop {
+        self.published_workshop_starting(owner, capacity, price_minor, chrono::Duration::days(7))
+            .await
+    }
+
+    pub async fn published_workshop_starting(
+        &self,
+        owner: &User,
+        capacity: i32,
+        price_minor: i64,
+        starts_in: chrono::Duration,
+    ) -> pb::Workshop {
+        let draft = self
+            .create_workshop(owner, capacity, price_minor, starts_in)
+            .await;
+        self.workshops()
+            .publish_workshop(authed(
+                pb::PublishWorkshopRequest { id: draft.id },
+                &owner.token,
+            ))
+            .await
+            .expect("publish workshop")
+            .into_inner()
+            .workshop
+            .unwrap()
+    }
+
+    pub async fn register(
+        &self,
+        user: &User,
+        workshop_id: &str,
+        request_id: &str,
+    ) -> Result<pb::Registration, Status> {
+        self.workshops()
+            .register(authed(
+                pb::RegisterRequest {
+                    workshop_id: workshop_id.into(),
+                    request_id: request_id.into(),
+                },
+                &user.token,
+            ))
+            .await
+            .map(|r| r.into_inner().registration.unwrap())
+    }
+
+    pub async fn cancel_registration(
+        &self,
+        user: &User,
+        registration_id: &str,
+    ) -> Result<pb::Registration, Status> {
+        self.workshops()
+            .cancel_registration(authed(
+                pb::CancelRegistrationRequest {
+                    id: registration_id.into(),
+                },
+                &user.token,
+            ))
+            .await
+            .map(|r| r.into_inner().registration.unwrap())
+    }
+
+    pub async fn workshop(&self, viewer: &User, id: &str) -> pb::Workshop {
+        self.workshops()
+            .get_workshop(authed(
+                pb::GetWorkshopRequest { id: id.into() },
+                &viewer.token,
+            ))
+            .await
+            .expect("get workshop")
+            .into_inner()
+            .workshop
+            .unwrap()
+    }
+
+    pub async fn registration(&self, viewer: &User, id: &str) -> pb::Registration {
+        self.workshops()
+            .get_registration(authed(
+                pb::GetRegistrationRequest { id: id.into() },
+                &viewer.token,
+            ))
+            .await
+            .expect("get registration")
+            .into_inner()
+            .registration
+            .unwrap()
+    }
+
+    /// The workshop registration events learning has written to its outbox, in order.
+    pub async fn registration_events(
+        &self,
+    ) -> Vec<(
+        String,
+        lyceum_proto::events::v1::WorkshopRegistrationChanged,
+    )> {
+        use lyceum_proto::events::v1::EventEnvelope;
+        let mut conn = self.db.admin_connection().await;
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT subject, envelope FROM learning.outbox
+             WHERE subject LIKE 'learning.workshop_registration.%' ORDER BY id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(subject, bytes)| {
+                let envelope = EventEnvelope::decode(bytes.as_slice()).unwrap();
+                let payload = envelope.payload.unwrap().to_msg().unwrap();
+                (subject, payload)
+            })
+            .collect()
     }
 
     /// A published course with `lessons` lessons in one module; returns it and the lesson ids.
@@ -306,5 +453,37 @@ impl TestApp {
             .unwrap()
             .await
             .unwrap();
+    }
+}
+
+/// A workshop's fields for CreateWorkshop: capacity and price (USD) as given.
+pub fn workshop_spec(
+    owner: &User,
+    capacity: i32,
+    price_minor: i64,
+    starts_in: chrono::Duration,
+) -> pb::Workshop {
+    let start = chrono::Utc::now() + starts_in;
+    pb::Workshop {
+        title: "Leading through change".into(),
+        description: "A hands-on workshop on adaptability for team leads".into(),
+        pillar: pb::Pillar::Adaptability as i32,
+        level: pb::WorkshopLevel::Intermediate as i32,
+        format: pb::WorkshopFormat::Online as i32,
+        start_time: Some(lyceum_platform::convert::timestamp(start)),
+        end_time: Some(lyceum_platform::convert::timestamp(
+            start + chrono::Duration::hours(2),
+        )),
+        time_zone: "Europe/Berlin".into(),
+        meeting_url: "https://meet.example.com/change".into(),
+        capacity,
+        price: Some(pb::Money {
+            amount_minor: price_minor,
+            currency: "USD".into(),
+        }),
+        outcomes: vec!["Lead a team through a reorganisation".into()],
+        tags: vec!["leadership".into(), "change".into()],
+        organization_id: owner.org.map(|o| o.to_string()).unwrap_or_default(),
+        ..Default::default()
     }
 }
