@@ -84,6 +84,10 @@ const FILTERING_READS: &[(&str, &str)] = &[
         "/lyceum.learning.v1.CourseService/ListCourses",
         "B's instructor or organization is a filter; the page holds only courses the caller may see",
     ),
+    (
+        "/lyceum.learning.v1.WorkshopService/ListWorkshops",
+        "B's instructor or organization is a filter; the page holds only workshops the caller may see",
+    ),
 ];
 
 /// Refusals a caller may get: nothing about the target is revealed by them.
@@ -118,6 +122,11 @@ struct Tenant {
     paid_enrollment_id: String,
     review_id: String,
     payment_id: String,
+    /// A published workshop for the organization's members, and the student's
+    /// registration for it.
+    workshop_id: String,
+    workshop_title: String,
+    registration_id: String,
     /// The student's membership grant.
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
@@ -143,6 +152,9 @@ impl Tenant {
             self.paid_enrollment_id.clone(),
             self.review_id.clone(),
             self.payment_id.clone(),
+            self.workshop_id.clone(),
+            self.workshop_title.clone(),
+            self.registration_id.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
             self.payout_id.clone(),
@@ -170,6 +182,9 @@ impl Tenant {
             "related_entity" => self.paid_enrollment_id.clone(),
             "review" | "Review" | "ReviewHelpful" | "ToReview" => self.review_id.clone(),
             "payment" | "Payment" => self.payment_id.clone(),
+            "workshop" | "Workshop" | "Workshops" | "Facilitators" => self.workshop_id.clone(),
+            "registration" | "Registration" => self.registration_id.clone(),
+            "facilitator" | "Facilitator" => self.instructor.id.clone(),
             "grant" => self.grant_id.clone(),
             "payout" | "Payout" => self.payout_id.clone(),
             "service_account" | "ServiceAccount" => self.service_account_id.clone(),
@@ -223,6 +238,7 @@ fn enum_value(type_name: &str) -> i32 {
     match type_name {
         ".lyceum.identity.v1.Role" => idpb::Role::Instructor as i32,
         ".lyceum.learning.v1.InstructorRole" => lpb::InstructorRole::CoInstructor as i32,
+        ".lyceum.learning.v1.FacilitatorRole" => lpb::FacilitatorRole::CoFacilitator as i32,
         _ => 1,
     }
 }
@@ -305,6 +321,19 @@ impl Builder<'_> {
                     }
                 }
                 Type::Double => encoding::double::encode(tag, &10.0, &mut out),
+                // Times in the future, in order: a start, then its end (an early-bird
+                // cutoff would need a price to undercut: left out).
+                Type::Message if field.type_name() == ".google.protobuf.Timestamp" => {
+                    let days = match name {
+                        "early_bird_end_time" => continue,
+                        "end_time" | "start_before" => 8,
+                        _ => 7,
+                    };
+                    let seconds = chrono::Utc::now().timestamp() + days * 86_400;
+                    let mut time = Vec::new();
+                    encoding::int64::encode(1, &seconds, &mut time);
+                    nest(tag, &time, &mut out);
+                }
                 Type::Message if field.type_name() == ".google.protobuf.FieldMask" => {
                     let mut mask = Vec::new();
                     for path in update_paths(self.method) {
@@ -619,6 +648,59 @@ impl Stack {
                 .payment
                 .unwrap()
                 .id;
+        let mut workshops =
+            lpb::workshop_service_client::WorkshopServiceClient::new(self.channel.clone());
+        let workshop_title = format!("Secret workshop of {label} {}", &unique[24..]);
+        let start = chrono::Utc::now() + chrono::Duration::days(7);
+        let workshop_id = workshops
+            .create_workshop(authed(
+                lpb::CreateWorkshopRequest {
+                    workshop: Some(lpb::Workshop {
+                        title: workshop_title.clone(),
+                        organization_id: org_id.clone(),
+                        visibility: lpb::CourseVisibility::Organization as i32,
+                        pillar: lpb::Pillar::Coaching as i32,
+                        level: lpb::WorkshopLevel::Beginner as i32,
+                        format: lpb::WorkshopFormat::Online as i32,
+                        start_time: Some(lyceum_platform::convert::timestamp(start)),
+                        end_time: Some(lyceum_platform::convert::timestamp(
+                            start + chrono::Duration::hours(2),
+                        )),
+                        capacity: 10,
+                        ..Default::default()
+                    }),
+                },
+                &instructor.token,
+            ))
+            .await
+            .expect("create a workshop")
+            .into_inner()
+            .workshop
+            .unwrap()
+            .id;
+        workshops
+            .publish_workshop(authed(
+                lpb::PublishWorkshopRequest {
+                    id: workshop_id.clone(),
+                },
+                &instructor.token,
+            ))
+            .await
+            .expect("publish the workshop");
+        let registration_id = workshops
+            .register(authed(
+                lpb::RegisterRequest {
+                    workshop_id: workshop_id.clone(),
+                    request_id: String::new(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("register")
+            .into_inner()
+            .registration
+            .unwrap()
+            .id;
         let grant_id = self
             .users()
             .list_user_roles(authed(
@@ -696,6 +778,9 @@ impl Stack {
             paid_enrollment_id,
             review_id,
             payment_id,
+            workshop_id,
+            workshop_title,
+            registration_id,
             grant_id,
             service_account_id,
             payout_id,

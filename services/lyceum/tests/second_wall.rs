@@ -435,6 +435,181 @@ async fn learning_column_rules_hold_for_callers_who_lack_the_right() {
 }
 
 #[tokio::test]
+async fn workshop_rules_hold_for_callers_who_lack_the_right() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, helper, student, stranger) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let (paid, draft) = (Uuid::now_v7(), Uuid::now_v7());
+    let (registered, pending) = (Uuid::now_v7(), Uuid::now_v7());
+    let workshop = |id: Uuid, status: &str, price: i64| {
+        format!(
+            "INSERT INTO learning.workshops (id, instructor_id, title, pillar, level, format,
+                start_time, end_time, time_zone, capacity, price_minor, status)
+             VALUES ('{id}', '{owner}', 'Change', 'coaching', 'beginner', 'online',
+                now() + interval '7 days', now() + interval '8 days', 'UTC', 10, {price}, '{status}');"
+        )
+    };
+    seed(
+        &mut admin,
+        &format!(
+            "{}{}
+             INSERT INTO learning.workshop_facilitators (workshop_id, facilitator_id, role) VALUES
+               ('{paid}', '{helper}', 'assistant');
+             INSERT INTO learning.workshop_registrations (id, workshop_id, user_id, instructor_id,
+                 status, price_minor, payment_id) VALUES
+               ('{registered}', '{paid}', '{student}', '{owner}', 'registered', 4000, '{}');
+             INSERT INTO learning.workshop_registrations (id, workshop_id, user_id, instructor_id,
+                 status, price_minor, hold_until) VALUES
+               ('{pending}', '{paid}', '{stranger}', '{owner}', 'pending_payment', 4000,
+                now() + interval '30 minutes');",
+            workshop(paid, "published", 4000),
+            workshop(draft, "draft", 0),
+            Uuid::now_v7()
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_owner = user(owner, None, &["user", "instructor"]);
+    let as_helper = user(helper, None, &["user"]);
+    let as_student = user(student, None, &["user"]);
+    let as_stranger = user(stranger, None, &["user"]);
+
+    // Statistics and the featured flag are not the owner's to write.
+    for change in [
+        "attended_count = 3",
+        "feedback_count = 1, satisfaction_sum = 5",
+        "featured = true",
+    ] {
+        refused(
+            &db,
+            &as_owner,
+            &format!("UPDATE workshops SET {change} WHERE id = '{paid}'"),
+        )
+        .await;
+    }
+    allowed(
+        &db,
+        &user(Uuid::now_v7(), None, &["admin"]),
+        &format!("UPDATE workshops SET featured = true WHERE id = '{paid}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_owner,
+        &format!("UPDATE workshops SET title = 'Changed' WHERE id = '{paid}'"),
+    )
+    .await;
+    // Others' drafts stay out of sight, and nobody else edits a workshop.
+    let drafts = format!("SELECT count(*) FROM workshops WHERE id = '{draft}'");
+    assert_eq!(count(&db, &as_student, &drafts).await, 0);
+    assert_eq!(
+        affected(
+            &db,
+            &as_helper,
+            &format!("UPDATE workshops SET title = 'Mine' WHERE id = '{paid}'")
+        )
+        .await,
+        0
+    );
+
+    // A registrant registers at the workshop's terms, unpaid, and moves only by cancelling.
+    let newcomer = Uuid::now_v7();
+    let register = |price: i64, status: &str, payment: &str| {
+        format!(
+            "INSERT INTO workshop_registrations (id, workshop_id, user_id, instructor_id, status,
+                 price_minor, payment_id, hold_until)
+             VALUES ('{}', '{paid}', '{newcomer}', '{owner}', '{status}', {price}, {payment},
+                     CASE WHEN '{status}' = 'pending_payment' THEN now() + interval '30 minutes' END)",
+            Uuid::now_v7()
+        )
+    };
+    let as_newcomer = user(newcomer, None, &["user"]);
+    refused(&db, &as_newcomer, &register(1, "pending_payment", "NULL")).await;
+    refused(&db, &as_newcomer, &register(4000, "registered", "NULL")).await;
+    refused(
+        &db,
+        &as_newcomer,
+        &register(4000, "pending_payment", &format!("'{}'", Uuid::now_v7())),
+    )
+    .await;
+    allowed(&db, &as_newcomer, &register(4000, "pending_payment", "NULL")).await;
+    for change in [
+        "status = 'completed'",
+        "status = 'cancelled', cancel_reason = 'staff'",
+        "price_minor = 0",
+        "payment_id = NULL",
+    ] {
+        refused(
+            &db,
+            &as_student,
+            &format!("UPDATE workshop_registrations SET {change} WHERE id = '{registered}'"),
+        )
+        .await;
+    }
+    allowed(
+        &db,
+        &as_student,
+        &format!(
+            "UPDATE workshop_registrations SET status = 'cancelled', cancel_reason = 'registrant'
+             WHERE id = '{registered}'"
+        ),
+    )
+    .await;
+    // Registrations are their registrant's and the team's.
+    let registrations = format!("SELECT count(*) FROM workshop_registrations WHERE workshop_id = '{paid}'");
+    assert_eq!(count(&db, &as_student, &registrations).await, 1);
+    assert_eq!(count(&db, &as_helper, &registrations).await, 2);
+    assert_eq!(
+        count(&db, &user(Uuid::now_v7(), None, &["user"]), &registrations).await,
+        0
+    );
+    // Facilitators mark attendance and cancel as staff; a pending payment is not theirs
+    // to confirm, nor a workshop cancellation theirs to claim.
+    allowed(
+        &db,
+        &as_helper,
+        &format!("UPDATE workshop_registrations SET status = 'completed' WHERE id = '{registered}'"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_helper,
+        &format!("UPDATE workshop_registrations SET status = 'registered', hold_until = NULL WHERE id = '{pending}'"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_helper,
+        &format!(
+            "UPDATE workshop_registrations SET status = 'cancelled', cancel_reason = 'workshop_cancelled'
+             WHERE id = '{pending}'"
+        ),
+    )
+    .await;
+    // Feedback only from an attendee, for their own registration.
+    let feedback = |registration: Uuid| {
+        format!(
+            "INSERT INTO workshop_feedback (id, workshop_id, registration_id, user_id, overall_satisfaction)
+             VALUES ('{}', '{paid}', '{registration}', '{student}', 5)",
+            Uuid::now_v7()
+        )
+    };
+    refused(&db, &as_student, &feedback(registered)).await;
+    refused(&db, &as_stranger, &feedback(pending)).await;
+    seed(
+        &mut admin,
+        &format!("UPDATE learning.workshop_registrations SET status = 'completed' WHERE id = '{registered}'"),
+    )
+    .await;
+    allowed(&db, &as_student, &feedback(registered)).await;
+}
+
+#[tokio::test]
 async fn identity_column_rules_hold_for_callers_who_lack_the_right() {
     let test_db = migrated().await;
     let mut admin = test_db.admin_connection().await;
