@@ -72,3 +72,14 @@ impl From<crate::domain::RefundRefusal> for ApiError {
         }
     }
 }
+
+impl From<crate::events::revenue::RefundError> for ApiError {
+    fn from(error: crate::events::revenue::RefundError) -> Self {
+        use crate::events::revenue::RefundError;
+        match error {
+            RefundError::UnknownPayment => ApiError::not_found("payment"),
+            RefundError::Refused(refusal) => refusal.into(),
+            RefundError::Database(error) => error.into(),
+        }
+    }
+}

@@ -10,12 +10,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{InstructorApi, wire};
-use crate::domain::{
-    FeeSource, Money, PaymentType, Provider, fee_for, fee_refund, fee_source, refund_amount,
-};
+use crate::domain::{FeeSource, Money, PaymentType, Provider, fee_for, fee_source};
 use crate::events;
 use crate::store::payments::NewPayment;
-use crate::store::{payments, projections, revenue};
+use crate::store::{payments, projections, workshops};
 
 pub(super) type RequestId = BoundedText<200, true>;
 type Reason = BoundedText<1000, false>;
@@ -288,6 +286,9 @@ impl InstructorApi {
                 FeeSource::EnrollmentInstructor(enrollment) => {
                     projections::enrollment_instructor(&mut tx, enrollment).await?
                 }
+                FeeSource::RegistrationInstructor(registration) => {
+                    workshops::registration_instructor(&mut tx, registration).await?
+                }
                 FeeSource::NamedInstructor(instructor) => instructor,
             };
             let fee_bps = payments::fee_bps_for(&mut tx, fee_instructor).await?;
@@ -346,59 +347,20 @@ impl InstructorApi {
             .db
             .begin(&TenantContext::for_principal(&principal))
             .await?;
-        // Concurrent refunds of one payment queue on its row: their sum cannot pass it.
-        let payment = payments::lock(&mut tx, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("payment"))?;
-        if let Some(done) = payments::find_refund(&mut tx, id, request_id.as_str()).await? {
-            let transaction = revenue::by_refund(&mut tx, done.id).await?;
-            tx.commit().await?;
-            return Ok(pb::RefundPaymentResponse {
-                payment: Some(wire::payment(payment)),
-                refund_transaction: transaction.map(wire::transaction),
-            });
-        }
-        let amount = refund_amount(
-            payment.status,
-            payment.amount_minor,
-            payment.refunded_minor,
-            amount_minor,
-        )?;
-        // The fee returned is in proportion to the fee fixed at success (the booked sale's,
-        // should an older sale differ). Revenue is reversed only where it was booked: a
-        // refund books against the sale of the payment, with the sale's instructor (the
-        // enrollment's, never the one the payer named); a refund made before the sale was
-        // booked is booked together with the sale.
-        let sale = revenue::sale_of_payment(&mut tx, id).await?;
-        let fee_minor = match &sale {
-            Some(sale) => sale.platform_fee_minor,
-            None => payment.fee_minor.unwrap_or(0),
-        };
-        let fee_back = fee_refund(
-            payment.amount_minor,
-            fee_minor,
-            payment.refunded_minor,
-            amount,
-        );
-        let (refund, updated) = payments::apply_refund(
+        let refunded = events::revenue::refund_payment(
             &mut tx,
-            &payment,
-            request_id.as_str(),
-            amount,
-            fee_back,
-            reason.as_str(),
+            events::revenue::RefundRequest {
+                payment_id: id,
+                request_id: request_id.as_str(),
+                amount_minor,
+                reason: reason.as_str(),
+            },
         )
         .await?;
-        let transaction = match &sale {
-            Some(sale) => revenue::insert(&mut tx, revenue::refund_of(sale, &refund)).await?,
-            None => None,
-        };
-        tx.publish(events::payment_refunded(&updated, amount))
-            .await?;
         tx.commit().await?;
         Ok(pb::RefundPaymentResponse {
-            payment: Some(wire::payment(updated)),
-            refund_transaction: transaction.map(wire::transaction),
+            payment: Some(wire::payment(refunded.payment)),
+            refund_transaction: refunded.transaction.map(wire::transaction),
         })
     }
 }

@@ -57,6 +57,8 @@ pub fn transaction(row: TransactionRow) -> pb::RevenueTransaction {
         r#type: row.transaction_type.to_proto(),
         course_id: opt_id_to_string(row.course_id),
         enrollment_id: opt_id_to_string(row.enrollment_id),
+        workshop_id: opt_id_to_string(row.workshop_id),
+        registration_id: opt_id_to_string(row.registration_id),
         payment_id: opt_id_to_string(row.payment_id),
         student_id: opt_id_to_string(row.student_id),
         amount: money(row.amount_minor, &row.currency),

@@ -1,6 +1,6 @@
 //! Instructor revenue's types and pure rules: payment statuses and how they move, whose
-//! fee a sale pays, the fee split and its proportional reversal on refunds, and how much
-//! a refund may give back. Everything is integer minor units.
+//! fee a sale pays, what a sale sold, the fee split and its proportional reversal on
+//! refunds, and how much a refund may give back. Everything is integer minor units.
 
 mod ids;
 
@@ -45,13 +45,16 @@ impl PaymentStatus {
 pub enum FeeSource {
     /// The fee of the enrollment's instructor, as learning told it.
     EnrollmentInstructor(uuid::Uuid),
+    /// The fee of the workshop registration's instructor (the workshop's owner), as
+    /// learning told it.
+    RegistrationInstructor(uuid::Uuid),
     /// The fee of the instructor the payment names.
     NamedInstructor(Option<uuid::Uuid>),
 }
 
-/// For an enrollment, the enrollment's instructor: the instructor a payer names is not to
-/// be trusted (it could be one with a lower fee). An enrollment payment that names no
-/// enrollment pays the platform's fee.
+/// For an enrollment or a workshop registration, its own instructor: the instructor a
+/// payer names is not to be trusted (it could be one with a lower fee). Such a payment
+/// that names nothing it paid for pays the platform's fee.
 pub fn fee_source(
     payment_type: PaymentType,
     related_entity_id: Option<uuid::Uuid>,
@@ -61,8 +64,35 @@ pub fn fee_source(
         (PaymentType::CourseEnrollment, Some(enrollment)) => {
             FeeSource::EnrollmentInstructor(enrollment)
         }
-        (PaymentType::CourseEnrollment, None) => FeeSource::NamedInstructor(None),
+        (PaymentType::WorkshopRegistration, Some(registration)) => {
+            FeeSource::RegistrationInstructor(registration)
+        }
+        (PaymentType::CourseEnrollment | PaymentType::WorkshopRegistration, None) => {
+            FeeSource::NamedInstructor(None)
+        }
         _ => FeeSource::NamedInstructor(named_instructor),
+    }
+}
+
+/// What a sale sold, which names its revenue transaction's type and ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleItem {
+    CourseEnrollment {
+        course_id: uuid::Uuid,
+        enrollment_id: uuid::Uuid,
+    },
+    WorkshopRegistration {
+        workshop_id: uuid::Uuid,
+        registration_id: uuid::Uuid,
+    },
+}
+
+impl SaleItem {
+    pub fn transaction_type(self) -> TransactionType {
+        match self {
+            SaleItem::CourseEnrollment { .. } => TransactionType::CourseEnrollment,
+            SaleItem::WorkshopRegistration { .. } => TransactionType::WorkshopRegistration,
+        }
     }
 }
 
@@ -206,6 +236,23 @@ mod tests {
         assert_eq!(
             fee_source(PaymentType::Other, Some(enrollment), Some(named)),
             FeeSource::NamedInstructor(Some(named))
+        );
+    }
+
+    #[test]
+    fn a_registration_pays_its_workshops_instructors_fee_whoever_the_payer_names() {
+        let (registration, named) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert_eq!(
+            fee_source(
+                PaymentType::WorkshopRegistration,
+                Some(registration),
+                Some(named)
+            ),
+            FeeSource::RegistrationInstructor(registration)
+        );
+        assert_eq!(
+            fee_source(PaymentType::WorkshopRegistration, None, Some(named)),
+            FeeSource::NamedInstructor(None)
         );
     }
 

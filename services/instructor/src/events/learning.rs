@@ -11,11 +11,11 @@ use lyceum_platform::events::unpack;
 use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
-use crate::domain::{ActivityType, CourseId, TransactionType, UserId};
+use super::revenue::{Sale, record_sale};
+use crate::domain::{ActivityType, CourseId, SaleItem, UserId};
 use crate::store::projections::{
     self, EnrollmentChange, EnrollmentState, NewActivity, ProgressState,
 };
-use crate::store::{payments, revenue};
 
 pub fn consumer_spec() -> ConsumerSpec {
     ConsumerSpec::new("instructor-learning", "learning", "learning.>")
@@ -154,69 +154,18 @@ async fn apply_enrollment(
     if verb == "activated" && enrollment.price_minor > 0 {
         record_sale(
             tx,
-            enrollment,
-            enrollment_id,
-            course_id,
-            instructor_id,
-            student_id,
-            organization_id,
+            Sale {
+                payment_id: optional_id(&enrollment.payment_id),
+                instructor_id,
+                organization_id,
+                student_id,
+                item: SaleItem::CourseEnrollment {
+                    course_id,
+                    enrollment_id,
+                },
+            },
         )
         .await?;
-    }
-    Ok(())
-}
-
-/// The revenue of a paid enrollment: the enrollment's instructor (never the one the
-/// payer named) and the fee fixed when its payment succeeded (never the settings of the
-/// moment the event is consumed), so that refunds reverse exactly what was booked.
-async fn record_sale(
-    tx: &mut Tx,
-    enrollment: &pb::EnrollmentChanged,
-    enrollment_id: Uuid,
-    course_id: Uuid,
-    instructor_id: Uuid,
-    student_id: Uuid,
-    organization_id: Option<Uuid>,
-) -> anyhow::Result<()> {
-    // Revenue is what a succeeded payment brought in; an activation without one (an
-    // enrollment made free meanwhile) earns nothing.
-    let Some(payment_id) = optional_id(&enrollment.payment_id) else {
-        return Ok(());
-    };
-    // Locked, as refunds lock it: a refund either sees this sale or is seen below.
-    let Some(payment) = payments::lock(tx, payment_id)
-        .await?
-        .filter(|p| p.succeeded_at.is_some())
-    else {
-        tracing::warn!(payment = %payment_id, "activation names a payment that has not succeeded here");
-        return Ok(());
-    };
-    let (Some(fee_bps), Some(fee_minor)) = (payment.fee_bps, payment.fee_minor) else {
-        anyhow::bail!("payment {payment_id} succeeded without a fixed fee");
-    };
-    let sale = revenue::insert(
-        tx,
-        revenue::NewTransaction {
-            instructor_id,
-            organization_id,
-            transaction_type: TransactionType::CourseEnrollment,
-            course_id: Some(course_id),
-            enrollment_id: Some(enrollment_id),
-            payment_id: Some(payment.id),
-            refund_id: None,
-            student_id: Some(student_id),
-            amount_minor: payment.amount_minor,
-            currency: payment.currency.clone(),
-            fee_bps,
-            platform_fee_minor: fee_minor,
-        },
-    )
-    .await?;
-    // Refunds made before the sale was booked reverse it now.
-    if let Some(sale) = sale {
-        for refund in payments::unbooked_refunds(tx, payment.id).await? {
-            revenue::insert(tx, revenue::refund_of(&sale, &refund)).await?;
-        }
     }
     Ok(())
 }

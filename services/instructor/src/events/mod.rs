@@ -1,9 +1,11 @@
 //! What instructor revenue publishes (payment events, which learning consumes to
-//! activate and refund enrollments; payouts made) and the projections it keeps of
-//! learning's and identity's events.
+//! activate and refund enrollments; payouts made), the projections it keeps of
+//! learning's and identity's events, and the revenue booked on the payment path (sales
+//! and refunds), which both the API and learning's events drive.
 
 pub mod identity;
 pub mod learning;
+pub mod revenue;
 
 use lyceum_platform::convert::opt_id_to_string;
 use lyceum_platform::events::Event;

@@ -7,5 +7,6 @@ pub mod profiles;
 pub mod projections;
 pub mod revenue;
 pub mod statistics;
+pub mod workshops;
 
 pub type Tx = lyceum_platform::db::Tx;

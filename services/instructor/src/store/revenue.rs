@@ -12,6 +12,8 @@ pub struct TransactionRow {
     pub transaction_type: TransactionType,
     pub course_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
+    pub workshop_id: Option<Uuid>,
+    pub registration_id: Option<Uuid>,
     pub payment_id: Option<Uuid>,
     pub student_id: Option<Uuid>,
     pub amount_minor: i64,
@@ -29,6 +31,8 @@ pub struct NewTransaction {
     pub transaction_type: TransactionType,
     pub course_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
+    pub workshop_id: Option<Uuid>,
+    pub registration_id: Option<Uuid>,
     pub payment_id: Option<Uuid>,
     pub refund_id: Option<Uuid>,
     pub student_id: Option<Uuid>,
@@ -39,7 +43,7 @@ pub struct NewTransaction {
 }
 
 /// The transaction that reverses `refund` of the payment of `sale`: the sale's
-/// instructor, course and enrollment, the refund's amount and fee.
+/// instructor and what it sold, the refund's amount and fee.
 pub fn refund_of(sale: &TransactionRow, refund: &super::payments::RefundRow) -> NewTransaction {
     NewTransaction {
         instructor_id: sale.instructor_id,
@@ -47,6 +51,8 @@ pub fn refund_of(sale: &TransactionRow, refund: &super::payments::RefundRow) -> 
         transaction_type: TransactionType::Refund,
         course_id: sale.course_id,
         enrollment_id: sale.enrollment_id,
+        workshop_id: sale.workshop_id,
+        registration_id: sale.registration_id,
         payment_id: sale.payment_id,
         refund_id: Some(refund.id),
         student_id: sale.student_id,
@@ -57,8 +63,8 @@ pub fn refund_of(sale: &TransactionRow, refund: &super::payments::RefundRow) -> 
     }
 }
 
-/// Records a transaction; a sale for an enrollment that already has one is skipped
-/// (`None`), so redelivered events never count twice.
+/// Records a transaction; a sale for a payment that already has one, or a second booking
+/// of a refund, is skipped (`None`), so redelivered events never count twice.
 pub async fn insert(
     tx: &mut Tx,
     new: NewTransaction,
@@ -66,12 +72,14 @@ pub async fn insert(
     sqlx::query_as!(
         TransactionRow,
         "INSERT INTO revenue_transactions (id, instructor_id, organization_id, transaction_type, course_id,
-            enrollment_id, payment_id, refund_id, student_id, amount_minor, currency, fee_bps,
-            platform_fee_minor, instructor_earnings_minor)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $10::bigint - $13::bigint)
+            enrollment_id, workshop_id, registration_id, payment_id, refund_id, student_id,
+            amount_minor, currency, fee_bps, platform_fee_minor, instructor_earnings_minor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 $12::bigint - $15::bigint)
          ON CONFLICT DO NOTHING
          RETURNING id, instructor_id, organization_id, transaction_type, course_id,
-                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                enrollment_id, workshop_id, registration_id, payment_id, student_id,
+                amount_minor, currency, fee_bps,
                 platform_fee_minor, instructor_earnings_minor, payout_status,
                 created_at",
         Uuid::now_v7(),
@@ -80,6 +88,8 @@ pub async fn insert(
         new.transaction_type as _,
         new.course_id,
         new.enrollment_id,
+        new.workshop_id,
+        new.registration_id,
         new.payment_id,
         new.refund_id,
         new.student_id,
@@ -92,7 +102,7 @@ pub async fn insert(
     .await
 }
 
-/// The sale a payment paid for, if it was recorded.
+/// The sale a payment paid for (an enrollment or a registration), if it was recorded.
 pub async fn sale_of_payment(
     tx: &mut Tx,
     payment_id: Uuid,
@@ -100,10 +110,11 @@ pub async fn sale_of_payment(
     sqlx::query_as!(
         TransactionRow,
         "SELECT id, instructor_id, organization_id, transaction_type, course_id,
-                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                enrollment_id, workshop_id, registration_id, payment_id, student_id,
+                amount_minor, currency, fee_bps,
                 platform_fee_minor, instructor_earnings_minor, payout_status,
                 created_at FROM revenue_transactions
-         WHERE payment_id = $1 AND transaction_type = 'course_enrollment'",
+         WHERE payment_id = $1 AND transaction_type <> 'refund'",
         payment_id
     )
     .fetch_optional(tx.conn())
@@ -117,7 +128,8 @@ pub async fn by_refund(
     sqlx::query_as!(
         TransactionRow,
         "SELECT id, instructor_id, organization_id, transaction_type, course_id,
-                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                enrollment_id, workshop_id, registration_id, payment_id, student_id,
+                amount_minor, currency, fee_bps,
                 platform_fee_minor, instructor_earnings_minor, payout_status,
                 created_at FROM revenue_transactions WHERE refund_id = $1",
         refund_id
@@ -135,7 +147,8 @@ pub async fn list(
     sqlx::query_as!(
         TransactionRow,
         "SELECT id, instructor_id, organization_id, transaction_type, course_id,
-                enrollment_id, payment_id, student_id, amount_minor, currency, fee_bps,
+                enrollment_id, workshop_id, registration_id, payment_id, student_id,
+                amount_minor, currency, fee_bps,
                 platform_fee_minor, instructor_earnings_minor, payout_status,
                 created_at FROM revenue_transactions
          WHERE instructor_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
