@@ -204,7 +204,7 @@ impl InstructorApi {
         Ok(pb::GetDashboardStatsResponse {
             total_students: stats.total_students,
             total_courses: stats.total_courses,
-            total_workshops: 0,
+            total_workshops: stats.total_workshops,
             total_revenue: wire::amounts(
                 earnings
                     .iter()
@@ -218,7 +218,7 @@ impl InstructorApi {
             average_rating,
             total_reviews: stats.review_count,
             active_enrollments: stats.active_enrollments,
-            upcoming_workshops: 0,
+            upcoming_workshops: stats.upcoming_workshops,
         })
     }
 
@@ -334,6 +334,8 @@ impl InstructorApi {
                     course_title: r.course_title,
                     lesson_id: lyceum_platform::convert::opt_id_to_string(r.lesson_id),
                     occur_time: Some(timestamp(r.occurred_at)),
+                    workshop_id: lyceum_platform::convert::opt_id_to_string(r.workshop_id),
+                    workshop_title: r.workshop_title,
                 })
                 .collect(),
             next_page_token,

@@ -131,6 +131,7 @@ text_enum! {
         CourseCompleted = "course_completed" => CourseCompleted,
         ReviewPosted = "review_posted" => ReviewPosted,
         EnrollmentCancelled = "enrollment_cancelled" => EnrollmentCancelled,
+        WorkshopAttended = "workshop_attended" => WorkshopAttended,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Learning's events become this service's projections: course and enrollment state for
 //! the dashboards, the student activity timeline, and a revenue transaction for every
-//! paid enrollment that is activated.
+//! paid enrollment that is activated. Workshops and their registrations are applied by
+//! [`super::workshops`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use lyceum_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use super::revenue::{Sale, record_sale};
+use super::workshops;
 use crate::domain::{ActivityType, CourseId, SaleItem, UserId};
 use crate::store::projections::{
     self, EnrollmentChange, EnrollmentState, NewActivity, ProgressState,
@@ -23,11 +25,11 @@ pub fn consumer_spec() -> ConsumerSpec {
 
 pub struct LearningEvents;
 
-fn id(raw: &str) -> anyhow::Result<Uuid> {
+pub(super) fn id(raw: &str) -> anyhow::Result<Uuid> {
     Ok(Uuid::try_parse(raw)?)
 }
 
-fn optional_id(raw: &str) -> Option<Uuid> {
+pub(super) fn optional_id(raw: &str) -> Option<Uuid> {
     Uuid::try_parse(raw).ok()
 }
 
@@ -63,6 +65,16 @@ impl EventHandler for LearningEvents {
                 let enrollment: pb::EnrollmentChanged = unpack(event)?;
                 apply_enrollment(tx, &enrollment, verb, at).await?;
             }
+            "lyceum.learning.workshop.published"
+            | "lyceum.learning.workshop.archived"
+            | "lyceum.learning.workshop.cancelled" => {
+                let workshop: pb::WorkshopStatusChanged = unpack(event)?;
+                workshops::apply_workshop_status(tx, &workshop).await?;
+            }
+            t if t.starts_with("lyceum.learning.workshop_registration.") => {
+                let registration: pb::WorkshopRegistrationChanged = unpack(event)?;
+                workshops::apply_registration(tx, &registration, verb, at).await?;
+            }
             "lyceum.learning.lesson_progress.recorded" => {
                 let progress: pb::LessonProgressRecorded = unpack(event)?;
                 apply_progress(tx, &progress, event, at).await?;
@@ -92,6 +104,7 @@ impl EventHandler for LearningEvents {
                             activity_type: ActivityType::ReviewPosted.as_str(),
                             course_id: Some(course_id),
                             lesson_id: None,
+                            workshop_id: None,
                             at,
                         },
                     )
@@ -217,6 +230,7 @@ async fn apply_progress(
                 activity_type: activity.as_str(),
                 course_id: Some(course_id),
                 lesson_id,
+                workshop_id: None,
                 at,
             },
         )

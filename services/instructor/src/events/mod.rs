@@ -6,6 +6,7 @@
 pub mod identity;
 pub mod learning;
 pub mod revenue;
+mod workshops;
 
 use lyceum_platform::convert::opt_id_to_string;
 use lyceum_platform::events::Event;

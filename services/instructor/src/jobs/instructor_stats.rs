@@ -1,5 +1,6 @@
 //! `lyceum verify` for instructor profiles' statistics: distinct students, published
-//! courses and ratings recomputed from the projections they are kept from.
+//! courses, workshops ever published and ratings recomputed from the projections they are
+//! kept from.
 
 use async_trait::async_trait;
 use lyceum_platform::db::Database;
@@ -24,6 +25,7 @@ impl Reconciliation for InstructorStats {
             for (what, stored, expected) in [
                 ("total_students", row.students, row.true_students),
                 ("total_courses", row.courses, row.true_courses),
+                ("total_workshops", row.workshops, row.true_workshops),
                 ("rating_sum", row.rating_sum, row.true_rating_sum),
                 ("review_count", row.reviews, row.true_reviews),
             ] {

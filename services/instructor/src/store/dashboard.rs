@@ -21,6 +21,8 @@ pub const ENGAGEMENT_SQL: &str = include_str!("sql/dashboard_engagement.sql");
 pub struct DashboardStats {
     pub total_students: i64,
     pub total_courses: i64,
+    pub total_workshops: i64,
+    pub upcoming_workshops: i64,
     pub rating_sum: i64,
     pub review_count: i64,
     pub active_enrollments: i64,
@@ -127,6 +129,8 @@ pub struct ActivityRow {
     pub course_id: Option<Uuid>,
     pub course_title: String,
     pub lesson_id: Option<Uuid>,
+    pub workshop_id: Option<Uuid>,
+    pub workshop_title: String,
     pub occurred_at: DateTime<Utc>,
 }
 

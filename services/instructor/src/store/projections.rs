@@ -254,14 +254,15 @@ pub struct NewActivity {
     pub activity_type: &'static str,
     pub course_id: Option<Uuid>,
     pub lesson_id: Option<Uuid>,
+    pub workshop_id: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
 
 pub async fn add_activity(tx: &mut Tx, activity: NewActivity) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO student_activity (id, instructor_id, organization_id, student_id, activity_type, course_id,
-            lesson_id, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            lesson_id, workshop_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         Uuid::now_v7(),
         activity.instructor_id,
         activity.organization_id,
@@ -269,6 +270,7 @@ pub async fn add_activity(tx: &mut Tx, activity: NewActivity) -> Result<(), sqlx
         activity.activity_type,
         activity.course_id,
         activity.lesson_id,
+        activity.workshop_id,
         activity.at
     )
     .execute(tx.conn())

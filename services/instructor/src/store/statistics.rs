@@ -79,6 +79,8 @@ pub struct InstructorStatsDrift {
     pub true_students: i64,
     pub courses: i64,
     pub true_courses: i64,
+    pub workshops: i64,
+    pub true_workshops: i64,
     pub rating_sum: i64,
     pub true_rating_sum: i64,
     pub reviews: i64,
@@ -91,13 +93,16 @@ pub async fn instructor_stats_drift(tx: &mut Tx) -> Result<Vec<InstructorStatsDr
         r#"SELECT t.instructor_id AS "instructor_id!",
                   coalesce(s.total_students, 0) AS "students!", t.students AS "true_students!",
                   coalesce(s.total_courses, 0) AS "courses!", t.courses AS "true_courses!",
+                  coalesce(s.total_workshops, 0) AS "workshops!",
+                  t.workshops AS "true_workshops!",
                   coalesce(s.rating_sum, 0) AS "rating_sum!", t.rating_sum AS "true_rating_sum!",
                   coalesce(s.review_count, 0) AS "reviews!", t.reviews AS "true_reviews!"
            FROM instructor_stats_truth() t
            LEFT JOIN instructor_stats s ON s.instructor_id = t.instructor_id
            WHERE (coalesce(s.total_students, 0), coalesce(s.total_courses, 0),
-                  coalesce(s.rating_sum, 0), coalesce(s.review_count, 0))
-                 IS DISTINCT FROM (t.students, t.courses, t.rating_sum, t.reviews)"#
+                  coalesce(s.total_workshops, 0), coalesce(s.rating_sum, 0),
+                  coalesce(s.review_count, 0))
+                 IS DISTINCT FROM (t.students, t.courses, t.workshops, t.rating_sum, t.reviews)"#
     )
     .fetch_all(tx.conn())
     .await
@@ -106,17 +111,19 @@ pub async fn instructor_stats_drift(tx: &mut Tx) -> Result<Vec<InstructorStatsDr
 /// Sets every drifting instructor's statistics to the recount; returns how many changed.
 pub async fn repair_instructor_stats(tx: &mut Tx) -> Result<u64, sqlx::Error> {
     let result = sqlx::query!(
-        "INSERT INTO instructor_stats (instructor_id, total_students, total_courses, rating_sum,
-                                       review_count)
-         SELECT instructor_id, students, courses, rating_sum, reviews
+        "INSERT INTO instructor_stats (instructor_id, total_students, total_courses,
+                                       total_workshops, rating_sum, review_count)
+         SELECT instructor_id, students, courses, workshops, rating_sum, reviews
          FROM instructor_stats_truth()
          ON CONFLICT (instructor_id) DO UPDATE SET total_students = EXCLUDED.total_students,
-           total_courses = EXCLUDED.total_courses, rating_sum = EXCLUDED.rating_sum,
-           review_count = EXCLUDED.review_count
+           total_courses = EXCLUDED.total_courses, total_workshops = EXCLUDED.total_workshops,
+           rating_sum = EXCLUDED.rating_sum, review_count = EXCLUDED.review_count
          WHERE (instructor_stats.total_students, instructor_stats.total_courses,
-                instructor_stats.rating_sum, instructor_stats.review_count)
+                instructor_stats.total_workshops, instructor_stats.rating_sum,
+                instructor_stats.review_count)
                IS DISTINCT FROM (EXCLUDED.total_students, EXCLUDED.total_courses,
-                                 EXCLUDED.rating_sum, EXCLUDED.review_count)"
+                                 EXCLUDED.total_workshops, EXCLUDED.rating_sum,
+                                 EXCLUDED.review_count)"
     )
     .execute(tx.conn())
     .await?;
