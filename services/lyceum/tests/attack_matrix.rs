@@ -311,6 +311,8 @@ impl Builder<'_> {
                         "amount_minor" => 100,
                         "watch_time_seconds" => 60,
                         "year" => 2026,
+                        // An early-bird price needs a cutoff, left out with it.
+                        "early_bird_price_minor" => 0,
                         _ if name.contains("rating") => 5,
                         _ => 1,
                     };
