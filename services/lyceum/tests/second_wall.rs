@@ -537,7 +537,12 @@ async fn workshop_rules_hold_for_callers_who_lack_the_right() {
         &register(4000, "pending_payment", &format!("'{}'", Uuid::now_v7())),
     )
     .await;
-    allowed(&db, &as_newcomer, &register(4000, "pending_payment", "NULL")).await;
+    allowed(
+        &db,
+        &as_newcomer,
+        &register(4000, "pending_payment", "NULL"),
+    )
+    .await;
     for change in [
         "status = 'completed'",
         "status = 'cancelled', cancel_reason = 'staff'",
@@ -561,7 +566,8 @@ async fn workshop_rules_hold_for_callers_who_lack_the_right() {
     )
     .await;
     // Registrations are their registrant's and the team's.
-    let registrations = format!("SELECT count(*) FROM workshop_registrations WHERE workshop_id = '{paid}'");
+    let registrations =
+        format!("SELECT count(*) FROM workshop_registrations WHERE workshop_id = '{paid}'");
     assert_eq!(count(&db, &as_student, &registrations).await, 1);
     assert_eq!(count(&db, &as_helper, &registrations).await, 2);
     assert_eq!(
@@ -573,7 +579,9 @@ async fn workshop_rules_hold_for_callers_who_lack_the_right() {
     allowed(
         &db,
         &as_helper,
-        &format!("UPDATE workshop_registrations SET status = 'completed' WHERE id = '{registered}'"),
+        &format!(
+            "UPDATE workshop_registrations SET status = 'completed' WHERE id = '{registered}'"
+        ),
     )
     .await;
     refused(
