@@ -754,3 +754,249 @@ async fn a_workshop_sale_in_euros_and_a_course_sale_in_dollars_are_never_added_u
         ]
     );
 }
+
+/// The whole path through the services' own APIs, no event written by hand: learning's
+/// WorkshopService, instructor's PaymentService, the events between them, the dashboards.
+#[tokio::test]
+async fn registrations_paid_attended_and_cancelled_through_the_apis_reach_the_dashboards() {
+    use lyceum_proto::learning::v1 as lpb;
+    use lyceum_proto::learning::v1::workshop_service_client::WorkshopServiceClient;
+
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let operator = app.mint(PrincipalKind::Service, &[]);
+    let mut workshops = WorkshopServiceClient::new(app.channel());
+    // Starting in half an hour: upcoming, and its attendance can be marked.
+    let start = Utc::now() + Duration::minutes(30);
+    let title = "Facilitating hard conversations";
+    let draft = workshops
+        .create_workshop(authed(
+            lpb::CreateWorkshopRequest {
+                workshop: Some(lpb::Workshop {
+                    title: title.into(),
+                    pillar: lpb::Pillar::Coaching as i32,
+                    level: lpb::WorkshopLevel::Advanced as i32,
+                    format: lpb::WorkshopFormat::Hybrid as i32,
+                    start_time: Some(timestamp(start)),
+                    end_time: Some(timestamp(start + Duration::hours(3))),
+                    time_zone: "Europe/Paris".into(),
+                    capacity: 10,
+                    price: Some(lpb::Money {
+                        amount_minor: 3_000,
+                        currency: "EUR".into(),
+                    }),
+                    ..Default::default()
+                }),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .workshop
+        .unwrap();
+    let workshop = workshops
+        .publish_workshop(authed(
+            lpb::PublishWorkshopRequest { id: draft.id },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .workshop
+        .unwrap();
+
+    // Two registrants pay in euros.
+    let (ann, ben) = (app.user(&["user"]), app.user(&["user"]));
+    let mut registrations = Vec::new();
+    for registrant in [&ann, &ben] {
+        let registration = workshops
+            .register(authed(
+                lpb::RegisterRequest {
+                    workshop_id: workshop.id.clone(),
+                    request_id: format!("checkout-{}", registrant.id),
+                },
+                &registrant.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .registration
+            .unwrap();
+        let payment = app
+            .payments()
+            .record_payment(authed(
+                ipb::RecordPaymentRequest {
+                    request_id: format!("pay-{}", registration.id),
+                    amount: Some(money(3_000, "EUR")),
+                    provider: ipb::PaymentProvider::Stripe as i32,
+                    r#type: ipb::PaymentType::WorkshopRegistration as i32,
+                    related_entity_id: registration.id.clone(),
+                    ..Default::default()
+                },
+                &registrant.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .payment
+            .unwrap();
+        app.payments()
+            .succeed_payment(authed(
+                ipb::SucceedPaymentRequest {
+                    id: payment.id,
+                    provider_transaction_id: format!("ch_{}", registration.id),
+                },
+                &operator.token,
+            ))
+            .await
+            .unwrap();
+        registrations.push((registrant, registration.id));
+    }
+    let status_of = |who: &Caller, id: &str| {
+        let mut client = WorkshopServiceClient::new(app.channel());
+        let (token, id) = (who.token.clone(), id.to_owned());
+        async move {
+            client
+                .get_registration(authed(lpb::GetRegistrationRequest { id }, &token))
+                .await
+                .unwrap()
+                .into_inner()
+                .registration
+                .unwrap()
+                .status
+        }
+    };
+    for (who, id) in &registrations {
+        eventually_within("the payment registers", SETTLE, || async {
+            status_of(who, id).await == lpb::RegistrationStatus::Registered as i32
+        })
+        .await;
+    }
+    // A course sale in dollars, to another student.
+    let (course, _) = app.course_in(&teacher, "In dollars", 4_999, "USD", 1).await;
+    let cal = app.user(&["user"]);
+    let enrollment = app.enroll(&cal, &course).await;
+    app.pay(&cal, &teacher, &enrollment, &operator).await;
+
+    // The teacher cancels Ben's seat: learning asks for the refund, instructor makes it,
+    // and learning marks the registration refunded.
+    workshops
+        .cancel_registration(authed(
+            lpb::CancelRegistrationRequest {
+                id: registrations[1].1.clone(),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    eventually_within("the staff cancellation is refunded", SETTLE, || async {
+        status_of(&ben, &registrations[1].1).await == lpb::RegistrationStatus::Refunded as i32
+    })
+    .await;
+    // Ann attends and says how it went.
+    workshops
+        .mark_attendance(authed(
+            lpb::MarkAttendanceRequest {
+                registration_id: registrations[0].1.clone(),
+                attended: true,
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    workshops
+        .submit_feedback(authed(
+            lpb::SubmitFeedbackRequest {
+                workshop_id: workshop.id.clone(),
+                overall_satisfaction: 5,
+                nps_score: Some(9),
+                would_recommend: true,
+                ..Default::default()
+            },
+            &ann.token,
+        ))
+        .await
+        .unwrap();
+
+    eventually_within("the dashboard", SETTLE, || async {
+        let stats = app.stats(&teacher).await;
+        stats.total_revenue == vec![money(2_400, "EUR"), money(3_999, "USD")]
+            && stats.total_students == 2
+    })
+    .await;
+    let stats = app.stats(&teacher).await;
+    assert_eq!((stats.total_workshops, stats.upcoming_workshops), (1, 1));
+    assert_eq!(stats.total_courses, 1);
+    let rows = app
+        .dashboard()
+        .get_revenue_breakdown(authed(
+            ipb::GetRevenueBreakdownRequest {
+                instructor_id: teacher.id.to_string(),
+                ..Default::default()
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let earnings: Vec<_> = rows
+        .iter()
+        .map(|r| (r.r#type, r.instructor_earnings.clone()))
+        .collect();
+    // Two registration sales, and the refund of one as its own negative row.
+    assert_eq!(
+        earnings,
+        vec![
+            (
+                ipb::TransactionType::CourseEnrollment as i32,
+                vec![money(3_999, "USD")]
+            ),
+            (
+                ipb::TransactionType::Refund as i32,
+                vec![money(-2_400, "EUR")]
+            ),
+            (
+                ipb::TransactionType::WorkshopRegistration as i32,
+                vec![money(4_800, "EUR")]
+            ),
+        ]
+    );
+    eventually_within("the attendance on the timeline", SETTLE, || async {
+        app.dashboard()
+            .list_recent_activity(authed(
+                ipb::ListRecentActivityRequest {
+                    instructor_id: teacher.id.to_string(),
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .activities
+            .iter()
+            .any(|a| {
+                a.r#type == ipb::ActivityType::WorkshopAttended as i32
+                    && a.workshop_id == workshop.id
+                    && a.workshop_title == title
+                    && a.student_id == ann.id.to_string()
+            })
+    })
+    .await;
+    // Both services' reconciliations agree with what happened.
+    let drift = lyceum_learning::jobs::workshop_statistics::WorkshopStatistics
+        .check(&app.learning)
+        .await
+        .unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    let checks: [Box<dyn Reconciliation>; 2] = [
+        Box::new(lyceum_instructor::jobs::payment_totals::PaymentTotals),
+        Box::new(lyceum_instructor::jobs::instructor_stats::InstructorStats),
+    ];
+    for check in checks {
+        let drift = check.check(&app.instructor).await.unwrap();
+        assert!(drift.is_empty(), "{}: {drift:?}", check.name());
+    }
+}
