@@ -19,6 +19,7 @@ use lyceum_platform::db::{Database, ServiceSchema};
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_platform::verify::Reconciliation;
+use lyceum_proto::learning::v1::certificate_service_server::CertificateServiceServer;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
 use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
@@ -30,11 +31,12 @@ pub use api::LearningApi;
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
-pub const GRPC_SERVICES: [&str; 4] = [
+pub const GRPC_SERVICES: [&str; 5] = [
     "lyceum.learning.v1.CourseService",
     "lyceum.learning.v1.EnrollmentService",
     "lyceum.learning.v1.ReviewService",
     "lyceum.learning.v1.WorkshopService",
+    "lyceum.learning.v1.CertificateService",
 ];
 
 pub struct LearningModule {
@@ -83,6 +85,11 @@ impl ServiceModule for LearningModule {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        routes.add_service(
+            CertificateServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
 
     fn database(&self) -> &Database {
@@ -90,10 +97,20 @@ impl ServiceModule for LearningModule {
     }
 
     fn consumers(&self) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
-        vec![(
-            events::payments::consumer_spec(),
-            Arc::new(events::payments::PaymentEvents),
-        )]
+        vec![
+            (
+                events::payments::consumer_spec(),
+                Arc::new(events::payments::PaymentEvents),
+            ),
+            (
+                events::certificates::consumer_spec(),
+                Arc::new(events::certificates::CertificateEvents),
+            ),
+            (
+                events::certificates::directory_spec(),
+                Arc::new(events::certificates::UserEvents),
+            ),
+        ]
     }
 
     fn reconciliations(&self) -> Vec<Box<dyn Reconciliation>> {

@@ -44,6 +44,10 @@ const PUBLIC_BY_DESIGN: &[(&str, &str)] = &[
         "public keys are published for every service to verify tokens",
     ),
     (
+        "/lyceum.learning.v1.CertificateService/VerifyCertificate",
+        "certificates are verified publicly by number; the answer shows only what a certificate shows",
+    ),
+    (
         "/lyceum.instructor.v1.ProfileService/GetInstructorProfile",
         "instructor profiles are public pages",
     ),
@@ -127,6 +131,9 @@ struct Tenant {
     workshop_id: String,
     workshop_title: String,
     registration_id: String,
+    /// The student's certificate of the course, issued by the instructor.
+    certificate_id: String,
+    certificate_number: String,
     /// The student's membership grant.
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
@@ -155,6 +162,8 @@ impl Tenant {
             self.workshop_id.clone(),
             self.workshop_title.clone(),
             self.registration_id.clone(),
+            self.certificate_id.clone(),
+            self.certificate_number.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
             self.payout_id.clone(),
@@ -184,6 +193,7 @@ impl Tenant {
             "payment" | "Payment" => self.payment_id.clone(),
             "workshop" | "Workshop" | "Workshops" | "Facilitators" => self.workshop_id.clone(),
             "registration" | "Registration" => self.registration_id.clone(),
+            "certificate" | "Certificate" => self.certificate_id.clone(),
             "facilitator" | "Facilitator" => self.instructor.id.clone(),
             "grant" => self.grant_id.clone(),
             "payout" | "Payout" => self.payout_id.clone(),
@@ -292,6 +302,11 @@ impl Builder<'_> {
                     encoding::string::encode(tag, &self.page_token.to_owned(), &mut out)
                 }
                 Type::String if name == "page_token" => {}
+                // A certificate names a course or a workshop, not both.
+                Type::String if self.method == "IssueCertificate" && name == "workshop_id" => {}
+                Type::String if name == "number" => {
+                    encoding::string::encode(tag, &self.target.certificate_number, &mut out)
+                }
                 Type::String => {
                     let value = self
                         .target
@@ -703,6 +718,21 @@ impl Stack {
             .registration
             .unwrap()
             .id;
+        let certificate =
+            lpb::certificate_service_client::CertificateServiceClient::new(self.channel.clone())
+                .issue_certificate(authed(
+                    lpb::IssueCertificateRequest {
+                        user_id: student.id.clone(),
+                        course_id: course_id.clone(),
+                        ..Default::default()
+                    },
+                    &instructor.token,
+                ))
+                .await
+                .expect("issue a certificate")
+                .into_inner()
+                .certificate
+                .unwrap();
         let grant_id = self
             .users()
             .list_user_roles(authed(
@@ -783,6 +813,8 @@ impl Stack {
             workshop_id,
             workshop_title,
             registration_id,
+            certificate_id: certificate.id,
+            certificate_number: certificate.number,
             grant_id,
             service_account_id,
             payout_id,

@@ -59,6 +59,10 @@ const NOT_FROM_CALLERS: &[(&str, &str)] = &[
         "the kit's capacity claim answers a holder's second live claim itself",
     ),
     (
+        "certificates_number_key",
+        "60 random bits the service generates for every certificate",
+    ),
+    (
         "student_progress_student_id_course_id_key",
         "written with its enrollment, whose own unique key answers first",
     ),

@@ -435,6 +435,108 @@ async fn learning_column_rules_hold_for_callers_who_lack_the_right() {
 }
 
 #[tokio::test]
+async fn certificates_are_issued_by_the_team_revoked_once_and_never_rewritten() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (owner, student, stranger) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (course, certificate) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title, status) VALUES
+               ('{course}', '{owner}', 'Certified', 'published');
+             INSERT INTO learning.certificates (id, number, user_id, certificate_type, course_id,
+                 instructor_id, title) VALUES
+               ('{certificate}', 'CERT-COURSE-20261205-000000000001', '{student}', 'course',
+                '{course}', '{owner}', 'Certified');"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_owner = user(owner, None, &["user", "instructor"]);
+    let as_student = user(student, None, &["user"]);
+    let issue = |by: Uuid| {
+        format!(
+            "INSERT INTO certificates (id, number, user_id, certificate_type, course_id,
+                 instructor_id, title, issued_by)
+             VALUES ('{}', 'CERT-COURSE-20261205-000000000002', '{student}', 'course',
+                     '{course}', '{owner}', 'Forged', '{by}')",
+            Uuid::now_v7()
+        )
+    };
+    // A student cannot certify themselves; the team issues in its own name only.
+    refused(&db, &as_student, &issue(student)).await;
+    refused(&db, &as_owner, &issue(student)).await;
+    // One live certificate per user and course.
+    assert_eq!(
+        attempt(&db, &as_owner, &issue(owner)).await.as_deref(),
+        Some("23505")
+    );
+    // The team revokes, and nothing else.
+    refused(
+        &db,
+        &as_owner,
+        &format!("UPDATE certificates SET title = 'Renamed' WHERE id = '{certificate}'"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_owner,
+        &format!(
+            "UPDATE certificates SET revoked_at = now(), revoke_reason = 'x' WHERE id = '{certificate}'"
+        ),
+    )
+    .await;
+    // The recipient reads it but cannot revoke or unrevoke it; strangers see nothing.
+    let mine = format!("SELECT count(*) FROM certificates WHERE id = '{certificate}'");
+    assert_eq!(count(&db, &as_student, &mine).await, 1);
+    assert_eq!(count(&db, &user(stranger, None, &["user"]), &mine).await, 0);
+    assert_eq!(
+        affected(
+            &db,
+            &as_student,
+            &format!("UPDATE certificates SET revoked_at = now(), revoke_reason = 'x' WHERE id = '{certificate}'")
+        )
+        .await,
+        0
+    );
+    seed(
+        &mut admin,
+        &format!(
+            "UPDATE learning.certificates SET revoked_at = now(), revoke_reason = 'x' WHERE id = '{certificate}'"
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "UPDATE certificates SET revoked_at = NULL, revoke_reason = NULL WHERE id = '{certificate}'"
+        ),
+    )
+    .await;
+    // Verification is a function anyone's context may call, and shows no ids.
+    assert_eq!(
+        count(
+            &db,
+            &TenantContext::anonymous(),
+            "SELECT count(*) FROM verify_certificate('CERT-COURSE-20261205-000000000001')"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            &TenantContext::anonymous(),
+            "SELECT count(*) FROM certificates"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn workshop_rules_hold_for_callers_who_lack_the_right() {
     let test_db = migrated().await;
     let mut admin = test_db.admin_connection().await;

@@ -5,6 +5,8 @@ use lyceum_platform::money;
 use lyceum_proto::learning::v1 as pb;
 
 use crate::domain::Permission;
+use crate::domain::certificate::CertificateStatus;
+use crate::store::certificates::{CertificateRow, Verification};
 use crate::store::content::{LessonRow, ModuleRow};
 use crate::store::courses::CourseRow;
 use crate::store::enrollments::EnrollmentRow;
@@ -249,5 +251,44 @@ pub fn feedback(row: FeedbackRow) -> pb::Feedback {
         what_went_well: row.what_went_well,
         what_could_improve: row.what_could_improve,
         create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+pub fn certificate(row: CertificateRow, now: chrono::DateTime<chrono::Utc>) -> pb::Certificate {
+    let status = CertificateStatus::at(row.revoked_at, row.expires_at, now);
+    pb::Certificate {
+        id: row.id.to_string(),
+        number: row.number,
+        user_id: row.user_id.to_string(),
+        r#type: row.certificate_type.to_proto(),
+        course_id: opt_id_to_string(row.course_id),
+        workshop_id: opt_id_to_string(row.workshop_id),
+        title: row.title,
+        skills: row.skills,
+        issue_time: Some(timestamp(row.issued_at)),
+        expire_time: opt_timestamp(row.expires_at),
+        issued_by: opt_id_to_string(row.issued_by),
+        status: status.to_proto(),
+        revoke_time: opt_timestamp(row.revoked_at),
+        revoke_reason: row.revoke_reason.unwrap_or_default(),
+    }
+}
+
+/// What a certificate shows to anyone who verifies it: never an email or an id.
+pub fn verification(
+    found: Verification,
+    now: chrono::DateTime<chrono::Utc>,
+) -> pb::VerifyCertificateResponse {
+    let status = CertificateStatus::at(found.revoked_at, found.expires_at, now);
+    pb::VerifyCertificateResponse {
+        number: found.number,
+        recipient_name: found.recipient_name,
+        r#type: found.certificate_type.to_proto(),
+        title: found.title,
+        skills: found.skills,
+        issue_time: Some(timestamp(found.issued_at)),
+        expire_time: opt_timestamp(found.expires_at),
+        status: status.to_proto(),
+        revoke_time: opt_timestamp(found.revoked_at),
     }
 }

@@ -504,7 +504,7 @@ fn two_ids(first: (&str, &str), second: (&str, &str)) -> Result<(Uuid, Uuid), Ap
 impl LearningApi {
     /// A caller's rights on a workshop, loading whether they facilitate it only when they
     /// are neither owner nor admin.
-    async fn workshop_access(
+    pub(super) async fn workshop_access(
         &self,
         tx: &mut Tx,
         principal: Option<&Principal>,

@@ -24,4 +24,6 @@ typed_id! {
     pub struct WorkshopId;
     /// A user's registration for a workshop.
     pub struct RegistrationId;
+    /// A certificate of a completed course or an attended workshop.
+    pub struct CertificateId;
 }

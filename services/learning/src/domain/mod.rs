@@ -3,6 +3,7 @@
 //! touches the database; the API loads, calls these to decide, then saves.
 
 pub mod access;
+pub mod certificate;
 pub mod course;
 pub mod enrollment;
 mod ids;
@@ -13,8 +14,8 @@ mod text;
 pub mod workshop;
 
 pub use ids::{
-    CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId, RegistrationId,
-    ReviewId, UserId, WorkshopId,
+    CertificateId, CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId,
+    RegistrationId, ReviewId, UserId, WorkshopId,
 };
 pub use kinds::*;
 pub use lyceum_platform::money::{Currency, Money};

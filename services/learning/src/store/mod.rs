@@ -1,6 +1,7 @@
 //! SQL of the learning schema, one module per aggregate. Every function takes the
 //! caller's transaction, which carries the tenant context for RLS.
 
+pub mod certificates;
 pub mod content;
 pub mod courses;
 pub mod enrollments;
@@ -52,6 +53,16 @@ pub const UNIQUE_FIELDS: &[UniqueField] = &[
         constraint: "workshop_feedback_workshop_id_user_id_key",
         field: "workshop_id",
         message: "the attendee has already given feedback on this workshop",
+    },
+    UniqueField {
+        constraint: "certificates_live_course_key",
+        field: "course_id",
+        message: "the user already holds a certificate for this course",
+    },
+    UniqueField {
+        constraint: "certificates_live_workshop_key",
+        field: "workshop_id",
+        message: "the user already holds a certificate for this workshop",
     },
     UniqueField {
         constraint: "workshop_facilitators_pkey",
