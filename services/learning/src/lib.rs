@@ -26,7 +26,7 @@ use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
 use lyceum_proto::learning::v1::workshop_service_server::WorkshopServiceServer;
 use tonic::service::RoutesBuilder;
 
-pub use api::LearningApi;
+pub use api::{Clock, LearningApi};
 
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
@@ -48,6 +48,14 @@ impl LearningModule {
     pub fn new(db: Database) -> Self {
         Self {
             api: LearningApi::new(db.clone()),
+            db,
+        }
+    }
+
+    /// With the time the rules read from `clock` (tests move it instead of waiting).
+    pub fn with_clock(db: Database, clock: Clock) -> Self {
+        Self {
+            api: LearningApi::with_clock(db.clone(), clock),
             db,
         }
     }

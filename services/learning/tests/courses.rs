@@ -118,7 +118,7 @@ async fn course_fields_of_the_seeds_round_trip_and_updates_follow_the_mask() {
         allow_questions: true,
         drip_content: true,
         drip_schedule: Some(lyceum_platform::convert::json_to_struct(
-            &serde_json::json!({"weekly": true}),
+            &serde_json::json!({ uuid::Uuid::now_v7().to_string(): 7 }),
         )),
         cohort_based: true,
         default_duration_weeks: 6,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{LearningApi, decode_position, paginate, visible_course, wire};
 use crate::domain::access::decide_course_creator;
 use crate::domain::course::{check_visibility, decide_status_change, needs_owner};
+use crate::domain::drip::{DripSchedule, release_of};
 use crate::domain::{
     BoundedText, CourseId, CourseStatus, EnrollmentType, InstructorRole, LessonType, Money,
     OrganizationId, Permission, TextList, UserId, Visibility,
@@ -169,8 +170,12 @@ fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut
         "allow_questions" => fields.allow_questions = course.allow_questions,
         "drip_content" => fields.drip_content = course.drip_content,
         "drip_schedule" => {
-            fields.drip_schedule =
-                bounded_json(v, &field("drip_schedule"), course.drip_schedule.clone())
+            let schedule = bounded_json(v, &field("drip_schedule"), course.drip_schedule.clone());
+            if v.check(&field("drip_schedule"), DripSchedule::parse(&schedule))
+                .is_some()
+            {
+                fields.drip_schedule = schedule;
+            }
         }
         "cohort_based" => fields.cohort_based = course.cohort_based,
         "default_duration_weeks" => match course.default_duration_weeks {
@@ -701,35 +706,59 @@ impl LearningApi {
         let (_, access) = visible_course(&mut tx, principal.as_ref(), course_id).await?;
         // Everyone who sees the course sees its outline; the lessons' content is for its
         // students, its teaching team and admins (and preview lessons for everyone).
-        let enrolled = match &principal {
-            Some(p) if !access.edit => crate::store::enrollments::get_by_student(
+        let team = access.edit || access.manage_students || access.view && access.manage_team;
+        // Learning students see the content released to them: the same rule as recording
+        // progress.
+        let learning_from = match &principal {
+            Some(p) if !team => crate::store::enrollments::get_by_student(
                 &mut tx,
                 CourseId::new(course_id),
                 UserId::new(p.subject),
             )
             .await?
-            // Learning students see all the content: the same rule as recording progress.
-            .is_some_and(|e| crate::domain::enrollment::may_record_progress(e.status).is_ok()),
-            _ => false,
+            .filter(|e| crate::domain::enrollment::may_record_progress(e.status).is_ok())
+            .map(|e| e.activated_at.unwrap_or(e.enrolled_at)),
+            _ => None,
         };
-        let full_access =
-            enrolled || access.edit || access.manage_students || access.view && access.manage_team;
         let modules = content::modules_of(&mut tx, course_id).await?;
-        let mut lessons = content::lessons_of(&mut tx, course_id).await?;
+        let lessons = content::lessons_of(&mut tx, course_id).await?;
+        let course = crate::store::courses::get(&mut tx, course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
         tx.commit().await?;
-        if !full_access {
-            for lesson in lessons.iter_mut().filter(|l| !l.preview) {
-                lesson.body.clear();
-                lesson.content_url.clear();
-            }
-        }
+        let schedule = DripSchedule::parse(&course.drip_schedule).unwrap_or_default();
+        let now = self.now();
+        let mut lessons: Vec<pb::Lesson> = lessons
+            .into_iter()
+            .map(|row| {
+                let (id, preview) = (row.id, row.preview);
+                let mut lesson = wire::lesson(row);
+                let shown = match learning_from {
+                    _ if team => true,
+                    Some(access_from) => {
+                        let release =
+                            release_of(course.drip_content, &schedule, id, access_from, now);
+                        lesson.release_time = release.at.map(lyceum_platform::convert::timestamp);
+                        lesson.withheld = !release.released && !preview;
+                        release.released || preview
+                    }
+                    None => preview,
+                };
+                if !shown {
+                    lesson.body.clear();
+                    lesson.content_url.clear();
+                }
+                lesson
+            })
+            .collect();
         let modules = modules
             .into_iter()
             .map(|m| {
+                let module_id = m.id.to_string();
                 let (mine, rest): (Vec<_>, Vec<_>) =
-                    lessons.drain(..).partition(|l| l.module_id == m.id);
+                    lessons.drain(..).partition(|l| l.module_id == module_id);
                 lessons = rest;
-                wire::module(m, mine.into_iter().map(wire::lesson).collect())
+                wire::module(m, mine)
             })
             .collect();
         Ok(pb::ListCourseContentResponse { modules })

@@ -316,6 +316,26 @@ impl LearningApi {
         if lesson.course_id != enrollment.course_id {
             return Err(ApiError::invalid("lesson_id", "belongs to another course"));
         }
+        // Drip content: a lesson not yet released to this student takes no progress.
+        let course = crate::store::courses::get(&mut tx, enrollment.course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))?;
+        if course.drip_content {
+            let release = crate::domain::drip::release_of(
+                true,
+                &crate::domain::drip::DripSchedule::parse(&course.drip_schedule)
+                    .unwrap_or_default(),
+                lesson_id,
+                enrollment.activated_at.unwrap_or(enrollment.enrolled_at),
+                self.now(),
+            );
+            if let (false, Some(at)) = (release.released, release.at) {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "the lesson is released to this student at {}",
+                    at.to_rfc3339()
+                )));
+            }
+        }
         report
             .fits(lesson.lesson_type)
             .map_err(|message| ApiError::invalid("quiz_score", message))?;

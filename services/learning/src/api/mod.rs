@@ -25,18 +25,32 @@ use crate::store::courses::CourseRow;
 use crate::store::enrollments::CourseTerms;
 use crate::store::{Tx, instructors};
 
+/// What time it is for the rules that depend on it (drip content). The system clock in
+/// production; tests move it instead of waiting.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct LearningApi {
     db: Database,
     course_terms: Arc<CourseTermsCache>,
+    clock: Clock,
 }
 
 impl LearningApi {
     pub fn new(db: Database) -> Self {
+        Self::with_clock(db, Arc::new(chrono::Utc::now))
+    }
+
+    pub fn with_clock(db: Database, clock: Clock) -> Self {
         Self {
             db,
             course_terms: Arc::default(),
+            clock,
         }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        (self.clock)()
     }
 
     /// A transaction as the caller, or as an anonymous visitor.

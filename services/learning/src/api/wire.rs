@@ -77,6 +77,8 @@ pub fn lesson(row: LessonRow) -> pb::Lesson {
         duration_seconds: row.duration_seconds,
         position: row.position,
         preview: row.preview,
+        release_time: None,
+        withheld: false,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod certificate;
 pub mod course;
+pub mod drip;
 pub mod enrollment;
 mod ids;
 mod kinds;

@@ -41,6 +41,11 @@ pub struct User {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_clock(Arc::new(chrono::Utc::now)).await
+    }
+
+    /// With learning reading the time from `clock`, which the test moves.
+    pub async fn spawn_with_clock(clock: lyceum_learning::Clock) -> Self {
         let db = TestDatabase::create().await;
         db.migrate(&lyceum_identity::SCHEMA).await;
         db.migrate(&lyceum_learning::SCHEMA).await;
@@ -62,7 +67,7 @@ impl TestApp {
         let server = RunningServer::start(
             vec![
                 Arc::new(identity),
-                Arc::new(LearningModule::new(learning.clone())),
+                Arc::new(LearningModule::with_clock(learning.clone(), clock)),
             ],
             verifier,
             bus.clone(),
@@ -350,6 +355,7 @@ impl TestApp {
                             pb::LessonType::Video as i32
                         },
                         duration_seconds: 600,
+                        body: format!("The body of lesson {i}"),
                         ..Default::default()
                     },
                     &owner.token,
