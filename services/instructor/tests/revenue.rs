@@ -1634,3 +1634,53 @@ async fn projections_end_identical_whatever_order_learnings_events_arrive_in() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_renamed_course_shows_its_new_title_on_the_dashboards() {
+    let app = App::spawn().await;
+    let teacher = app.user(&["user", "instructor"]);
+    let (course, _) = app.course_in(&teacher, "First title", 0, "USD", 1).await;
+    let student = app.user(&["user"]);
+    app.enroll(&student, &course).await;
+    let titles = || async {
+        app.dashboard()
+            .list_recent_activity(authed(
+                ipb::ListRecentActivityRequest {
+                    instructor_id: teacher.id.to_string(),
+                    ..Default::default()
+                },
+                &teacher.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .activities
+            .into_iter()
+            .map(|a| a.course_title)
+            .collect::<Vec<_>>()
+    };
+    eventually_within("the enrollment on the timeline", SETTLE, || async {
+        titles().await == ["First title"]
+    })
+    .await;
+    app.courses()
+        .update_course(authed(
+            lpb::UpdateCourseRequest {
+                course: Some(lpb::Course {
+                    id: course.clone(),
+                    title: "Second title".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["title".into()],
+                }),
+            },
+            &teacher.token,
+        ))
+        .await
+        .unwrap();
+    eventually_within("the new title", SETTLE, || async {
+        titles().await == ["Second title"]
+    })
+    .await;
+}

@@ -114,8 +114,8 @@ async fn course_fields_of_the_seeds_round_trip_and_updates_follow_the_mask() {
             enabled: true,
             template_url: "https://cdn.example/cert.pdf".into(),
         }),
-        allow_comments: false,
-        allow_questions: true,
+        allow_comments: Some(false),
+        allow_questions: Some(true),
         drip_content: true,
         drip_schedule: Some(lyceum_platform::convert::json_to_struct(
             &serde_json::json!({ uuid::Uuid::now_v7().to_string(): 7 }),

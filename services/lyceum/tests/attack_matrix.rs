@@ -296,6 +296,8 @@ impl Builder<'_> {
                         }
                     }
                     "scopes" => encoding::string::encode(tag, &"users:read".to_owned(), &mut out),
+                    "module_ids" => encoding::string::encode(tag, &self.target.module_id, &mut out),
+                    "lesson_ids" => encoding::string::encode(tag, &self.target.lesson_id, &mut out),
                     _ => {}
                 },
                 Type::String if name == "page_token" && !self.page_token.is_empty() => {

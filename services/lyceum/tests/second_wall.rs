@@ -537,6 +537,46 @@ async fn certificates_are_issued_by_the_team_revoked_once_and_never_rewritten() 
 }
 
 #[tokio::test]
+async fn only_never_published_drafts_are_deleted_and_only_by_their_owner() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let owner = Uuid::now_v7();
+    let (draft, published, unpublished) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.courses (id, instructor_id, title, status, published_at) VALUES
+               ('{draft}', '{owner}', 'Draft', 'draft', NULL),
+               ('{published}', '{owner}', 'Live', 'published', now()),
+               ('{unpublished}', '{owner}', 'Archived', 'archived', now());"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_owner = user(owner, None, &["user", "instructor"]);
+    let delete = |id: Uuid| format!("DELETE FROM courses WHERE id = '{id}'");
+    assert_eq!(affected(&db, &as_owner, &delete(published)).await, 0);
+    assert_eq!(affected(&db, &as_owner, &delete(unpublished)).await, 0);
+    assert_eq!(
+        affected(
+            &db,
+            &user(Uuid::now_v7(), None, &["user", "instructor"]),
+            &delete(draft)
+        )
+        .await,
+        0
+    );
+    assert_eq!(affected(&db, &as_owner, &delete(draft)).await, 1);
+    // The course's revenue is the service's to keep.
+    refused(
+        &db,
+        &as_owner,
+        &format!("UPDATE courses SET total_revenue_minor = 100 WHERE id = '{published}'"),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn workshop_rules_hold_for_callers_who_lack_the_right() {
     let test_db = migrated().await;
     let mut admin = test_db.admin_connection().await;

@@ -47,7 +47,11 @@ impl EventHandler for LearningEvents {
         let at = occurred_at(event);
         let verb = event.event_type.rsplit('.').next().unwrap_or_default();
         match event.event_type.as_str() {
-            "lyceum.learning.course.published" | "lyceum.learning.course.archived" => {
+            // `updated` carries the course's current status and title at the same version
+            // counter: a newer title replaces the dashboards' copy.
+            "lyceum.learning.course.published"
+            | "lyceum.learning.course.archived"
+            | "lyceum.learning.course.updated" => {
                 let course: pb::CourseStatusChanged = unpack(event)?;
                 let instructor_id = id(&course.instructor_id)?;
                 let published = projections::course_status(

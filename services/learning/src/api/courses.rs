@@ -166,8 +166,16 @@ fn apply_field(v: &mut Violations, course: &pb::Course, path: &str, fields: &mut
                 fields.certificate_template_url = u.into_inner();
             }
         }
-        "allow_comments" => fields.allow_comments = course.allow_comments,
-        "allow_questions" => fields.allow_questions = course.allow_questions,
+        "allow_comments" => {
+            if let Some(open) = course.allow_comments {
+                fields.allow_comments = open;
+            }
+        }
+        "allow_questions" => {
+            if let Some(open) = course.allow_questions {
+                fields.allow_questions = open;
+            }
+        }
         "drip_content" => fields.drip_content = course.drip_content,
         "drip_schedule" => {
             let schedule = bounded_json(v, &field("drip_schedule"), course.drip_schedule.clone());
@@ -594,6 +602,10 @@ impl LearningApi {
         let row = courses::update(&mut tx, id, fields)
             .await?
             .ok_or_else(|| ApiError::not_found("course"))?;
+        // Drafts are nobody else's business yet: their first event is `published`.
+        if row.status != CourseStatus::Draft {
+            tx.publish(events::course_updated(&row)).await?;
+        }
         tx.commit().await?;
         Ok(pb::UpdateCourseResponse {
             course: Some(wire::course(row)),
@@ -843,6 +855,315 @@ impl LearningApi {
     }
 }
 
+/// Every id of a list exactly once, in order; `field` names the list.
+fn distinct_ids(v: &mut Violations, field: &str, raw: &[String]) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        if let Some(id) = required_id(v, &format!("{field}[{i}]"), id) {
+            if ids.contains(&id) {
+                v.add(format!("{field}[{i}]"), "is named twice");
+            }
+            ids.push(id);
+        }
+    }
+    if raw.is_empty() {
+        v.add(field, "is required");
+    }
+    ids
+}
+
+/// A new order must name exactly what is there.
+fn check_same_set(field: &str, wanted: &[Uuid], present: &[Uuid]) -> Result<(), ApiError> {
+    let mut a = wanted.to_vec();
+    let mut b = present.to_vec();
+    a.sort();
+    b.sort();
+    if a == b {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("must name each of the {} items exactly once", present.len()),
+        ))
+    }
+}
+
+impl LearningApi {
+    /// The course, locked, when the caller may edit its content; with whether it is a
+    /// draft (whose modules and lessons may be deleted).
+    async fn editable_content(
+        &self,
+        tx: &mut Tx,
+        principal: &Principal,
+        course_id: Uuid,
+    ) -> Result<CourseRow, ApiError> {
+        self.editable_course(tx, principal, course_id).await?;
+        courses::lock(tx, course_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("course"))
+    }
+
+    async fn delete_course_(
+        &self,
+        request: Request<pb::DeleteCourseRequest>,
+    ) -> Result<pb::DeleteCourseResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let (course, access) = visible_course(&mut tx, Some(&principal), id).await?;
+        if !access.manage_team {
+            return Err(ApiError::PermissionDenied(
+                "the course's owner deletes it".into(),
+            ));
+        }
+        if course.status != CourseStatus::Draft || course.published_at.is_some() {
+            return Err(ApiError::FailedPrecondition(
+                "only drafts that were never published are deleted; archive the course instead"
+                    .into(),
+            ));
+        }
+        if !courses::delete_draft(&mut tx, id).await? {
+            return Err(ApiError::not_found("course"));
+        }
+        self.course_terms.forget(id);
+        tx.commit().await?;
+        Ok(pb::DeleteCourseResponse {})
+    }
+
+    async fn update_module_(
+        &self,
+        request: Request<pb::UpdateModuleRequest>,
+    ) -> Result<pb::UpdateModuleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "id", &req.id);
+        let title = v.check("title", Title::parse(&req.title));
+        let description = v.check("description", ModuleDescription::parse(&req.description));
+        v.into_result()?;
+        let (Some(id), Some(title), Some(description)) = (id, title, description) else {
+            unreachable!("parsed when there are no violations")
+        };
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let module = content::get_module(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("module"))?;
+        self.editable_content(&mut tx, &principal, module.course_id)
+            .await?;
+        let row = content::update_module(&mut tx, id, title.as_str(), description.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found("module"))?;
+        let lessons = content::lessons_of_module(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(pb::UpdateModuleResponse {
+            module: Some(wire::module(
+                row,
+                lessons.into_iter().map(wire::lesson).collect(),
+            )),
+        })
+    }
+
+    async fn delete_module_(
+        &self,
+        request: Request<pb::DeleteModuleRequest>,
+    ) -> Result<pb::DeleteModuleResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let module = content::get_module(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("module"))?;
+        let course = self
+            .editable_content(&mut tx, &principal, module.course_id)
+            .await?;
+        if course.status != CourseStatus::Draft {
+            return Err(ApiError::FailedPrecondition(
+                "modules are deleted while the course is a draft (students' progress names them)"
+                    .into(),
+            ));
+        }
+        let lessons = content::delete_module(&mut tx, &module).await?;
+        tx.begin_bookkeeping("lesson count").await?;
+        courses::remove_lessons(&mut tx, module.course_id, lessons).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteModuleResponse {})
+    }
+
+    async fn reorder_modules_(
+        &self,
+        request: Request<pb::ReorderModulesRequest>,
+    ) -> Result<pb::ReorderModulesResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let course_id = required_id(&mut v, "course_id", &req.course_id);
+        let ids = distinct_ids(&mut v, "module_ids", &req.module_ids);
+        v.into_result()?;
+        let course_id = course_id.expect("parsed when there are no violations");
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        // Under the course's lock: concurrent reorders apply one after the other.
+        self.editable_content(&mut tx, &principal, course_id)
+            .await?;
+        let present: Vec<Uuid> = content::modules_of(&mut tx, course_id)
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        check_same_set("module_ids", &ids, &present)?;
+        content::reorder_modules(&mut tx, course_id, &ids).await?;
+        let modules = content::modules_of(&mut tx, course_id).await?;
+        let mut lessons = content::lessons_of(&mut tx, course_id).await?;
+        tx.commit().await?;
+        Ok(pb::ReorderModulesResponse {
+            modules: modules
+                .into_iter()
+                .map(|m| {
+                    let (mine, rest): (Vec<_>, Vec<_>) =
+                        lessons.drain(..).partition(|l| l.module_id == m.id);
+                    lessons = rest;
+                    wire::module(m, mine.into_iter().map(wire::lesson).collect())
+                })
+                .collect(),
+        })
+    }
+
+    async fn update_lesson_(
+        &self,
+        request: Request<pb::UpdateLessonRequest>,
+    ) -> Result<pb::UpdateLessonResponse, ApiError> {
+        const LESSON_FIELDS: &[&str] = &[
+            "title",
+            "type",
+            "content_url",
+            "body",
+            "duration_seconds",
+            "preview",
+        ];
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let lesson = req.lesson.unwrap_or_default();
+        let mut v = Violations::new();
+        let id = required_id(&mut v, "lesson.id", &lesson.id);
+        let paths = update_mask(&mut v, req.update_mask, LESSON_FIELDS);
+        v.into_result()?;
+        let id = id.expect("parsed when there are no violations");
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let stored = content::get_lesson(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lesson"))?;
+        self.editable_content(&mut tx, &principal, stored.course_id)
+            .await?;
+        let mut fields = content::LessonFields {
+            title: stored.title,
+            lesson_type: stored.lesson_type,
+            content_url: stored.content_url,
+            body: stored.body,
+            duration_seconds: stored.duration_seconds,
+            preview: stored.preview,
+        };
+        let mut v = Violations::new();
+        for path in &paths {
+            match path.as_str() {
+                "title" => {
+                    if let Some(t) = v.check("lesson.title", Title::parse(&lesson.title)) {
+                        fields.title = t.into_inner();
+                    }
+                }
+                "type" => {
+                    if let Some(t) = v.check("lesson.type", LessonType::from_proto(lesson.r#type)) {
+                        fields.lesson_type = t;
+                    }
+                }
+                "content_url" => {
+                    if let Some(u) = v.check("lesson.content_url", Url::parse(&lesson.content_url))
+                    {
+                        fields.content_url = u.into_inner();
+                    }
+                }
+                "body" => {
+                    if let Some(b) = v.check("lesson.body", LessonBody::parse(&lesson.body)) {
+                        fields.body = b.into_inner();
+                    }
+                }
+                "duration_seconds" => {
+                    if (0..=86_400).contains(&lesson.duration_seconds) {
+                        fields.duration_seconds = lesson.duration_seconds;
+                    } else {
+                        v.add("lesson.duration_seconds", "must be from 0 to 86400");
+                    }
+                }
+                "preview" => fields.preview = lesson.preview,
+                _ => {}
+            }
+        }
+        v.into_result()?;
+        let row = content::update_lesson(&mut tx, id, fields)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lesson"))?;
+        tx.commit().await?;
+        Ok(pb::UpdateLessonResponse {
+            lesson: Some(wire::lesson(row)),
+        })
+    }
+
+    async fn delete_lesson_(
+        &self,
+        request: Request<pb::DeleteLessonRequest>,
+    ) -> Result<pb::DeleteLessonResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let lesson = content::get_lesson(&mut tx, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("lesson"))?;
+        let course = self
+            .editable_content(&mut tx, &principal, lesson.course_id)
+            .await?;
+        if course.status != CourseStatus::Draft {
+            return Err(ApiError::FailedPrecondition(
+                "lessons are deleted while the course is a draft (students' progress names them)"
+                    .into(),
+            ));
+        }
+        content::delete_lesson(&mut tx, &lesson).await?;
+        tx.begin_bookkeeping("lesson count").await?;
+        courses::remove_lessons(&mut tx, lesson.course_id, 1).await?;
+        tx.commit().await?;
+        Ok(pb::DeleteLessonResponse {})
+    }
+
+    async fn reorder_lessons_(
+        &self,
+        request: Request<pb::ReorderLessonsRequest>,
+    ) -> Result<pb::ReorderLessonsResponse, ApiError> {
+        let principal = require_principal(&request)?;
+        let req = request.into_inner();
+        let mut v = Violations::new();
+        let module_id = required_id(&mut v, "module_id", &req.module_id);
+        let ids = distinct_ids(&mut v, "lesson_ids", &req.lesson_ids);
+        v.into_result()?;
+        let module_id = module_id.expect("parsed when there are no violations");
+        let mut tx = self.tx_for(Some(&principal)).await?;
+        let module = content::get_module(&mut tx, module_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("module"))?;
+        self.editable_content(&mut tx, &principal, module.course_id)
+            .await?;
+        let present: Vec<Uuid> = content::lessons_of_module(&mut tx, module_id)
+            .await?
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        check_same_set("lesson_ids", &ids, &present)?;
+        content::reorder_lessons(&mut tx, module_id, &ids).await?;
+        let lessons = content::lessons_of_module(&mut tx, module_id).await?;
+        tx.commit().await?;
+        Ok(pb::ReorderLessonsResponse {
+            lessons: lessons.into_iter().map(wire::lesson).collect(),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl CourseService for LearningApi {
     async fn create_course(
@@ -900,6 +1221,48 @@ impl CourseService for LearningApi {
         r: Request<pb::CreateModuleRequest>,
     ) -> Result<Response<pb::CreateModuleResponse>, Status> {
         Ok(Response::new(self.create_module_(r).await?))
+    }
+    async fn delete_course(
+        &self,
+        r: Request<pb::DeleteCourseRequest>,
+    ) -> Result<Response<pb::DeleteCourseResponse>, Status> {
+        Ok(Response::new(self.delete_course_(r).await?))
+    }
+    async fn update_module(
+        &self,
+        r: Request<pb::UpdateModuleRequest>,
+    ) -> Result<Response<pb::UpdateModuleResponse>, Status> {
+        Ok(Response::new(self.update_module_(r).await?))
+    }
+    async fn delete_module(
+        &self,
+        r: Request<pb::DeleteModuleRequest>,
+    ) -> Result<Response<pb::DeleteModuleResponse>, Status> {
+        Ok(Response::new(self.delete_module_(r).await?))
+    }
+    async fn reorder_modules(
+        &self,
+        r: Request<pb::ReorderModulesRequest>,
+    ) -> Result<Response<pb::ReorderModulesResponse>, Status> {
+        Ok(Response::new(self.reorder_modules_(r).await?))
+    }
+    async fn update_lesson(
+        &self,
+        r: Request<pb::UpdateLessonRequest>,
+    ) -> Result<Response<pb::UpdateLessonResponse>, Status> {
+        Ok(Response::new(self.update_lesson_(r).await?))
+    }
+    async fn delete_lesson(
+        &self,
+        r: Request<pb::DeleteLessonRequest>,
+    ) -> Result<Response<pb::DeleteLessonResponse>, Status> {
+        Ok(Response::new(self.delete_lesson_(r).await?))
+    }
+    async fn reorder_lessons(
+        &self,
+        r: Request<pb::ReorderLessonsRequest>,
+    ) -> Result<Response<pb::ReorderLessonsResponse>, Status> {
+        Ok(Response::new(self.reorder_lessons_(r).await?))
     }
     async fn create_lesson(
         &self,

@@ -205,6 +205,12 @@ impl LearningApi {
         let CreateReview { course_id, content } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
+        // The course's review switch (`allow_comments`).
+        if !course.allow_comments {
+            return Err(ApiError::FailedPrecondition(
+                "this course does not take reviews".into(),
+            ));
+        }
         let enrollment = enrollments::lock_by_student(
             &mut tx,
             CourseId::new(course_id),

@@ -34,8 +34,8 @@ pub fn course(row: CourseRow) -> pb::Course {
             enabled: row.certificate_enabled,
             template_url: row.certificate_template_url,
         }),
-        allow_comments: row.allow_comments,
-        allow_questions: row.allow_questions,
+        allow_comments: Some(row.allow_comments),
+        allow_questions: Some(row.allow_questions),
         drip_content: row.drip_content,
         drip_schedule: Some(json_to_struct(&row.drip_schedule)),
         cohort_based: row.cohort_based,
@@ -51,6 +51,7 @@ pub fn course(row: CourseRow) -> pb::Course {
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         publish_time: opt_timestamp(row.published_at),
+        total_revenue: Some(money::proto(row.total_revenue_minor, &row.currency)),
     }
 }
 

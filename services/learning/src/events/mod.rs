@@ -21,7 +21,18 @@ use crate::store::progress::StudentProgressRow;
 use crate::store::reviews::ReviewRow;
 use crate::store::{Tx, courses, enrollments};
 
+/// `learning.course.updated`: a listed course's title, price or other fields changed, with
+/// the course's current status (the payload of the status events, at the same version
+/// counter), so that other contexts' copies do not go stale.
+pub fn course_updated(row: &CourseRow) -> Event {
+    course_event(row, "learning.course.updated")
+}
+
 pub fn course_status_changed(row: &CourseRow) -> Event {
+    course_event(row, &format!("learning.course.{}", row.status))
+}
+
+fn course_event(row: &CourseRow, subject: &str) -> Event {
     let payload = pb::CourseStatusChanged {
         course_id: row.id.to_string(),
         instructor_id: row.instructor_id.to_string(),
@@ -32,11 +43,7 @@ pub fn course_status_changed(row: &CourseRow) -> Event {
         currency: row.currency.clone(),
         version: row.version,
     };
-    Event::new(
-        &format!("learning.course.{}", row.status),
-        row.organization_id,
-        &payload,
-    )
+    Event::new(subject, row.organization_id, &payload)
 }
 
 /// An enrollment's event after a change of status. Its version is the row's `updated_at`,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::EnrollmentStatus;
 use crate::events::transition_enrollment;
-use crate::store::enrollments;
+use crate::store::{courses, enrollments};
 
 /// Payments for course enrollments carry this entity type.
 pub const COURSE_ENROLLMENT: &str = "course_enrollment";
@@ -73,6 +73,8 @@ impl EventHandler for PaymentEvents {
                     )
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    // The course's revenue: what the payment that activated it brought in.
+                    courses::add_revenue(tx, enrollment.course_id, payment.amount_minor).await?;
                 }
                 Ok(())
             }
@@ -81,11 +83,13 @@ impl EventHandler for PaymentEvents {
                 if refund.related_entity_type == WORKSHOP_REGISTRATION && refund.fully_refunded {
                     return super::workshop_payments::refunded(tx, &refund).await;
                 }
-                if refund.related_entity_type != COURSE_ENROLLMENT || !refund.fully_refunded {
+                if refund.related_entity_type != COURSE_ENROLLMENT {
                     return Ok(());
                 }
                 let payment_id = Uuid::try_parse(&refund.payment_id)?;
-                enrollments::record_refunded_payment(tx, payment_id).await?;
+                if refund.fully_refunded {
+                    enrollments::record_refunded_payment(tx, payment_id).await?;
+                }
                 let Some(enrollment) = locked_enrollment(tx, &refund.related_entity_id).await?
                 else {
                     return Ok(());
@@ -94,8 +98,10 @@ impl EventHandler for PaymentEvents {
                 if enrollment.payment_id != Some(payment_id) {
                     return Ok(());
                 }
+                // Every refund, in part or in full, comes off the course's revenue.
+                courses::add_revenue(tx, enrollment.course_id, -refund.refunded_minor).await?;
                 let status = enrollment.status;
-                if status.can_become(EnrollmentStatus::Refunded) {
+                if refund.fully_refunded && status.can_become(EnrollmentStatus::Refunded) {
                     transition_enrollment(tx, &enrollment, EnrollmentStatus::Refunded, None)
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -40,6 +40,8 @@ pub struct CourseRow {
     pub counts_version: i64,
     /// Bumped by every change of the row, under its lock: the version of status events.
     pub version: i64,
+    /// What the course's payments brought in, less refunds, in its currency.
+    pub total_revenue_minor: i64,
     pub published_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -114,7 +116,7 @@ pub async fn insert(
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at",
         Uuid::now_v7(),
         instructor_id.get(),
@@ -158,7 +160,7 @@ pub async fn get(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Error
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at FROM courses WHERE id = $1",
         id
     )
@@ -182,7 +184,7 @@ pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Option<CourseRow>, sqlx::Erro
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at FROM courses WHERE id = $1 FOR UPDATE",
         id
     )
@@ -217,7 +219,7 @@ pub async fn update(
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at",
         id,
         fields.title,
@@ -268,7 +270,7 @@ pub async fn set_status(
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at",
         id,
         status as _
@@ -328,7 +330,7 @@ pub async fn list(
                                    FROM course_count_slots s WHERE s.course_id = courses.id)
                   AS \"completed_count!\",
                 rating_sum, review_count, average_rating::float8 AS \"average_rating!\",
-                lesson_count, counts_version, version, published_at, created_at,
+                lesson_count, counts_version, version, total_revenue_minor, published_at, created_at,
                 updated_at FROM courses
          WHERE status = $1
            AND ($2::text IS NULL OR search_vector @@ websearch_to_tsquery('english', $2))
@@ -413,6 +415,44 @@ pub async fn add_lesson(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
         "UPDATE courses SET lesson_count = lesson_count + 1, version = version + 1, updated_at = now()
          WHERE id = $1",
         id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Takes `count` deleted lessons off the course's lesson count (bookkeeping).
+pub async fn remove_lessons(tx: &mut Tx, id: Uuid, count: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE courses SET lesson_count = lesson_count - $2::int, version = version + 1,
+                updated_at = now()
+         WHERE id = $1",
+        id,
+        i32::try_from(count).unwrap_or(i32::MAX)
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Deletes a draft that was never published; false when row security or its state keeps
+/// it (see migration 0014).
+pub async fn delete_draft(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "DELETE FROM courses WHERE id = $1 AND status = 'draft' AND published_at IS NULL",
+        id
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Adds a payment (or, negative, a refund) to the course's revenue (bookkeeping).
+pub async fn add_revenue(tx: &mut Tx, id: Uuid, delta_minor: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE courses SET total_revenue_minor = total_revenue_minor + $2 WHERE id = $1",
+        id,
+        delta_minor
     )
     .execute(tx.conn())
     .await?;
