@@ -21,8 +21,8 @@ use lyceum_platform::db::{Database, TenantContext};
 use lyceum_proto::learning::v1 as pb;
 use lyceum_proto::learning::v1::workshop_service_client::WorkshopServiceClient;
 use serde::Serialize;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use tonic::Request;
@@ -187,6 +187,7 @@ async fn open_workshop(stack: &Stack) -> anyhow::Result<Uuid> {
     .bind(WORKSHOP_SEATS)
     .execute(&mut admin)
     .await?;
+    admin.close().await?;
     Ok(id)
 }
 

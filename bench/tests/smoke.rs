@@ -2,9 +2,22 @@
 //! with measurements, raw SQL baselines, relay throughput and event lag, and no errors.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One benchmark run at a time: each starts a stack of its own (pools, a service process,
+/// up to 32 callers), and three at once can use up the database's connections, which is
+/// the harness's limit, not the code's.
+static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[test]
 fn a_short_run_of_every_scenario_reports_complete_figures() {
+    let _turn = one_run_at_a_time();
     let report_path =
         std::env::temp_dir().join(format!("lyceum-bench-{}.json", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
@@ -101,6 +114,7 @@ fn a_short_run_of_every_scenario_reports_complete_figures() {
 
 #[test]
 fn the_dashboard_scenarios_run_on_a_small_volume_and_explain_their_plans() {
+    let _turn = one_run_at_a_time();
     let plans = std::env::temp_dir().join(format!("lyceum-bench-plans-{}.txt", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
         .args([
@@ -152,6 +166,7 @@ fn the_dashboard_scenarios_run_on_a_small_volume_and_explain_their_plans() {
 
 #[test]
 fn the_enroll_matrix_measures_the_reference_designs_beside_enroll() {
+    let _turn = one_run_at_a_time();
     let report_path =
         std::env::temp_dir().join(format!("lyceum-bench-matrix-{}.json", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_lyceum-bench"))
