@@ -3,6 +3,7 @@
 
 mod courses;
 mod enrollments;
+mod resources;
 mod reviews;
 mod wire;
 mod workshops;

@@ -24,4 +24,6 @@ typed_id! {
     pub struct WorkshopId;
     /// A user's registration for a workshop.
     pub struct RegistrationId;
+    /// A resource of the library.
+    pub struct ResourceId;
 }

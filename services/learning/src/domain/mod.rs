@@ -8,13 +8,14 @@ pub mod enrollment;
 mod ids;
 mod kinds;
 pub mod progress;
+pub mod resource;
 pub mod review;
 mod text;
 pub mod workshop;
 
 pub use ids::{
     CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId, RegistrationId,
-    ReviewId, UserId, WorkshopId,
+    ResourceId, ReviewId, UserId, WorkshopId,
 };
 pub use kinds::*;
 pub use lyceum_platform::money::{Currency, Money};
