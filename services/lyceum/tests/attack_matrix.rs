@@ -88,6 +88,10 @@ const FILTERING_READS: &[(&str, &str)] = &[
         "/lyceum.learning.v1.WorkshopService/ListWorkshops",
         "B's instructor or organization is a filter; the page holds only workshops the caller may see",
     ),
+    (
+        "/lyceum.learning.v1.ResourceService/ListResources",
+        "B's course, organization or author is a filter; the page holds only resources the caller may see",
+    ),
 ];
 
 /// Refusals a caller may get: nothing about the target is revealed by them.
@@ -127,6 +131,9 @@ struct Tenant {
     workshop_id: String,
     workshop_title: String,
     registration_id: String,
+    /// A published resource of the library for the organization's members.
+    resource_id: String,
+    resource_title: String,
     /// The student's membership grant.
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
@@ -155,6 +162,8 @@ impl Tenant {
             self.workshop_id.clone(),
             self.workshop_title.clone(),
             self.registration_id.clone(),
+            self.resource_id.clone(),
+            self.resource_title.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
             self.payout_id.clone(),
@@ -184,11 +193,13 @@ impl Tenant {
             "payment" | "Payment" => self.payment_id.clone(),
             "workshop" | "Workshop" | "Workshops" | "Facilitators" => self.workshop_id.clone(),
             "registration" | "Registration" => self.registration_id.clone(),
+            "resource" | "Resource" | "Resources" => self.resource_id.clone(),
             "facilitator" | "Facilitator" => self.instructor.id.clone(),
             "grant" => self.grant_id.clone(),
             "payout" | "Payout" => self.payout_id.clone(),
             "service_account" | "ServiceAccount" => self.service_account_id.clone(),
-            "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags" => {
+            "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags"
+            | "author" => {
                 self.instructor.id.clone()
             }
             "user" | "User" | "student" | "payer" | "UserRoles" | "Role" => self.student.id.clone(),
@@ -703,6 +714,30 @@ impl Stack {
             .registration
             .unwrap()
             .id;
+        let mut library =
+            lpb::resource_service_client::ResourceServiceClient::new(self.channel.clone());
+        let resource_title = format!("Secret handbook of {label} {}", &unique[24..]);
+        let resource_id = library
+            .create_resource(authed(
+                lpb::CreateResourceRequest {
+                    resource: Some(lpb::Resource {
+                        organization_id: org_id.clone(),
+                        r#type: lpb::ResourceType::Article as i32,
+                        title: resource_title.clone(),
+                        body: "For the organization's members only.".into(),
+                        access_level: lpb::ResourceAccessLevel::OrganizationMembers as i32,
+                        status: lpb::ResourceStatus::Published as i32,
+                        ..Default::default()
+                    }),
+                },
+                &instructor.token,
+            ))
+            .await
+            .expect("create a resource")
+            .into_inner()
+            .resource
+            .unwrap()
+            .id;
         let grant_id = self
             .users()
             .list_user_roles(authed(
@@ -783,6 +818,8 @@ impl Stack {
             workshop_id,
             workshop_title,
             registration_id,
+            resource_id,
+            resource_title,
             grant_id,
             service_account_id,
             payout_id,
