@@ -680,8 +680,31 @@ async fn drafts_are_their_writers_until_published_and_unpublishing_hides_them_ag
     .unwrap();
     assert!(resource.publish_time.is_none());
     assert_code(get(&app, Some(&reader), &resource.id).await, Code::NotFound);
+    let published_events = || async {
+        app.outbox_subjects()
+            .await
+            .into_iter()
+            .filter(|s| s == "learning.resource.published")
+            .count()
+    };
+    assert_eq!(published_events().await, 0, "a draft is not news");
     let published = publish(&app, &author, &resource.id).await;
     assert!(published.publish_time.is_some());
+    assert_eq!(published_events().await, 1);
+    // Editing a published resource publishes nothing new.
+    update(
+        &app,
+        &author,
+        pb::Resource {
+            id: resource.id.clone(),
+            description: "Sections, outcomes and a schedule".into(),
+            ..Default::default()
+        },
+        &["description"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(published_events().await, 1);
     assert_eq!(get(&app, Some(&reader), &resource.id).await.unwrap().id, resource.id);
     // Registered: not without a token.
     assert_code(get(&app, None, &resource.id).await, Code::NotFound);

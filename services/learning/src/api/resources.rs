@@ -14,6 +14,7 @@ use crate::domain::resource::{
     ResourceType, content_violations, decide_create, scope_violation,
 };
 use crate::domain::{BoundedText, CourseId, OrganizationId, ResourceId, TextList, UserId};
+use crate::events::resources::{publishes, resource_published};
 use crate::store::Tx;
 use crate::store::resources::{self, ResourceFields, ResourceFilter, ResourceRow};
 
@@ -365,6 +366,9 @@ impl LearningApi {
         let row = resources::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("resource"))?;
+        if publishes(None, row.status) {
+            tx.publish(resource_published(&row)).await?;
+        }
         tx.commit().await?;
         Ok(pb::CreateResourceResponse {
             resource: Some(wire::resource(row)),
@@ -436,6 +440,9 @@ impl LearningApi {
         let row = resources::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("resource"))?;
+        if publishes(Some(stored.status), row.status) {
+            tx.publish(resource_published(&row)).await?;
+        }
         tx.commit().await?;
         Ok(pb::UpdateResourceResponse {
             resource: Some(wire::resource(row)),

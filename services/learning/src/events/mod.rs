@@ -3,6 +3,7 @@
 //! events learning consumes.
 
 pub mod payments;
+pub mod resources;
 pub mod workshop_payments;
 pub mod workshops;
 
