@@ -38,7 +38,11 @@ fn article(title: &str, level: pb::ResourceAccessLevel) -> pb::Resource {
     }
 }
 
-async fn create(app: &TestApp, author: &User, resource: pb::Resource) -> Result<pb::Resource, Status> {
+async fn create(
+    app: &TestApp,
+    author: &User,
+    resource: pb::Resource,
+) -> Result<pb::Resource, Status> {
     resources(app)
         .create_resource(authed(
             pb::CreateResourceRequest {
@@ -160,7 +164,11 @@ async fn bad_input_gets_the_right_code_with_field_details() {
         Code::InvalidArgument,
     );
     let fields = violated_fields(&status);
-    for field in ["resource.content_url", "resource.body", "resource.course_id"] {
+    for field in [
+        "resource.content_url",
+        "resource.body",
+        "resource.course_id",
+    ] {
         assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
     }
     let status = assert_code(
@@ -195,7 +203,10 @@ async fn bad_input_gets_the_right_code_with_field_details() {
     );
 
     // Reads and updates.
-    let status = assert_code(get(&app, Some(&author), "nope").await, Code::InvalidArgument);
+    let status = assert_code(
+        get(&app, Some(&author), "nope").await,
+        Code::InvalidArgument,
+    );
     assert_eq!(violated_fields(&status), ["id"]);
     let status = assert_code(
         resources(&app)
@@ -357,10 +368,7 @@ async fn each_access_level_shows_its_resources_to_exactly_its_callers() {
         pb::Resource {
             organization_id: org.to_string(),
             course_id: course.id.clone(),
-            ..article(
-                &format!("{word} draft"),
-                pb::ResourceAccessLevel::Public,
-            )
+            ..article(&format!("{word} draft"), pb::ResourceAccessLevel::Public)
         },
     )
     .await
@@ -370,7 +378,12 @@ async fn each_access_level_shows_its_resources_to_exactly_its_callers() {
     // (caller, name, the levels it sees, sees the draft)
     let matrix: Vec<(Option<&User>, &str, Vec<pb::ResourceAccessLevel>, bool)> = vec![
         (anonymous.as_ref(), "anonymous", vec![Public], false),
-        (Some(&user), "signed-in user", vec![Public, Registered], false),
+        (
+            Some(&user),
+            "signed-in user",
+            vec![Public, Registered],
+            false,
+        ),
         (
             Some(&member),
             "member of the organization",
@@ -424,7 +437,10 @@ async fn each_access_level_shows_its_resources_to_exactly_its_callers() {
                     assert_eq!(&resource.id, id);
                 }
                 Err(status) => {
-                    assert!(!visible, "{name} cannot read the {level:?} resource: {status:?}");
+                    assert!(
+                        !visible,
+                        "{name} cannot read the {level:?} resource: {status:?}"
+                    );
                     assert_eq!(status.code(), Code::NotFound, "{name}, {level:?}");
                 }
             }
@@ -496,7 +512,12 @@ async fn writers_are_the_author_the_course_team_and_the_organizations_admins() {
 
     // Creating needs the instructor role, and stays in the caller's organization.
     assert_code(
-        create(&app, &member, article("Mine", pb::ResourceAccessLevel::Public)).await,
+        create(
+            &app,
+            &member,
+            article("Mine", pb::ResourceAccessLevel::Public),
+        )
+        .await,
         Code::PermissionDenied,
     );
     assert_code(
@@ -586,7 +607,10 @@ async fn writers_are_the_author_the_course_team_and_the_organizations_admins() {
         &author,
         pb::Resource {
             organization_id: org.to_string(),
-            ..article("Team handbook", pb::ResourceAccessLevel::OrganizationMembers)
+            ..article(
+                "Team handbook",
+                pb::ResourceAccessLevel::OrganizationMembers,
+            )
         },
     )
     .await
@@ -705,7 +729,10 @@ async fn drafts_are_their_writers_until_published_and_unpublishing_hides_them_ag
     .await
     .unwrap();
     assert_eq!(published_events().await, 1);
-    assert_eq!(get(&app, Some(&reader), &resource.id).await.unwrap().id, resource.id);
+    assert_eq!(
+        get(&app, Some(&reader), &resource.id).await.unwrap().id,
+        resource.id
+    );
     // Registered: not without a token.
     assert_code(get(&app, None, &resource.id).await, Code::NotFound);
     update(
@@ -736,8 +763,15 @@ async fn the_library_filters_by_type_tags_course_and_author_searches_and_pages()
             &author,
             pb::Resource {
                 tags: vec!["rust".into(), format!("week-{}", i % 2)],
-                course_id: if i == 0 { course.id.clone() } else { String::new() },
-                ..article(&format!("Ownership lesson {i}"), pb::ResourceAccessLevel::Public)
+                course_id: if i == 0 {
+                    course.id.clone()
+                } else {
+                    String::new()
+                },
+                ..article(
+                    &format!("Ownership lesson {i}"),
+                    pb::ResourceAccessLevel::Public,
+                )
             },
         )
         .await

@@ -199,9 +199,7 @@ impl Tenant {
             "payout" | "Payout" => self.payout_id.clone(),
             "service_account" | "ServiceAccount" => self.service_account_id.clone(),
             "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags"
-            | "author" => {
-                self.instructor.id.clone()
-            }
+            | "author" => self.instructor.id.clone(),
             "user" | "User" | "student" | "payer" | "UserRoles" | "Role" => self.student.id.clone(),
             _ => return None,
         })

@@ -1334,7 +1334,12 @@ async fn resources_show_each_access_level_to_exactly_its_callers_under_rls() {
 
     // (caller, name, the levels it reads, reads the draft)
     let matrix: Vec<(TenantContext, &str, Vec<&str>, bool)> = vec![
-        (TenantContext::anonymous(), "anonymous", vec!["public"], false),
+        (
+            TenantContext::anonymous(),
+            "anonymous",
+            vec!["public"],
+            false,
+        ),
         (
             user(Uuid::now_v7(), None, &["user"]),
             "a signed-in user",
@@ -1459,7 +1464,12 @@ async fn resources_show_each_access_level_to_exactly_its_callers_under_rls() {
             0
         );
         assert_eq!(
-            affected(&db, reader, &format!("DELETE FROM resources WHERE id = '{members}'")).await,
+            affected(
+                &db,
+                reader,
+                &format!("DELETE FROM resources WHERE id = '{members}'")
+            )
+            .await,
             0
         );
     }

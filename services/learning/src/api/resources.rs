@@ -125,7 +125,8 @@ fn check_fields(
     organization: Option<Uuid>,
     course: Option<Uuid>,
 ) {
-    for (name, message) in content_violations(fields.resource_type, &fields.body, &fields.content_url)
+    for (name, message) in
+        content_violations(fields.resource_type, &fields.body, &fields.content_url)
     {
         v.add(format!("resource.{name}"), message);
     }
@@ -342,7 +343,8 @@ impl LearningApi {
                         "the course belongs to no organization, so its resources cannot be for organization members",
                     ));
                 }
-                let standing = resources::course_standing(&mut tx, CourseId::new(course_id)).await?;
+                let standing =
+                    resources::course_standing(&mut tx, CourseId::new(course_id)).await?;
                 (
                     course.organization_id,
                     Some(CourseOfResource {

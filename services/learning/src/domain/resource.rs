@@ -70,7 +70,9 @@ impl ResourceAccess {
         let write = principal.is_some_and(|p| {
             p.has_platform_access()
                 || p.is_user(resource.author_id)
-                || resource.organization_id.is_some_and(|org| p.administers(org))
+                || resource
+                    .organization_id
+                    .is_some_and(|org| p.administers(org))
                 || (resource.course_id.is_some() && course.edits)
         });
         let readable = match resource.access_level {
@@ -103,7 +105,10 @@ pub fn content_violations(
                 found.push(("body", "is required for an article"));
             }
             if !content_url.is_empty() {
-                found.push(("content_url", "must be empty for an article (its text is the body)"));
+                found.push((
+                    "content_url",
+                    "must be empty for an article (its text is the body)",
+                ));
             }
         }
         ResourceType::Video | ResourceType::Template => {
@@ -142,9 +147,10 @@ pub fn scope_violation(
             "organization_id",
             "is required for a resource for organization members",
         )),
-        AccessLevel::EnrolledStudents if course_id.is_none() => {
-            Some(("course_id", "is required for a resource for enrolled students"))
-        }
+        AccessLevel::EnrolledStudents if course_id.is_none() => Some((
+            "course_id",
+            "is required for a resource for enrolled students",
+        )),
         _ => None,
     }
 }
@@ -229,7 +235,12 @@ mod tests {
         }
     }
 
-    fn resource(level: AccessLevel, status: ResourceStatus, org: Uuid, course: Uuid) -> ResourceScope {
+    fn resource(
+        level: AccessLevel,
+        status: ResourceStatus,
+        org: Uuid,
+        course: Uuid,
+    ) -> ResourceScope {
         ResourceScope {
             author_id: Uuid::now_v7(),
             organization_id: Some(org),
@@ -260,7 +271,10 @@ mod tests {
         let expected = [
             (Public, [true, true, true, true, true, true]),
             (Registered, [false, true, true, true, true, true]),
-            (OrganizationMembers, [false, false, true, false, false, true]),
+            (
+                OrganizationMembers,
+                [false, false, true, false, false, true],
+            ),
             (EnrolledStudents, [false, false, false, false, true, false]),
         ];
         for (level, sees) in expected {
@@ -303,7 +317,12 @@ mod tests {
     #[test]
     fn drafts_are_seen_by_their_writers_only() {
         let org = Uuid::now_v7();
-        let mut r = resource(AccessLevel::Public, ResourceStatus::Draft, org, Uuid::now_v7());
+        let mut r = resource(
+            AccessLevel::Public,
+            ResourceStatus::Draft,
+            org,
+            Uuid::now_v7(),
+        );
         let author = user(Some(org), &[roles::INSTRUCTOR]);
         r.author_id = author.subject;
         let none = CourseStanding::default();
