@@ -146,6 +146,21 @@ async fn bad_input_gets_the_right_code_with_field_details() {
         assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
     }
 
+    // Text PostgreSQL cannot store is the caller's mistake, not the service's (the kit
+    // refuses a NUL anywhere in a request).
+    assert_code(
+        create(
+            &app,
+            &author,
+            pb::Resource {
+                tags: vec!["nul\0byte".into()],
+                ..article("Tags", pb::ResourceAccessLevel::Public)
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+
     // Content follows the type; the access level needs its scope.
     let status = assert_code(
         create(

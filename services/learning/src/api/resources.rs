@@ -118,7 +118,8 @@ fn apply_field(v: &mut Violations, r: &pb::Resource, path: &str, fields: &mut Re
 }
 
 /// The rules across fields: the content the type needs, and the scope the access level
-/// needs. `course_bound`: the resource has (or takes its organization from) a course.
+/// needs (a course's resource has the course's organization; the handler checks that the
+/// course has one).
 fn check_fields(
     v: &mut Violations,
     fields: &ResourceFields,
@@ -130,7 +131,11 @@ fn check_fields(
     {
         v.add(format!("resource.{name}"), message);
     }
-    if let Some((name, message)) = scope_violation(fields.access_level, organization, course) {
+    if let Some((name, message)) = scope_violation(
+        fields.access_level,
+        organization.is_some() || course.is_some(),
+        course.is_some(),
+    ) {
         v.add(format!("resource.{name}"), message);
     }
 }
@@ -159,9 +164,6 @@ impl TryFrom<pb::CreateResourceRequest> for CreateResource {
         );
         let course = optional_id(&mut v, "resource.course_id", &resource.course_id);
         if let (Some(organization), Some(course)) = (organization, course) {
-            // A course's resource takes the course's organization when it names none; the
-            // handler checks that organization once it has read the course.
-            let organization = organization.or(course);
             check_fields(&mut v, &fields, organization, course);
         }
         v.into_result()?;

@@ -136,18 +136,19 @@ pub fn is_web_url(raw: &str) -> bool {
     })
 }
 
-/// Which scope the access level needs: `(field, message)` when it is missing.
+/// Which scope the access level needs: `(field, message)` when it is missing. A course's
+/// resource has its course's organization.
 pub fn scope_violation(
     level: AccessLevel,
-    organization_id: Option<Uuid>,
-    course_id: Option<Uuid>,
+    has_organization: bool,
+    has_course: bool,
 ) -> Option<(&'static str, &'static str)> {
     match level {
-        AccessLevel::OrganizationMembers if organization_id.is_none() => Some((
+        AccessLevel::OrganizationMembers if !has_organization => Some((
             "organization_id",
             "is required for a resource for organization members",
         )),
-        AccessLevel::EnrolledStudents if course_id.is_none() => Some((
+        AccessLevel::EnrolledStudents if !has_course => Some((
             "course_id",
             "is required for a resource for enrolled students",
         )),
@@ -358,9 +359,9 @@ mod tests {
         );
         assert!(!is_web_url("https://"));
         assert!(!is_web_url("https://a b"));
-        assert!(scope_violation(AccessLevel::OrganizationMembers, None, None).is_some());
-        assert!(scope_violation(AccessLevel::EnrolledStudents, Some(Uuid::nil()), None).is_some());
-        assert!(scope_violation(AccessLevel::Registered, None, None).is_none());
+        assert!(scope_violation(AccessLevel::OrganizationMembers, false, false).is_some());
+        assert!(scope_violation(AccessLevel::EnrolledStudents, true, false).is_some());
+        assert!(scope_violation(AccessLevel::Registered, false, false).is_none());
     }
 
     #[test]
