@@ -75,6 +75,30 @@ LANGUAGE sql STABLE AS $$
       OR (course IS NOT NULL AND teaches(course, 'edit_content'))
 $$;
 
+-- Search and tag filters through their GIN indexes. Under row-level security PostgreSQL
+-- applies a caller's condition before the policies only when its operators are
+-- leakproof, and @@ and @> are not: a search would walk every row the listing index
+-- holds and test each. This returns the ids of the resources matching them, whoever may
+-- see them (only the service's roles may call it); the listing joins them on the primary
+-- key (uuid equality is leakproof) and the policies keep what the caller may see.
+CREATE FUNCTION resources_matching(query text, required_tags text[]) RETURNS SETOF uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = learning, pg_temp ROWS 100 AS $$
+BEGIN
+  -- One statement per combination, so that each keeps a plan that uses its index (a
+  -- generic plan of "query IS NULL OR ..." would not).
+  IF query IS NULL THEN
+    RETURN QUERY SELECT r.id FROM resources r WHERE r.tags @> required_tags;
+  ELSIF coalesce(cardinality(required_tags), 0) = 0 THEN
+    RETURN QUERY SELECT r.id FROM resources r
+      WHERE r.search_vector @@ websearch_to_tsquery('english', query);
+  ELSE
+    RETURN QUERY SELECT r.id FROM resources r
+      WHERE r.search_vector @@ websearch_to_tsquery('english', query)
+        AND r.tags @> required_tags;
+  END IF;
+END
+$$;
+
 ALTER TABLE resources ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY resources_privileged ON resources USING (is_privileged());

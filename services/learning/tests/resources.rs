@@ -891,4 +891,15 @@ async fn the_library_filters_by_type_tags_course_and_author_searches_and_pages()
     )
     .await;
     assert_eq!(ids(&found), all);
+    let found = list(
+        &app,
+        Some(&reader),
+        pb::ListResourcesRequest {
+            query: "ownership".into(),
+            tags: vec!["week-1".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(found.resources.len(), 2, "lessons 1 and 3");
 }
