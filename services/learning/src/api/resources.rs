@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{LearningApi, decode_position, paginate, visible_course, wire};
 use crate::domain::resource::{
-    AccessLevel, CourseOfResource, CreateResourceRefusal, ResourceAccess, ResourceStatus,
-    ResourceType, content_violations, decide_create, scope_violation,
+    AccessLevel, CreateResourceRefusal, ResourceAccess, ResourceStatus, ResourceType,
+    content_violations, decide_create, scope_violation,
 };
 use crate::domain::{BoundedText, CourseId, OrganizationId, ResourceId, TextList, UserId};
 use crate::events::resources::{publishes, resource_published};
@@ -327,7 +327,7 @@ impl LearningApi {
             course,
         } = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
-        let (organization, course_of) = match course {
+        let (organization, standing) = match course {
             None => (organization, None),
             Some(course_id) => {
                 let (course, _) = visible_course(&mut tx, Some(&principal), course_id).await?;
@@ -347,16 +347,10 @@ impl LearningApi {
                 }
                 let standing =
                     resources::course_standing(&mut tx, CourseId::new(course_id)).await?;
-                (
-                    course.organization_id,
-                    Some(CourseOfResource {
-                        organization_id: course.organization_id,
-                        standing,
-                    }),
-                )
+                (course.organization_id, Some(standing))
             }
         };
-        decide_create(&principal, organization, course_of.as_ref())?;
+        decide_create(&principal, organization, standing)?;
         let id = Uuid::now_v7();
         resources::insert(
             &mut tx,

@@ -156,13 +156,6 @@ pub fn scope_violation(
     }
 }
 
-/// The course a new resource is attached to, as the creator stands towards it.
-#[derive(Debug, Clone, Copy)]
-pub struct CourseOfResource {
-    pub organization_id: Option<Uuid>,
-    pub standing: CourseStanding,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateResourceRefusal {
     NotAnInstructor,
@@ -185,13 +178,14 @@ impl std::fmt::Display for CreateResourceRefusal {
 }
 
 /// Who may create a resource in `organization` (already the course's organization for a
-/// course's resource): platform admins anywhere; others only in their own organization,
-/// as the course's team (or its organization's admins) for a course's resource, and
-/// otherwise as instructors (or the organization's admins).
+/// course's resource, `course` being how the creator stands towards that course):
+/// platform admins anywhere; others only in their own organization, as the course's team
+/// with edit_content (or its organization's admins) for a course's resource, and otherwise
+/// as instructors (or the organization's admins).
 pub fn decide_create(
     principal: &Principal,
     organization: Option<Uuid>,
-    course: Option<&CourseOfResource>,
+    course: Option<CourseStanding>,
 ) -> Result<(), CreateResourceRefusal> {
     if principal.has_platform_access() {
         return Ok(());
@@ -201,7 +195,7 @@ pub fn decide_create(
     }
     let org_admin = organization.is_some_and(|org| principal.administers(org));
     match course {
-        Some(course) if course.standing.edits || org_admin => Ok(()),
+        Some(course) if course.edits || org_admin => Ok(()),
         Some(_) => Err(CreateResourceRefusal::NotOnTheTeam),
         None if org_admin
             || (principal.kind == PrincipalKind::User
@@ -379,25 +373,27 @@ mod tests {
             decide_create(&instructor, Some(Uuid::now_v7()), None),
             Err(CreateResourceRefusal::OtherOrganization)
         );
-        let course = CourseOfResource {
-            organization_id: Some(org),
-            standing: CourseStanding::default(),
-        };
+        let outside = CourseStanding::default();
         assert_eq!(
-            decide_create(&instructor, Some(org), Some(&course)),
+            decide_create(&instructor, Some(org), Some(outside)),
             Err(CreateResourceRefusal::NotOnTheTeam)
         );
-        let team = CourseOfResource {
-            standing: CourseStanding {
-                teaches: true,
-                edits: true,
-                learns: false,
-            },
-            ..course
+        let viewer = CourseStanding {
+            teaches: true,
+            ..outside
         };
-        assert_eq!(decide_create(&member, Some(org), Some(&team)), Ok(()));
+        assert_eq!(
+            decide_create(&instructor, Some(org), Some(viewer)),
+            Err(CreateResourceRefusal::NotOnTheTeam)
+        );
+        let editor = CourseStanding {
+            teaches: true,
+            edits: true,
+            learns: false,
+        };
+        assert_eq!(decide_create(&member, Some(org), Some(editor)), Ok(()));
         let org_admin = user(Some(org), &[roles::ORG_ADMIN]);
-        assert_eq!(decide_create(&org_admin, Some(org), Some(&course)), Ok(()));
+        assert_eq!(decide_create(&org_admin, Some(org), Some(outside)), Ok(()));
         assert_eq!(decide_create(&org_admin, Some(org), None), Ok(()));
         let platform = user(None, &[roles::ADMIN]);
         assert_eq!(decide_create(&platform, Some(Uuid::now_v7()), None), Ok(()));
