@@ -1,6 +1,7 @@
 //! The learning service: courses and their content, co-teaching, enrollments, lesson and
 //! student progress, reviews; workshops, their facilitators, registrations (seats from the
-//! kit's capacity pools), attendance and feedback.
+//! kit's capacity pools), attendance and feedback; the resource library (articles, videos and
+//! templates with access levels).
 //!
 //! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
 //! (what it publishes and the payment events it consumes), `jobs` (reconciliation, the
@@ -22,6 +23,7 @@ use lyceum_platform::verify::Reconciliation;
 use lyceum_proto::learning::v1::certificate_service_server::CertificateServiceServer;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
+use lyceum_proto::learning::v1::resource_service_server::ResourceServiceServer;
 use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
 use lyceum_proto::learning::v1::workshop_service_server::WorkshopServiceServer;
 use tonic::service::RoutesBuilder;
@@ -31,12 +33,13 @@ pub use api::{Clock, LearningApi};
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
-pub const GRPC_SERVICES: [&str; 5] = [
+pub const GRPC_SERVICES: [&str; 6] = [
     "lyceum.learning.v1.CourseService",
     "lyceum.learning.v1.EnrollmentService",
     "lyceum.learning.v1.ReviewService",
     "lyceum.learning.v1.WorkshopService",
     "lyceum.learning.v1.CertificateService",
+    "lyceum.learning.v1.ResourceService",
 ];
 
 pub struct LearningModule {
@@ -95,6 +98,11 @@ impl ServiceModule for LearningModule {
         );
         routes.add_service(
             CertificateServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            ResourceServiceServer::new(self.api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );

@@ -92,6 +92,10 @@ const FILTERING_READS: &[(&str, &str)] = &[
         "/lyceum.learning.v1.WorkshopService/ListWorkshops",
         "B's instructor or organization is a filter; the page holds only workshops the caller may see",
     ),
+    (
+        "/lyceum.learning.v1.ResourceService/ListResources",
+        "B's course, organization or author is a filter; the page holds only resources the caller may see",
+    ),
 ];
 
 /// Refusals a caller may get: nothing about the target is revealed by them.
@@ -134,6 +138,9 @@ struct Tenant {
     /// The student's certificate of the course, issued by the instructor.
     certificate_id: String,
     certificate_number: String,
+    /// A published resource of the library for the organization's members.
+    resource_id: String,
+    resource_title: String,
     /// The student's membership grant.
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
@@ -164,6 +171,8 @@ impl Tenant {
             self.registration_id.clone(),
             self.certificate_id.clone(),
             self.certificate_number.clone(),
+            self.resource_id.clone(),
+            self.resource_title.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
             self.payout_id.clone(),
@@ -194,13 +203,13 @@ impl Tenant {
             "workshop" | "Workshop" | "Workshops" | "Facilitators" => self.workshop_id.clone(),
             "registration" | "Registration" => self.registration_id.clone(),
             "certificate" | "Certificate" => self.certificate_id.clone(),
+            "resource" | "Resource" | "Resources" => self.resource_id.clone(),
             "facilitator" | "Facilitator" => self.instructor.id.clone(),
             "grant" => self.grant_id.clone(),
             "payout" | "Payout" => self.payout_id.clone(),
             "service_account" | "ServiceAccount" => self.service_account_id.clone(),
-            "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags" => {
-                self.instructor.id.clone()
-            }
+            "instructor" | "InstructorProfile" | "InstructorSettings" | "InstructorFlags"
+            | "author" => self.instructor.id.clone(),
             "user" | "User" | "student" | "payer" | "UserRoles" | "Role" => self.student.id.clone(),
             _ => return None,
         })
@@ -735,6 +744,30 @@ impl Stack {
                 .into_inner()
                 .certificate
                 .unwrap();
+        let mut library =
+            lpb::resource_service_client::ResourceServiceClient::new(self.channel.clone());
+        let resource_title = format!("Secret handbook of {label} {}", &unique[24..]);
+        let resource_id = library
+            .create_resource(authed(
+                lpb::CreateResourceRequest {
+                    resource: Some(lpb::Resource {
+                        organization_id: org_id.clone(),
+                        r#type: lpb::ResourceType::Article as i32,
+                        title: resource_title.clone(),
+                        body: "For the organization's members only.".into(),
+                        access_level: lpb::ResourceAccessLevel::OrganizationMembers as i32,
+                        status: lpb::ResourceStatus::Published as i32,
+                        ..Default::default()
+                    }),
+                },
+                &instructor.token,
+            ))
+            .await
+            .expect("create a resource")
+            .into_inner()
+            .resource
+            .unwrap()
+            .id;
         let grant_id = self
             .users()
             .list_user_roles(authed(
@@ -817,6 +850,8 @@ impl Stack {
             registration_id,
             certificate_id: certificate.id,
             certificate_number: certificate.number,
+            resource_id,
+            resource_title,
             grant_id,
             service_account_id,
             payout_id,

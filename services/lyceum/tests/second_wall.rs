@@ -1409,3 +1409,257 @@ async fn the_catalogue_shows_every_wall_for_every_service_schema() {
         ["planted"]
     );
 }
+
+/// The resource library's matrix under RLS alone: as the learning service role with each
+/// caller's tenant context, every access level shows its published resource to exactly
+/// the callers `domain::resource` lets read it (the API's tests check the same matrix
+/// through gRPC), drafts only to their writers; and only writers write, with the author,
+/// organization and course fixed.
+#[tokio::test]
+async fn resources_show_each_access_level_to_exactly_its_callers_under_rls() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let (author, course) = (Uuid::now_v7(), Uuid::now_v7());
+    let [
+        member,
+        outsider,
+        active,
+        completed,
+        cancelled,
+        pending,
+        assistant,
+        editor,
+    ] = std::array::from_fn(|_| Uuid::now_v7());
+    let levels = [
+        "public",
+        "registered",
+        "organization_members",
+        "enrolled_students",
+    ];
+    let ids: Vec<Uuid> = levels.iter().map(|_| Uuid::now_v7()).collect();
+    let draft = Uuid::now_v7();
+    let mut statements = format!(
+        "INSERT INTO learning.courses (id, instructor_id, organization_id, title, status, published_at)
+           VALUES ('{course}', '{author}', '{org}', 'Course', 'published', now());
+         INSERT INTO learning.course_instructors (course_id, instructor_id, role, permissions) VALUES
+           ('{course}', '{assistant}', 'assistant', '{{view_content}}'),
+           ('{course}', '{editor}', 'co_instructor', '{{edit_content}}');"
+    );
+    for (student, status) in [
+        (active, "active"),
+        (completed, "completed"),
+        (cancelled, "cancelled"),
+        (pending, "pending_payment"),
+    ] {
+        statements.push_str(&format!(
+            "INSERT INTO learning.enrollments (id, course_id, student_id, instructor_id, organization_id, status)
+               VALUES ('{}', '{course}', '{student}', '{author}', '{org}', '{status}');",
+            Uuid::now_v7()
+        ));
+    }
+    for (id, level) in ids.iter().zip(levels) {
+        statements.push_str(&format!(
+            "INSERT INTO learning.resources (id, author_id, organization_id, course_id, type, title,
+                 body, access_level, status, published_at)
+               VALUES ('{id}', '{author}', '{org}', '{course}', 'article', 'For {level}', 'Text',
+                       '{level}', 'published', now());"
+        ));
+    }
+    statements.push_str(&format!(
+        "INSERT INTO learning.resources (id, author_id, organization_id, course_id, type, title,
+             body, access_level)
+           VALUES ('{draft}', '{author}', '{org}', '{course}', 'article', 'Draft', 'Text', 'public');"
+    ));
+    seed(&mut admin, &statements).await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+
+    // (caller, name, the levels it reads, reads the draft)
+    let matrix: Vec<(TenantContext, &str, Vec<&str>, bool)> = vec![
+        (
+            TenantContext::anonymous(),
+            "anonymous",
+            vec!["public"],
+            false,
+        ),
+        (
+            user(Uuid::now_v7(), None, &["user"]),
+            "a signed-in user",
+            vec!["public", "registered"],
+            false,
+        ),
+        (
+            user(member, Some(org), &["user", "member"]),
+            "a member of the organization",
+            vec!["public", "registered", "organization_members"],
+            false,
+        ),
+        (
+            user(outsider, Some(other_org), &["user", "member"]),
+            "a member of another organization",
+            vec!["public", "registered"],
+            false,
+        ),
+        (
+            user(active, Some(other_org), &["user"]),
+            "an enrolled student (active)",
+            vec!["public", "registered", "enrolled_students"],
+            false,
+        ),
+        (
+            user(completed, None, &["user"]),
+            "an enrolled student (completed)",
+            vec!["public", "registered", "enrolled_students"],
+            false,
+        ),
+        (
+            user(cancelled, None, &["user"]),
+            "a student whose enrollment was cancelled",
+            vec!["public", "registered"],
+            false,
+        ),
+        (
+            user(pending, None, &["user"]),
+            "a student whose enrollment awaits payment",
+            vec!["public", "registered"],
+            false,
+        ),
+        (
+            user(assistant, Some(other_org), &["user", "instructor"]),
+            "the course's assistant",
+            vec!["public", "registered", "enrolled_students"],
+            false,
+        ),
+        (
+            user(editor, Some(other_org), &["user", "instructor"]),
+            "a co-instructor who edits content",
+            levels.to_vec(),
+            true,
+        ),
+        (
+            user(Uuid::now_v7(), Some(org), &["user", "org_admin"]),
+            "the organization's admin",
+            levels.to_vec(),
+            true,
+        ),
+        (
+            user(author, Some(org), &["user", "instructor"]),
+            "the author",
+            levels.to_vec(),
+            true,
+        ),
+        (
+            user(Uuid::now_v7(), None, &["user", "admin"]),
+            "a platform admin",
+            levels.to_vec(),
+            true,
+        ),
+    ];
+    for (context, name, readable, reads_draft) in &matrix {
+        for (id, level) in ids.iter().zip(levels) {
+            let seen = count(
+                &db,
+                context,
+                &format!("SELECT count(*) FROM resources WHERE id = '{id}'"),
+            )
+            .await;
+            assert_eq!(
+                seen,
+                i64::from(readable.contains(&level)),
+                "{name} and the {level} resource"
+            );
+        }
+        let drafts = count(
+            &db,
+            context,
+            &format!("SELECT count(*) FROM resources WHERE id = '{draft}'"),
+        )
+        .await;
+        assert_eq!(drafts, i64::from(*reads_draft), "{name} and the draft");
+        // A search (the listing's query) finds the same.
+        let found = count(
+            &db,
+            context,
+            "SELECT count(*) FROM resources
+             WHERE search_vector @@ websearch_to_tsquery('english', 'text')",
+        )
+        .await;
+        assert_eq!(
+            found,
+            readable.len() as i64 + i64::from(*reads_draft),
+            "{name} searching"
+        );
+    }
+
+    // Only writers write: a reader's update or delete touches nothing.
+    let (public, members) = (ids[0], ids[2]);
+    let as_member = user(member, Some(org), &["user", "member"]);
+    let as_assistant = user(assistant, Some(other_org), &["user", "instructor"]);
+    for reader in [&as_member, &as_assistant] {
+        assert_eq!(
+            affected(
+                &db,
+                reader,
+                &format!("UPDATE resources SET title = 'Mine' WHERE id = '{public}'")
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            affected(
+                &db,
+                reader,
+                &format!("DELETE FROM resources WHERE id = '{members}'")
+            )
+            .await,
+            0
+        );
+    }
+    let as_author = user(author, Some(org), &["user", "instructor"]);
+    let as_editor = user(editor, Some(org), &["user", "instructor"]);
+    allowed(
+        &db,
+        &as_editor,
+        &format!("UPDATE resources SET title = 'Revised' WHERE id = '{public}'"),
+    )
+    .await;
+    // The author, organization and course are fixed for callers.
+    for change in [
+        format!("author_id = '{member}'"),
+        format!("organization_id = '{other_org}'"),
+        "course_id = NULL, access_level = 'public'".to_owned(),
+    ] {
+        refused(
+            &db,
+            &as_author,
+            &format!("UPDATE resources SET {change} WHERE id = '{public}'"),
+        )
+        .await;
+    }
+    // New resources: the caller's own, in their organization, on a course only from its
+    // team (with edit_content), the course's organization, and otherwise as instructors.
+    let insert = |author: Uuid, org: Option<Uuid>, course: Option<Uuid>| {
+        let org = org.map_or("NULL".to_owned(), |o| format!("'{o}'"));
+        let course = course.map_or("NULL".to_owned(), |c| format!("'{c}'"));
+        format!(
+            "INSERT INTO resources (id, author_id, organization_id, course_id, type, title, body,
+                 access_level)
+               VALUES ('{}', '{author}', {org}, {course}, 'article', 'New', 'Text', 'registered')",
+            Uuid::now_v7()
+        )
+    };
+    allowed(&db, &as_author, &insert(author, Some(org), None)).await;
+    allowed(&db, &as_editor, &insert(editor, Some(org), Some(course))).await;
+    // The row-level policy refuses with 42501 too.
+    refused(&db, &as_author, &insert(member, Some(org), None)).await;
+    refused(&db, &as_author, &insert(author, Some(other_org), None)).await;
+    refused(&db, &as_member, &insert(member, Some(org), None)).await;
+    refused(
+        &db,
+        &user(assistant, Some(org), &["user", "instructor"]),
+        &insert(assistant, Some(org), Some(course)),
+    )
+    .await;
+    // On the team but outside the course's organization: the course's resource is refused.
+    refused(&db, &as_editor, &insert(editor, None, Some(course))).await;
+}

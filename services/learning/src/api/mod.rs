@@ -4,6 +4,7 @@
 mod certificates;
 mod courses;
 mod enrollments;
+mod resources;
 mod reviews;
 mod wire;
 mod workshops;

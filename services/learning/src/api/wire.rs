@@ -13,6 +13,7 @@ use crate::store::enrollments::EnrollmentRow;
 use crate::store::instructors::InstructorRow;
 use crate::store::progress::{LessonProgressRow, StudentProgressRow};
 use crate::store::registrations::RegistrationRow;
+use crate::store::resources::ResourceRow;
 use crate::store::reviews::ReviewRow;
 use crate::store::workshops::{FacilitatorRow, FeedbackRow, WorkshopRow};
 
@@ -293,5 +294,25 @@ pub fn verification(
         expire_time: opt_timestamp(found.expires_at),
         status: status.to_proto(),
         revoke_time: opt_timestamp(found.revoked_at),
+    }
+}
+
+pub fn resource(row: ResourceRow) -> pb::Resource {
+    pb::Resource {
+        id: row.id.to_string(),
+        author_id: row.author_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        course_id: opt_id_to_string(row.course_id),
+        r#type: row.resource_type.to_proto(),
+        title: row.title,
+        description: row.description,
+        body: row.body,
+        content_url: row.content_url,
+        tags: row.tags,
+        access_level: row.access_level.to_proto(),
+        status: row.status.to_proto(),
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+        publish_time: opt_timestamp(row.published_at),
     }
 }

@@ -26,4 +26,6 @@ typed_id! {
     pub struct RegistrationId;
     /// A certificate of a completed course or an attended workshop.
     pub struct CertificateId;
+    /// A resource of the library.
+    pub struct ResourceId;
 }

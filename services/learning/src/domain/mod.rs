@@ -10,13 +10,14 @@ pub mod enrollment;
 mod ids;
 mod kinds;
 pub mod progress;
+pub mod resource;
 pub mod review;
 mod text;
 pub mod workshop;
 
 pub use ids::{
     CertificateId, CourseId, EnrollmentId, LessonId, ModuleId, OrganizationId, PaymentId,
-    RegistrationId, ReviewId, UserId, WorkshopId,
+    RegistrationId, ResourceId, ReviewId, UserId, WorkshopId,
 };
 pub use kinds::*;
 pub use lyceum_platform::money::{Currency, Money};

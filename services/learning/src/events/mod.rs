@@ -4,6 +4,7 @@
 
 pub mod certificates;
 pub mod payments;
+pub mod resources;
 pub mod workshop_payments;
 pub mod workshops;
 

@@ -8,6 +8,7 @@ pub mod enrollments;
 pub mod instructors;
 pub mod progress;
 pub mod registrations;
+pub mod resources;
 pub mod reviews;
 pub mod statistics;
 pub mod workshops;
