@@ -1,6 +1,7 @@
 //! The learning service: courses and their content, co-teaching, enrollments, lesson and
 //! student progress, reviews; workshops, their facilitators, registrations (seats from the
-//! kit's capacity pools), attendance and feedback.
+//! kit's capacity pools), attendance and feedback; adaptability assessments, their scores
+//! and the organizations' monthly trend.
 //!
 //! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
 //! (what it publishes and the payment events it consumes), `jobs` (reconciliation, the
@@ -19,6 +20,7 @@ use lyceum_platform::db::{Database, ServiceSchema};
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_platform::verify::Reconciliation;
+use lyceum_proto::learning::v1::assessment_service_server::AssessmentServiceServer;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
 use lyceum_proto::learning::v1::review_service_server::ReviewServiceServer;
@@ -30,11 +32,12 @@ pub use api::LearningApi;
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
-pub const GRPC_SERVICES: [&str; 4] = [
+pub const GRPC_SERVICES: [&str; 5] = [
     "lyceum.learning.v1.CourseService",
     "lyceum.learning.v1.EnrollmentService",
     "lyceum.learning.v1.ReviewService",
     "lyceum.learning.v1.WorkshopService",
+    "lyceum.learning.v1.AssessmentService",
 ];
 
 pub struct LearningModule {
@@ -83,6 +86,11 @@ impl ServiceModule for LearningModule {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        routes.add_service(
+            AssessmentServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
 
     fn database(&self) -> &Database {
@@ -100,6 +108,7 @@ impl ServiceModule for LearningModule {
         vec![
             Box::new(jobs::course_statistics::CourseStatistics),
             Box::new(jobs::workshop_statistics::WorkshopStatistics),
+            Box::new(jobs::assessment_scores::AssessmentScores),
         ]
     }
 

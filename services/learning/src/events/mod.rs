@@ -2,6 +2,7 @@
 //! the one place that moves an enrollment between statuses, and the handlers of the
 //! events learning consumes.
 
+pub mod assessments;
 pub mod payments;
 pub mod workshop_payments;
 pub mod workshops;
