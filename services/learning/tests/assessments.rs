@@ -245,6 +245,11 @@ async fn bad_input_gets_the_right_code_with_field_details() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), vec!["text"]);
+    let status = assert_code(
+        answer(&app, &member, &assessment.id, scale, Some(50), "and words").await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), vec!["text"]);
 
     // Another's assessment: NOT_FOUND, for a colleague and for the org's admin alike
     // (admins read their members' assessments, never answer them).

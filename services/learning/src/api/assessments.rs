@@ -1,4 +1,4 @@
-use lyceum_platform::auth::{Principal, require_principal};
+use lyceum_platform::auth::{Principal, PrincipalKind, require_principal};
 use lyceum_platform::convert::{optional_id, page_size, parse_id, required_id};
 use lyceum_platform::{ApiError, Violations};
 use lyceum_proto::learning::v1 as pb;
@@ -144,10 +144,8 @@ impl TryFrom<pb::AnswerQuestionRequest> for AnswerQuestion {
         let value = req
             .value
             .and_then(|raw| v.check("value", parse_answer_value(raw)));
+        // Which of the two the question takes is checked once it is loaded.
         let text = v.check("text", TextAnswer::parse(&req.text));
-        if req.value.is_some() && !req.text.is_empty() {
-            v.add("text", "an answer is a value or a text, not both");
-        }
         v.into_result()?;
         Ok(Self {
             assessment_id: assessment_id.expect("parsed"),
@@ -203,8 +201,18 @@ impl LearningApi {
         request: Request<pb::CreateTemplateRequest>,
     ) -> Result<pb::CreateTemplateResponse, ApiError> {
         let principal = require_principal(&request)?;
-        let command: CreateTemplate = request.into_inner().try_into()?;
-        let allowed = match command.organization_id {
+        // Who may create where is decided before the template is validated: a caller
+        // without the right learns nothing of the rules.
+        let organization = request
+            .get_ref()
+            .template
+            .as_ref()
+            .map(|t| t.organization_id.as_str())
+            .unwrap_or_default();
+        let mut v = Violations::new();
+        let organization = optional_id(&mut v, "template.organization_id", organization);
+        v.into_result()?;
+        let allowed = match organization.flatten() {
             None => principal.has_platform_access(),
             Some(org) => principal.administers(org),
         };
@@ -214,6 +222,7 @@ impl LearningApi {
                     .into(),
             ));
         }
+        let command: CreateTemplate = request.into_inner().try_into()?;
         let mut tx = self.tx_for(Some(&principal)).await?;
         let id = Uuid::now_v7();
         assessments::insert_template(
@@ -296,6 +305,11 @@ impl LearningApi {
         else {
             unreachable!("parsed when there are no violations")
         };
+        if principal.kind != PrincipalKind::User {
+            return Err(ApiError::PermissionDenied(
+                "assessments are taken by people, not service accounts".into(),
+            ));
+        }
         if organization_id.is_some() && organization_id != principal.organization_id {
             return Err(ApiError::PermissionDenied(
                 "an assessment is taken in the caller's own organization".into(),
@@ -401,7 +415,13 @@ impl LearningApi {
                     format!("is required (0 to 100) for a {} question", question.answer_type),
                 ));
             }
-            (true, Some(_), Some(_)) | (false, Some(_), _) => {
+            (true, Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "text",
+                    format!("a {} question is answered with a value only", question.answer_type),
+                ));
+            }
+            (false, Some(_), _) => {
                 return Err(ApiError::invalid(
                     "value",
                     "a text question is answered with a text",
