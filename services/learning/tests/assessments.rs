@@ -296,7 +296,10 @@ async fn bad_input_gets_the_right_code_with_field_details() {
         Code::FailedPrecondition,
     );
     // The trend: months out of range, and for outsiders.
-    let status = assert_code(trend(&app, &org_admin, org, 37).await, Code::InvalidArgument);
+    let status = assert_code(
+        trend(&app, &org_admin, org, 37).await,
+        Code::InvalidArgument,
+    );
     assert_eq!(violated_fields(&status), vec!["months"]);
     assert_code(trend(&app, &member, org, 12).await, Code::PermissionDenied);
     assert_code(
@@ -355,7 +358,9 @@ async fn fifty_concurrent_answers_give_exactly_the_scores_recomputed_from_the_st
         .map(|i| question(dims[i % 5], A::FearToConfidence, weights[i % 8]))
         .collect();
     questions.push(question(D::Leadership, A::Text, 0.0));
-    let template = create_template(&app, &admin, None, questions).await.unwrap();
+    let template = create_template(&app, &admin, None, questions)
+        .await
+        .unwrap();
     let student = app.student(None);
     let assessment = start(&app, &student, &template).await.unwrap();
 
@@ -367,7 +372,11 @@ async fn fifty_concurrent_answers_give_exactly_the_scores_recomputed_from_the_st
         let token = student.token.clone();
         let assessment_id = assessment.id.clone();
         let (question_id, value, text) = if i == 49 {
-            (template.questions[40].id.clone(), None, "I adapt".to_owned())
+            (
+                template.questions[40].id.clone(),
+                None,
+                "I adapt".to_owned(),
+            )
         } else {
             (
                 template.questions[i % 40].id.clone(),
@@ -595,7 +604,13 @@ async fn the_trend_of_ten_thousand_assessments_reads_at_most_a_row_per_month() {
     .unwrap();
     // They bypassed the service: the reconciliation finds every sum, score and month
     // missing, and computes them from the answers.
-    assert!(!AssessmentScores.check(&app.learning).await.unwrap().is_empty());
+    assert!(
+        !AssessmentScores
+            .check(&app.learning)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     AssessmentScores.repair(&app.learning).await.unwrap();
     assert_no_drift(&app).await;
     sqlx::query("ANALYZE learning.assessments, learning.org_adaptability_months")

@@ -1393,12 +1393,37 @@ async fn assessment_scores_and_statuses_are_the_services_and_assessments_their_o
                FROM assessment_questions q WHERE q.id = '{question}'"
         )
     };
-    allowed(&db, &as_owner, &answer(owner, scale, "q.weight", "70", "NULL")).await;
-    allowed(&db, &as_owner, &answer(owner, text, "q.weight", "NULL", "'because'")).await;
+    allowed(
+        &db,
+        &as_owner,
+        &answer(owner, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_owner,
+        &answer(owner, text, "q.weight", "NULL", "'because'"),
+    )
+    .await;
     refused(&db, &as_owner, &answer(owner, scale, "5", "70", "NULL")).await;
-    refused(&db, &as_owner, &answer(owner, text, "q.weight", "70", "NULL")).await;
-    refused(&db, &as_colleague, &answer(colleague, scale, "q.weight", "70", "NULL")).await;
-    refused(&db, &as_colleague, &answer(owner, scale, "q.weight", "70", "NULL")).await;
+    refused(
+        &db,
+        &as_owner,
+        &answer(owner, text, "q.weight", "70", "NULL"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_colleague,
+        &answer(colleague, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_colleague,
+        &answer(owner, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
     // Another organization's question is not the owner's to see, let alone answer.
     assert_eq!(
         affected(
@@ -1439,7 +1464,8 @@ async fn assessment_scores_and_statuses_are_the_services_and_assessments_their_o
             0
         );
     }
-    let months = format!("SELECT count(*) FROM org_adaptability_months WHERE organization_id = '{org}'");
+    let months =
+        format!("SELECT count(*) FROM org_adaptability_months WHERE organization_id = '{org}'");
     assert_eq!(count(&db, &as_org_admin, &months).await, 1);
     assert_eq!(count(&db, &as_owner, &months).await, 0);
     assert_eq!(count(&db, &as_outsider, &months).await, 0);

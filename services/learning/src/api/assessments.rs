@@ -61,8 +61,12 @@ struct CreateTemplate {
 fn parse_question(v: &mut Violations, index: usize, q: &pb::Question) -> Option<NewQuestion> {
     let field = |name: &str| format!("template.questions[{index}].{name}");
     let dimension = required_enum(v, &field("dimension"), q.dimension, Dimension::from_proto);
-    let answer_type =
-        required_enum(v, &field("answer_type"), q.answer_type, AnswerType::from_proto);
+    let answer_type = required_enum(
+        v,
+        &field("answer_type"),
+        q.answer_type,
+        AnswerType::from_proto,
+    );
     let prompt = v.check(&field("prompt"), Prompt::parse(&q.prompt));
     let weight = v.check(&field("weight"), Weight::parse(q.weight));
     let mut options = Vec::with_capacity(q.options.len());
@@ -76,16 +80,21 @@ fn parse_question(v: &mut Violations, index: usize, q: &pb::Question) -> Option<
         }
     }
     match answer_type {
-        Some(AnswerType::MultipleChoice) if q.options.len() < 2 => {
-            v.add(field("options"), "a multiple-choice question has at least 2 choices")
-        }
-        Some(t) if t != AnswerType::MultipleChoice && !q.options.is_empty() => {
-            v.add(field("options"), "only multiple-choice questions have choices")
-        }
+        Some(AnswerType::MultipleChoice) if q.options.len() < 2 => v.add(
+            field("options"),
+            "a multiple-choice question has at least 2 choices",
+        ),
+        Some(t) if t != AnswerType::MultipleChoice && !q.options.is_empty() => v.add(
+            field("options"),
+            "only multiple-choice questions have choices",
+        ),
         _ => {}
     }
     if answer_type == Some(AnswerType::Text) && weight.is_some_and(|w| w.milli() != 0) {
-        v.add(field("weight"), "a text question is never scored: its weight is 0");
+        v.add(
+            field("weight"),
+            "a text question is never scored: its weight is 0",
+        );
     }
     Some(NewQuestion {
         dimension: dimension?,
@@ -151,9 +160,7 @@ impl TryFrom<pb::AnswerQuestionRequest> for AnswerQuestion {
             assessment_id: assessment_id.expect("parsed"),
             question_id: question_id.expect("parsed"),
             value,
-            text: text
-                .map(BoundedText::into_inner)
-                .filter(|t| !t.is_empty()),
+            text: text.map(BoundedText::into_inner).filter(|t| !t.is_empty()),
         })
     }
 }
@@ -218,8 +225,7 @@ impl LearningApi {
         };
         if !allowed {
             return Err(ApiError::PermissionDenied(
-                "platform admins create platform templates, org admins their organization's"
-                    .into(),
+                "platform admins create platform templates, org admins their organization's".into(),
             ));
         }
         let command: CreateTemplate = request.into_inner().try_into()?;
@@ -412,13 +418,19 @@ impl LearningApi {
             (true, None, _) => {
                 return Err(ApiError::invalid(
                     "value",
-                    format!("is required (0 to 100) for a {} question", question.answer_type),
+                    format!(
+                        "is required (0 to 100) for a {} question",
+                        question.answer_type
+                    ),
                 ));
             }
             (true, Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
                     "text",
-                    format!("a {} question is answered with a value only", question.answer_type),
+                    format!(
+                        "a {} question is answered with a value only",
+                        question.answer_type
+                    ),
                 ));
             }
             (false, Some(_), _) => {

@@ -159,10 +159,7 @@ pub enum AssessmentRefusal {
 }
 
 /// Whether the caller may change the assessment (answer, complete, abandon) now.
-pub fn decide_change(
-    status: AssessmentStatus,
-    is_owner: bool,
-) -> Result<(), AssessmentRefusal> {
+pub fn decide_change(status: AssessmentStatus, is_owner: bool) -> Result<(), AssessmentRefusal> {
     if !is_owner {
         return Err(AssessmentRefusal::NotOwner);
     }
@@ -289,9 +286,15 @@ mod tests {
     #[test]
     fn the_overall_is_the_mean_of_the_scored_dimensions_half_up() {
         assert_eq!(overall_score(&[None, None, None, None, None]), None);
-        assert_eq!(overall_score(&[Some(5000), None, None, None, None]), Some(5000));
+        assert_eq!(
+            overall_score(&[Some(5000), None, None, None, None]),
+            Some(5000)
+        );
         // (10.01 + 10.00) / 2 = 10.005 → 10.01
-        assert_eq!(overall_score(&[Some(1001), Some(1000), None, None, None]), Some(1001));
+        assert_eq!(
+            overall_score(&[Some(1001), Some(1000), None, None, None]),
+            Some(1001)
+        );
         // (1 + 1 + 0) / 3 hundredths = 0.00666… → 0.01
         assert_eq!(overall_score(&[Some(1), Some(1), Some(0)]), Some(1));
     }
