@@ -326,7 +326,7 @@ async fn scores_from_answers(app: &TestApp, assessment: &str) -> Vec<(String, Op
 }
 
 fn api_scores(a: &pb::Assessment) -> Vec<(String, Option<String>)> {
-    let s = a.scores.clone().unwrap();
+    let s = a.scores.unwrap();
     // In the order of the recomputation's (alphabetical).
     let scores = vec![
         ("cultural".to_owned(), s.cultural),
@@ -473,7 +473,7 @@ async fn completion_fixes_results_and_recommendations_publishes_and_counts_in_th
     let before = answer(&app, &member, &assessment.id, &q(17), Some(20), "")
         .await
         .unwrap();
-    let scores = before.scores.clone().unwrap();
+    let scores = before.scores.unwrap();
     assert_eq!(scores.individual, Some(51.43));
     assert_eq!(scores.leadership, None);
     assert_eq!(scores.cultural, Some(70.0));
