@@ -9,8 +9,10 @@ use lyceum_learning::jobs::assessment_scores::AssessmentScores;
 use lyceum_learning::store::assessments::ORG_TREND_SQL;
 use lyceum_platform::db::TenantContext;
 use lyceum_platform::verify::Reconciliation;
+use lyceum_proto::events::v1 as events;
 use lyceum_proto::learning::v1 as pb;
-use lyceum_testkit::{assert_code, authed, violated_fields};
+use lyceum_testkit::{assert_code, authed, eventually, violated_fields};
+use prost::Message;
 use sqlx::AssertSqlSafe;
 use tonic::Code;
 use uuid::Uuid;
@@ -496,14 +498,41 @@ async fn completion_fixes_results_and_recommendations_publishes_and_counts_in_th
         vec![(D::Embedding as i32, 20.0), (D::Individual as i32, 51.43)]
     );
     assert!(done.recommendations.iter().all(|r| !r.text.is_empty()));
-    assert!(
-        app.outbox_subjects()
-            .await
-            .iter()
-            .any(|s| s.ends_with("learning.assessment.completed")),
-        "{:?}",
-        app.outbox_subjects().await
-    );
+    // The event carries the scores, and the relay hands it to NATS (JetStream acks it).
+    let mut conn = app.db.admin_connection().await;
+    let (subject, envelope): (String, Vec<u8>) = sqlx::query_as(
+        "SELECT subject, envelope FROM learning.outbox
+          WHERE subject = 'learning.assessment.completed'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let event: events::AssessmentCompleted = events::EventEnvelope::decode(envelope.as_slice())
+        .unwrap()
+        .payload
+        .unwrap()
+        .to_msg()
+        .unwrap();
+    assert_eq!(subject, "learning.assessment.completed");
+    assert_eq!(event.assessment_id, assessment.id);
+    assert_eq!(event.user_id, member.id.to_string());
+    assert_eq!(event.organization_id, org.to_string());
+    assert_eq!(event.assessment_type, "full");
+    assert_eq!(event.individual_score, Some(51.43));
+    assert_eq!(event.leadership_score, None);
+    assert_eq!(event.overall_score, Some(47.14));
+    assert_eq!(event.version, done.version);
+    eventually("the completed event published to NATS", || async {
+        let mut conn = app.db.admin_connection().await;
+        sqlx::query_scalar::<_, bool>(
+            "SELECT published_at IS NOT NULL FROM learning.outbox
+              WHERE subject = 'learning.assessment.completed'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    })
+    .await;
     // No answer, completion or abandonment once completed.
     assert_code(
         answer(&app, &member, &assessment.id, &q(2), Some(50), "").await,
