@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("lyceum/learning/v1/workshops.proto"),
         root.join("lyceum/learning/v1/certificates.proto"),
         root.join("lyceum/learning/v1/resources.proto"),
+        root.join("lyceum/learning/v1/assessments.proto"),
         root.join("lyceum/instructor/v1/instructor.proto"),
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -1,7 +1,8 @@
 //! The learning service: courses and their content, co-teaching, enrollments, lesson and
 //! student progress, reviews; workshops, their facilitators, registrations (seats from the
-//! kit's capacity pools), attendance and feedback; the resource library (articles, videos and
-//! templates with access levels).
+//! kit's capacity pools), attendance and feedback; certificates and their public
+//! verification; the resource library (articles, videos and templates with access levels);
+//! adaptability assessments, their scores and the organizations' monthly trend.
 //!
 //! Rooms: `api` (gRPC handlers), `domain` (types and rules), `store` (SQL), `events`
 //! (what it publishes and the payment events it consumes), `jobs` (reconciliation, the
@@ -20,6 +21,7 @@ use lyceum_platform::db::{Database, ServiceSchema};
 use lyceum_platform::events::consumer::{ConsumerSpec, EventHandler};
 use lyceum_platform::server::{ServerLimits, ServiceModule};
 use lyceum_platform::verify::Reconciliation;
+use lyceum_proto::learning::v1::assessment_service_server::AssessmentServiceServer;
 use lyceum_proto::learning::v1::certificate_service_server::CertificateServiceServer;
 use lyceum_proto::learning::v1::course_service_server::CourseServiceServer;
 use lyceum_proto::learning::v1::enrollment_service_server::EnrollmentServiceServer;
@@ -33,13 +35,14 @@ pub use api::{Clock, LearningApi};
 /// The learning schema and its migrations.
 pub const SCHEMA: ServiceSchema = lyceum_schema::LEARNING;
 
-pub const GRPC_SERVICES: [&str; 6] = [
+pub const GRPC_SERVICES: [&str; 7] = [
     "lyceum.learning.v1.CourseService",
     "lyceum.learning.v1.EnrollmentService",
     "lyceum.learning.v1.ReviewService",
     "lyceum.learning.v1.WorkshopService",
     "lyceum.learning.v1.CertificateService",
     "lyceum.learning.v1.ResourceService",
+    "lyceum.learning.v1.AssessmentService",
 ];
 
 pub struct LearningModule {
@@ -106,6 +109,11 @@ impl ServiceModule for LearningModule {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        routes.add_service(
+            AssessmentServiceServer::new(self.api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
 
     fn database(&self) -> &Database {
@@ -133,6 +141,7 @@ impl ServiceModule for LearningModule {
         vec![
             Box::new(jobs::course_statistics::CourseStatistics),
             Box::new(jobs::workshop_statistics::WorkshopStatistics),
+            Box::new(jobs::assessment_scores::AssessmentScores),
         ]
     }
 

@@ -141,6 +141,12 @@ struct Tenant {
     /// A published resource of the library for the organization's members.
     resource_id: String,
     resource_title: String,
+    /// An assessment template of the organization (by its admin), one of its questions,
+    /// and the student's assessment of it with one answer.
+    template_id: String,
+    template_name: String,
+    question_id: String,
+    assessment_id: String,
     /// The student's membership grant.
     grant_id: String,
     /// The tenant's payment handler: a platform service account it uses.
@@ -173,6 +179,10 @@ impl Tenant {
             self.certificate_number.clone(),
             self.resource_id.clone(),
             self.resource_title.clone(),
+            self.template_id.clone(),
+            self.template_name.clone(),
+            self.question_id.clone(),
+            self.assessment_id.clone(),
             self.grant_id.clone(),
             self.service_account_id.clone(),
             self.payout_id.clone(),
@@ -204,6 +214,9 @@ impl Tenant {
             "registration" | "Registration" => self.registration_id.clone(),
             "certificate" | "Certificate" => self.certificate_id.clone(),
             "resource" | "Resource" | "Resources" => self.resource_id.clone(),
+            "template" | "Template" | "Templates" => self.template_id.clone(),
+            "question" | "Question" => self.question_id.clone(),
+            "assessment" | "Assessment" | "Assessments" => self.assessment_id.clone(),
             "facilitator" | "Facilitator" => self.instructor.id.clone(),
             "grant" => self.grant_id.clone(),
             "payout" | "Payout" => self.payout_id.clone(),
@@ -242,6 +255,8 @@ fn noun_of(method: &str) -> &str {
         "Revoke",
         "Grant",
         "BatchGet",
+        "Complete",
+        "Abandon",
     ];
     VERBS
         .iter()
@@ -768,6 +783,61 @@ impl Stack {
             .resource
             .unwrap()
             .id;
+        let mut assessments =
+            lpb::assessment_service_client::AssessmentServiceClient::new(self.channel.clone());
+        let template_name = format!("Secret assessment of {label} {}", &unique[24..]);
+        let template = assessments
+            .create_template(authed(
+                lpb::CreateTemplateRequest {
+                    template: Some(lpb::Template {
+                        organization_id: org_id.clone(),
+                        name: template_name.clone(),
+                        questions: vec![lpb::Question {
+                            dimension: lpb::Dimension::Velocity as i32,
+                            answer_type: lpb::AnswerType::Scale as i32,
+                            prompt: "How fast do you adapt?".into(),
+                            weight: 1.0,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                &admin.token,
+            ))
+            .await
+            .expect("create an assessment template")
+            .into_inner()
+            .template
+            .unwrap();
+        let template_id = template.id.clone();
+        let question_id = template.questions[0].id.clone();
+        let assessment_id = assessments
+            .start_assessment(authed(
+                lpb::StartAssessmentRequest {
+                    template_id: template_id.clone(),
+                    r#type: lpb::AssessmentType::Quick as i32,
+                    organization_id: org_id.clone(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("start an assessment")
+            .into_inner()
+            .assessment
+            .unwrap()
+            .id;
+        assessments
+            .answer_question(authed(
+                lpb::AnswerQuestionRequest {
+                    assessment_id: assessment_id.clone(),
+                    question_id: question_id.clone(),
+                    value: Some(60),
+                    text: String::new(),
+                },
+                &student.token,
+            ))
+            .await
+            .expect("answer a question");
         let grant_id = self
             .users()
             .list_user_roles(authed(
@@ -852,6 +922,10 @@ impl Stack {
             certificate_number: certificate.number,
             resource_id,
             resource_title,
+            template_id,
+            template_name,
+            question_id,
+            assessment_id,
             grant_id,
             service_account_id,
             payout_id,

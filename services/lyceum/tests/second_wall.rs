@@ -1663,3 +1663,258 @@ async fn resources_show_each_access_level_to_exactly_its_callers_under_rls() {
     // On the team but outside the course's organization: the course's resource is refused.
     refused(&db, &as_editor, &insert(editor, None, Some(course))).await;
 }
+
+#[tokio::test]
+async fn assessment_scores_and_statuses_are_the_services_and_assessments_their_owners() {
+    let test_db = migrated().await;
+    let mut admin = test_db.admin_connection().await;
+    let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
+    let (owner, colleague, org_admin, outsider) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let (template, scale, text, other_template, foreign_question) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let (assessment, completed) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(
+        &mut admin,
+        &format!(
+            "INSERT INTO learning.assessment_templates (id, organization_id, created_by, name) VALUES
+               ('{template}', '{org}', '{org_admin}', 'Ours'),
+               ('{other_template}', '{other_org}', '{outsider}', 'Theirs');
+             INSERT INTO learning.assessment_questions
+                 (id, template_id, position, dimension, answer_type, prompt, weight) VALUES
+               ('{scale}', '{template}', 0, 'velocity', 'scale', 'Fast?', 2),
+               ('{text}', '{template}', 1, 'cultural', 'text', 'Why?', 0),
+               ('{foreign_question}', '{other_template}', 0, 'velocity', 'scale', 'Fast?', 1);
+             INSERT INTO learning.assessments (id, template_id, user_id, organization_id,
+                 assessment_type) VALUES
+               ('{assessment}', '{template}', '{owner}', '{org}', 'full');
+             INSERT INTO learning.assessments (id, template_id, user_id, organization_id,
+                 assessment_type, status, velocity_score, results, completed_at) VALUES
+               ('{completed}', '{template}', '{owner}', '{org}', 'quick', 'completed', 50,
+                '{{}}', now());
+             INSERT INTO learning.org_adaptability_months
+                 (organization_id, month, completed_count, scored_count, overall_sum) VALUES
+               ('{org}', date_trunc('month', now())::date, 1, 1, 50);"
+        ),
+    )
+    .await;
+    let db = test_db.service_database(&lyceum_learning::SCHEMA).await;
+    let as_owner = user(owner, Some(org), &["user"]);
+    let as_colleague = user(colleague, Some(org), &["user"]);
+    let as_org_admin = user(org_admin, Some(org), &["user", "org_admin"]);
+    let as_outsider = user(outsider, Some(other_org), &["user", "org_admin"]);
+
+    // Scores, results, counts and completion are the service's, even on one's own.
+    for change in [
+        "velocity_score = 99",
+        "answer_count = 7",
+        "results = '{}'::jsonb, status = 'completed', completed_at = now()",
+        "recommendations = '[]'::jsonb",
+        "user_id = gen_random_uuid()",
+        "organization_id = NULL",
+    ] {
+        refused(
+            &db,
+            &as_owner,
+            &format!("UPDATE assessments SET {change} WHERE id = '{assessment}'"),
+        )
+        .await;
+    }
+    // The one move a caller makes: abandoning their own assessment in progress, and never
+    // reopening a completed one.
+    allowed(
+        &db,
+        &as_owner,
+        &format!(
+            "UPDATE assessments SET status = 'abandoned', abandoned_at = now()
+             WHERE id = '{assessment}'"
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "UPDATE assessments SET status = 'in_progress', completed_at = NULL, results = NULL
+             WHERE id = '{completed}'"
+        ),
+    )
+    .await;
+    // A new assessment starts in progress without scores, for oneself in one's own org.
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "INSERT INTO assessments (id, template_id, user_id, organization_id, assessment_type,
+                 velocity_score)
+             VALUES (gen_random_uuid(), '{template}', '{owner}', '{org}', 'full', 80)"
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "INSERT INTO assessments (id, template_id, user_id, organization_id, assessment_type)
+             VALUES (gen_random_uuid(), '{template}', '{colleague}', '{org}', 'full')"
+        ),
+    )
+    .await;
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "INSERT INTO assessments (id, template_id, user_id, organization_id, assessment_type)
+             VALUES (gen_random_uuid(), '{template}', '{owner}', '{other_org}', 'full')"
+        ),
+    )
+    .await;
+
+    // Answers: the owner's, while in progress, to their template's questions as weighted.
+    let answer = |by: Uuid, question: Uuid, weight: &str, value: &str, text: &str| {
+        format!(
+            "INSERT INTO assessment_answers (id, assessment_id, question_id, user_id, dimension,
+                 weight, value, text_answer)
+             SELECT gen_random_uuid(), '{assessment}', '{question}', '{by}', q.dimension, {weight},
+                    {value}, {text}
+               FROM assessment_questions q WHERE q.id = '{question}'"
+        )
+    };
+    allowed(
+        &db,
+        &as_owner,
+        &answer(owner, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_owner,
+        &answer(owner, text, "q.weight", "NULL", "'because'"),
+    )
+    .await;
+    refused(&db, &as_owner, &answer(owner, scale, "5", "70", "NULL")).await;
+    refused(
+        &db,
+        &as_owner,
+        &answer(owner, text, "q.weight", "70", "NULL"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_colleague,
+        &answer(colleague, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
+    refused(
+        &db,
+        &as_colleague,
+        &answer(owner, scale, "q.weight", "70", "NULL"),
+    )
+    .await;
+    // Another organization's question is not the owner's to see, let alone answer.
+    assert_eq!(
+        affected(
+            &db,
+            &as_owner,
+            &answer(owner, foreign_question, "q.weight", "70", "NULL")
+        )
+        .await,
+        0
+    );
+    // Sums and the monthly rollup: read by those who see them, written by nobody.
+    refused(
+        &db,
+        &as_owner,
+        &format!(
+            "INSERT INTO assessment_dimension_sums (assessment_id, dimension, weighted_sum,
+                 weight_total) VALUES ('{assessment}', 'velocity', 100, 1)"
+        ),
+    )
+    .await;
+    for caller in [&as_org_admin, &as_owner] {
+        refused(
+            &db,
+            caller,
+            &format!(
+                "INSERT INTO org_adaptability_months (organization_id, month, completed_count)
+                 VALUES ('{org}', '2020-01-01', 5)"
+            ),
+        )
+        .await;
+        assert_eq!(
+            affected(
+                &db,
+                caller,
+                &format!("UPDATE org_adaptability_months SET completed_count = 9 WHERE organization_id = '{org}'")
+            )
+            .await,
+            0
+        );
+    }
+    let months =
+        format!("SELECT count(*) FROM org_adaptability_months WHERE organization_id = '{org}'");
+    assert_eq!(count(&db, &as_org_admin, &months).await, 1);
+    assert_eq!(count(&db, &as_owner, &months).await, 0);
+    assert_eq!(count(&db, &as_outsider, &months).await, 0);
+
+    // Who sees what: the owner and their org's admin the assessments; colleagues and
+    // outsiders neither them nor (outsiders) the organization's templates; the org admin
+    // reads but never changes a member's assessment.
+    let assessments = format!("SELECT count(*) FROM assessments WHERE user_id = '{owner}'");
+    assert_eq!(count(&db, &as_owner, &assessments).await, 2);
+    assert_eq!(count(&db, &as_org_admin, &assessments).await, 2);
+    assert_eq!(count(&db, &as_colleague, &assessments).await, 0);
+    assert_eq!(count(&db, &as_outsider, &assessments).await, 0);
+    let templates = format!("SELECT count(*) FROM assessment_templates WHERE id = '{template}'");
+    assert_eq!(count(&db, &as_colleague, &templates).await, 1);
+    assert_eq!(count(&db, &as_outsider, &templates).await, 0);
+    assert_eq!(
+        affected(
+            &db,
+            &as_org_admin,
+            &format!(
+                "UPDATE assessments SET status = 'abandoned', abandoned_at = now()
+                 WHERE id = '{assessment}'"
+            )
+        )
+        .await,
+        0
+    );
+    // Templates are created by their organization's admins only, and never changed.
+    refused(
+        &db,
+        &as_colleague,
+        &format!(
+            "INSERT INTO assessment_templates (id, organization_id, created_by, name)
+             VALUES (gen_random_uuid(), '{org}', '{colleague}', 'Mine')"
+        ),
+    )
+    .await;
+    allowed(
+        &db,
+        &as_org_admin,
+        &format!(
+            "INSERT INTO assessment_templates (id, organization_id, created_by, name)
+             VALUES (gen_random_uuid(), '{org}', '{org_admin}', 'Another')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        affected(
+            &db,
+            &as_org_admin,
+            &format!("UPDATE assessment_questions SET weight = 9 WHERE id = '{scale}'")
+        )
+        .await,
+        0
+    );
+}

@@ -1,6 +1,7 @@
 //! The gRPC handlers, as adapters: request → command (validated, every field violation
 //! at once), load in a tenant transaction, decide in `domain`, save, publish, encode.
 
+mod assessments;
 mod certificates;
 mod courses;
 mod enrollments;

@@ -5,7 +5,9 @@ use lyceum_platform::money;
 use lyceum_proto::learning::v1 as pb;
 
 use crate::domain::Permission;
+use crate::domain::assessment::{Dimension, Weight, as_points};
 use crate::domain::certificate::CertificateStatus;
+use crate::store::assessments::{AnswerRow, AssessmentRow, QuestionRow, TemplateRow};
 use crate::store::certificates::{CertificateRow, Verification};
 use crate::store::content::{LessonRow, ModuleRow};
 use crate::store::courses::CourseRow;
@@ -314,5 +316,83 @@ pub fn resource(row: ResourceRow) -> pb::Resource {
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         publish_time: opt_timestamp(row.published_at),
+    }
+}
+
+pub fn question(row: QuestionRow) -> pb::Question {
+    pb::Question {
+        id: row.id.to_string(),
+        dimension: row.dimension.to_proto(),
+        answer_type: row.answer_type.to_proto(),
+        prompt: row.prompt,
+        options: row.options,
+        weight: Weight::from_milli(row.weight_milli).as_f64(),
+        position: row.position,
+    }
+}
+
+pub fn template(row: TemplateRow, questions: Vec<QuestionRow>) -> pb::Template {
+    pb::Template {
+        id: row.id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        created_by: row.created_by.to_string(),
+        name: row.name,
+        description: row.description,
+        questions: questions.into_iter().map(question).collect(),
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+pub fn answer(row: AnswerRow) -> pb::Answer {
+    pb::Answer {
+        question_id: row.question_id.to_string(),
+        dimension: row.dimension.to_proto(),
+        value: row.value.map(i32::from),
+        text: row.text_answer.unwrap_or_default(),
+        answer_time: Some(timestamp(row.answered_at)),
+    }
+}
+
+/// The recommendations a completion stored (see `api::assessments::recommendations_json`).
+fn recommendations(stored: Option<&serde_json::Value>) -> Vec<pb::Recommendation> {
+    let Some(serde_json::Value::Array(items)) = stored else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let dimension = Dimension::from_db(item.get("dimension")?.as_str()?).ok()?;
+            Some(pb::Recommendation {
+                dimension: dimension.to_proto(),
+                score: as_points(item.get("score_hundredths")?.as_i64()?),
+                text: item.get("text")?.as_str()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+pub fn assessment(row: AssessmentRow, answers: Vec<AnswerRow>) -> pb::Assessment {
+    pb::Assessment {
+        id: row.id.to_string(),
+        template_id: row.template_id.to_string(),
+        user_id: row.user_id.to_string(),
+        organization_id: opt_id_to_string(row.organization_id),
+        r#type: row.assessment_type.to_proto(),
+        status: row.status.to_proto(),
+        scores: Some(pb::DimensionScores {
+            individual: row.individual.map(as_points),
+            leadership: row.leadership.map(as_points),
+            cultural: row.cultural.map(as_points),
+            embedding: row.embedding.map(as_points),
+            velocity: row.velocity.map(as_points),
+        }),
+        overall_score: row.overall.map(as_points),
+        answer_count: row.answer_count,
+        recommendations: recommendations(row.recommendations.as_ref()),
+        start_time: Some(timestamp(row.started_at)),
+        complete_time: opt_timestamp(row.completed_at),
+        abandon_time: opt_timestamp(row.abandoned_at),
+        version: row.version,
+        answers: answers.into_iter().map(answer).collect(),
     }
 }

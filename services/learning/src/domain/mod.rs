@@ -1,8 +1,10 @@
 //! Learning's types and pure rules, one module per aggregate: course, access, enrollment,
-//! progress and review, with the statuses and text they are made of (money is the kit's). Nothing here
-//! touches the database; the API loads, calls these to decide, then saves.
+//! progress, review, workshop and assessment, with the statuses and text they are made of
+//! (money is the kit's). Nothing here touches the database; the API loads, calls these to
+//! decide, then saves.
 
 pub mod access;
+pub mod assessment;
 pub mod certificate;
 pub mod course;
 pub mod drip;

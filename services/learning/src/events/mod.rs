@@ -2,6 +2,7 @@
 //! the one place that moves an enrollment between statuses, and the handlers of the
 //! events learning consumes.
 
+pub mod assessments;
 pub mod certificates;
 pub mod payments;
 pub mod resources;

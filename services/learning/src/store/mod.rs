@@ -1,6 +1,7 @@
 //! SQL of the learning schema, one module per aggregate. Every function takes the
 //! caller's transaction, which carries the tenant context for RLS.
 
+pub mod assessments;
 pub mod certificates;
 pub mod content;
 pub mod courses;
@@ -69,6 +70,16 @@ pub const UNIQUE_FIELDS: &[UniqueField] = &[
         constraint: "workshop_facilitators_pkey",
         field: "facilitator_id",
         message: "already facilitates this workshop",
+    },
+    UniqueField {
+        constraint: "assessment_questions_template_id_position_key",
+        field: "template.questions",
+        message: "two questions share a position",
+    },
+    UniqueField {
+        constraint: "assessment_answers_assessment_id_question_id_key",
+        field: "question_id",
+        message: "the question is already answered",
     },
 ];
 

@@ -13,6 +13,7 @@ use lyceum_platform::crypto::SecretBox;
 use lyceum_platform::db::Database;
 use lyceum_platform::events::EventBus;
 use lyceum_proto::learning::v1 as pb;
+use lyceum_proto::learning::v1::assessment_service_client::AssessmentServiceClient;
 use lyceum_proto::learning::v1::course_service_client::CourseServiceClient;
 use lyceum_proto::learning::v1::enrollment_service_client::EnrollmentServiceClient;
 use lyceum_proto::learning::v1::review_service_client::ReviewServiceClient;
@@ -126,6 +127,14 @@ impl TestApp {
 
     pub fn workshops(&self) -> WorkshopServiceClient<Channel> {
         WorkshopServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn assessments(&self) -> AssessmentServiceClient<Channel> {
+        AssessmentServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn platform_admin(&self) -> User {
+        self.user(None, &[("user", false), ("admin", false)])
     }
 
     /// A draft workshop of `owner` with the given capacity and price (USD), starting in
