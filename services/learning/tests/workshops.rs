@@ -909,6 +909,12 @@ async fn capacity_changes_keep_the_seats_taken_and_only_admins_feature() {
         .workshop
         .unwrap();
     assert_eq!((grown.capacity, grown.seats_remaining), (5, 3));
+    // A listed workshop's change is announced (instructor's copy of its schedule).
+    assert!(
+        app.outbox_subjects()
+            .await
+            .contains(&"learning.workshop.updated".to_owned())
+    );
     assert_code(
         app.workshops()
             .update_workshop(authed(update(5, true, &["featured"]), &teacher.token))

@@ -69,9 +69,12 @@ impl EventHandler for LearningEvents {
                 let enrollment: pb::EnrollmentChanged = unpack(event)?;
                 apply_enrollment(tx, &enrollment, verb, at).await?;
             }
+            // `updated` carries the workshop's current status, title and schedule at the
+            // same version counter as the status events.
             "lyceum.learning.workshop.published"
             | "lyceum.learning.workshop.archived"
-            | "lyceum.learning.workshop.cancelled" => {
+            | "lyceum.learning.workshop.cancelled"
+            | "lyceum.learning.workshop.updated" => {
                 let workshop: pb::WorkshopStatusChanged = unpack(event)?;
                 workshops::apply_workshop_status(tx, &workshop).await?;
             }

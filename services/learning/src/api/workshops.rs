@@ -26,7 +26,7 @@ use crate::domain::{
 };
 use crate::events::workshops::{
     Move, Moved, SeatRequest, WORKSHOP_SEATS, cancel_registrations_of, change_registration,
-    registration_changed, take_seat, workshop_status_changed,
+    registration_changed, take_seat, workshop_status_changed, workshop_updated,
 };
 use crate::store::Tx;
 use crate::store::registrations::{self, NewRegistration, RegistrationRow};
@@ -714,6 +714,10 @@ impl LearningApi {
         let row = workshops::get(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found("workshop"))?;
+        // Drafts are nobody else's business yet: their first event is `published`.
+        if row.status != WorkshopStatus::Draft {
+            tx.publish(workshop_updated(&row)).await?;
+        }
         tx.commit().await?;
         Ok(pb::UpdateWorkshopResponse {
             workshop: Some(wire::workshop(row)),

@@ -21,7 +21,18 @@ use crate::store::workshops::{self, Satisfaction, WorkshopRow};
 /// The kind of the workshops' capacity pools (the pool's id is the workshop's).
 pub const WORKSHOP_SEATS: PoolKind = PoolKind::new("workshop_seats");
 
+/// `learning.workshop.updated`: a listed workshop's title, schedule or terms changed, with
+/// its current status at the status events' version counter, so that other contexts'
+/// copies (instructor's upcoming workshops) do not go stale.
+pub fn workshop_updated(row: &WorkshopRow) -> Event {
+    workshop_event(row, "learning.workshop.updated")
+}
+
 pub fn workshop_status_changed(row: &WorkshopRow) -> Event {
+    workshop_event(row, &format!("learning.workshop.{}", row.status))
+}
+
+fn workshop_event(row: &WorkshopRow, subject: &str) -> Event {
     let payload = pb::WorkshopStatusChanged {
         workshop_id: row.id.to_string(),
         instructor_id: row.instructor_id.to_string(),
@@ -35,11 +46,7 @@ pub fn workshop_status_changed(row: &WorkshopRow) -> Event {
         capacity: row.capacity,
         version: row.version,
     };
-    Event::new(
-        &format!("learning.workshop.{}", row.status),
-        row.organization_id,
-        &payload,
-    )
+    Event::new(subject, row.organization_id, &payload)
 }
 
 /// A registration's event after a change; its version is the row's `updated_at`, which
