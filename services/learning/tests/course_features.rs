@@ -418,4 +418,27 @@ async fn a_course_earns_what_its_payments_bring_in_less_refunds() {
     eventually("the refunds", || async { revenue().await == 4_000 }).await;
     let course_now = app.course(&teacher, &course.id).await.unwrap();
     assert_eq!(course_now.total_revenue.unwrap().currency, "USD");
+    // With revenue in dollars, the course's currency stays: one sum, one currency.
+    let status = assert_code(
+        app.courses()
+            .update_course(authed(
+                pb::UpdateCourseRequest {
+                    course: Some(pb::Course {
+                        id: course.id.clone(),
+                        price: Some(pb::Money {
+                            amount_minor: 4_500,
+                            currency: "EUR".into(),
+                        }),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["price".into()],
+                    }),
+                },
+                &teacher.token,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["course.price"]);
 }

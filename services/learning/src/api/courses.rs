@@ -598,6 +598,16 @@ impl LearningApi {
         {
             v.add("course.visibility", message);
         }
+        // The course's revenue is one sum in its currency: amounts in two are never added.
+        if fields.currency != stored.currency && stored.total_revenue_minor != 0 {
+            v.add(
+                "course.price",
+                format!(
+                    "the course has revenue in {}; its currency stays",
+                    stored.currency
+                ),
+            );
+        }
         v.into_result()?;
         let row = courses::update(&mut tx, id, fields)
             .await?

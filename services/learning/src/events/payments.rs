@@ -74,7 +74,13 @@ impl EventHandler for PaymentEvents {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                     // The course's revenue: what the payment that activated it brought in.
-                    courses::add_revenue(tx, enrollment.course_id, payment.amount_minor).await?;
+                    courses::add_revenue(
+                        tx,
+                        enrollment.course_id,
+                        payment.amount_minor,
+                        &payment.currency,
+                    )
+                    .await?;
                 }
                 Ok(())
             }
@@ -99,7 +105,13 @@ impl EventHandler for PaymentEvents {
                     return Ok(());
                 }
                 // Every refund, in part or in full, comes off the course's revenue.
-                courses::add_revenue(tx, enrollment.course_id, -refund.refunded_minor).await?;
+                courses::add_revenue(
+                    tx,
+                    enrollment.course_id,
+                    -refund.refunded_minor,
+                    &refund.currency,
+                )
+                .await?;
                 let status = enrollment.status;
                 if refund.fully_refunded && status.can_become(EnrollmentStatus::Refunded) {
                     transition_enrollment(tx, &enrollment, EnrollmentStatus::Refunded, None)

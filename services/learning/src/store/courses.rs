@@ -447,12 +447,20 @@ pub async fn delete_draft(tx: &mut Tx, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(deleted.rows_affected() == 1)
 }
 
-/// Adds a payment (or, negative, a refund) to the course's revenue (bookkeeping).
-pub async fn add_revenue(tx: &mut Tx, id: Uuid, delta_minor: i64) -> Result<(), sqlx::Error> {
+/// Adds a payment (or, negative, a refund) to the course's revenue (bookkeeping), only
+/// when it is in the course's currency: amounts in two currencies are never added.
+pub async fn add_revenue(
+    tx: &mut Tx,
+    id: Uuid,
+    delta_minor: i64,
+    currency: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "UPDATE courses SET total_revenue_minor = total_revenue_minor + $2 WHERE id = $1",
+        "UPDATE courses SET total_revenue_minor = total_revenue_minor + $2
+         WHERE id = $1 AND currency = $3",
         id,
-        delta_minor
+        delta_minor,
+        currency
     )
     .execute(tx.conn())
     .await?;
